@@ -1,0 +1,1269 @@
+//! The log: appenders, group commit, segment rolls, recovery, truncation and
+//! snapshots.
+//!
+//! Design note. One mutex (`State`) guards the queue of encoded frames that are
+//! not yet written, the sequence-number counters and the segment list. An
+//! appender encodes its frames into the queue under that mutex and, depending on
+//! the sync policy, returns or waits. Exactly one thread at a time is the
+//! *leader*: it takes the whole queue, releases the mutex, writes the bytes with
+//! one positional write and (when durability is wanted) one `fdatasync`, then
+//! publishes the new durable position and wakes everyone. Appenders that arrive
+//! while a leader is busy queue up behind it and are all covered by the next
+//! leader's single write and fsync. Under `SyncPolicy::Always` the leader is an
+//! appender that found no leader; under `Batch` it is a background thread;
+//! under `Never` it is whoever fills the write buffer or calls `sync`.
+//!
+//! Only the leader touches the active segment file (through `Writer`, whose
+//! mutex is uncontended). Readers see records up to the durable position only,
+//! so a reader never observes a record that a crash could take back.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::Lsn;
+use crate::error::{Error, Result};
+use crate::format::{
+    self, FRAME_HEADER, Frame, HeaderCheck, SEGMENT_HEADER, SnapshotCheck, VERSION,
+};
+use crate::io::{Storage, StorageFile};
+use crate::options::{Options, SyncPolicy};
+use crate::reader::Reader;
+
+const HEADER: u64 = SEGMENT_HEADER as u64;
+/// How many past failures an appender can look back through to learn the fate
+/// of its records. Failures are rare; an appender that sleeps through this many
+/// gets a conservative error.
+const FAILURE_HISTORY: usize = 1024;
+
+/// A segment as readers and truncation see it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentInfo {
+    pub(crate) first_lsn: Lsn,
+    pub(crate) path: PathBuf,
+    /// Final length once sealed; `None` for the active segment.
+    pub(crate) sealed_len: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Failure {
+    epoch: u64,
+    /// Records at or below this were durable before the failure.
+    floor: Lsn,
+    message: String,
+}
+
+pub(crate) struct State {
+    pending: Vec<u8>,
+    spare: Vec<u8>,
+    /// LSN of the first record in `pending` (equals `next_lsn` when empty).
+    pending_first: Lsn,
+    /// Appender calls whose records are in `pending`.
+    pending_calls: usize,
+    pending_since: Option<Instant>,
+    next_lsn: Lsn,
+    written_lsn: Lsn,
+    pub(crate) durable_lsn: Lsn,
+    /// First LSN of the segment that holds the durable end, and the byte
+    /// offset of that end in it.
+    pub(crate) durable_seg: Lsn,
+    pub(crate) durable_off: u64,
+    pub(crate) segments: Vec<SegmentInfo>,
+    leader: bool,
+    gathering: bool,
+    last_group_calls: usize,
+    sync_ewma: Duration,
+    epoch: u64,
+    failures: VecDeque<Failure>,
+    /// The last write failure of a background flush, reported to `sync` and
+    /// to appenders refused for want of queue space.
+    last_error: Option<String>,
+    pub(crate) reader_waiters: usize,
+    pub(crate) closed: bool,
+}
+
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    opts: Options,
+    pub(crate) state: Mutex<State>,
+    /// Appenders waiting for durability, and threads waiting for the leader.
+    cv: Condvar,
+    /// A leader gathering the next group.
+    cv_gather: Condvar,
+    /// The background flusher (Batch).
+    cv_flush: Condvar,
+    /// Readers in follow mode.
+    pub(crate) cv_readers: Condvar,
+    writer: Mutex<Writer>,
+    _lock: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoverySummary {
+    /// Segments found.
+    pub segments: usize,
+    /// Records in the last segment after recovery.
+    pub records_in_last_segment: u64,
+    /// The last sequence number in the log after recovery (0 when empty).
+    pub last_lsn: Lsn,
+    /// A torn tail cut from the last segment: where the cut was made and how
+    /// many bytes (up to the end of the written data) were discarded.
+    pub torn_tail: Option<TornTail>,
+    /// A last segment whose header had not been durably written, removed.
+    pub removed_unfinished_segment: Option<PathBuf>,
+    /// Damage repaired under `Options::repair`.
+    pub repaired: Option<Repair>,
+    /// Left-over temporary snapshot files removed.
+    pub removed_temp_files: Vec<PathBuf>,
+}
+
+/// A torn tail cut away during recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub segment: PathBuf,
+    /// Where the log now ends in that segment.
+    pub offset: u64,
+    /// Non-zero bytes found after that point and discarded.
+    pub discarded_bytes: u64,
+    /// Why the first discarded frame was not accepted.
+    pub reason: String,
+}
+
+/// Damage cut away under `Options::repair`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The damaged segment.
+    pub segment: PathBuf,
+    /// Where the log was cut.
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: String,
+    /// Later segments removed with it.
+    pub removed_segments: Vec<PathBuf>,
+}
+
+/// A snapshot read back by [`Wal::latest_snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Records at or below this sequence number are covered by the snapshot.
+    pub lsn: Lsn,
+    /// The bytes given to [`Wal::save_snapshot`].
+    pub data: Bytes,
+}
+
+/// A durable, totally ordered, append-only log. See the crate documentation.
+///
+/// `Wal` is `Send + Sync`: share it (for example in an `Arc`) and append from
+/// many threads at once.
+pub struct Wal {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+    summary: RecoverySummary,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.state.lock();
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("last_lsn", &(st.next_lsn - 1))
+            .field("durable_lsn", &st.durable_lsn)
+            .field("segments", &st.segments.len())
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writer: the active segment, touched only by the leader.
+// ---------------------------------------------------------------------------
+
+struct Writer {
+    file: Box<dyn StorageFile>,
+    seg_first: Lsn,
+    path: PathBuf,
+    /// End of the bytes written.
+    offset: u64,
+    /// End of the bytes known durable.
+    durable_offset: u64,
+    /// After a failure: the length the file must be cut back to before the
+    /// next write, dropping whatever a failed write may have left.
+    cut_to: Option<u64>,
+    /// After records were lost to a failed fsync, the next write starts a new
+    /// segment so that sequence numbers inside a segment stay dense.
+    roll_next: bool,
+}
+
+struct Rolled {
+    old_first: Lsn,
+    old_len: u64,
+    new: SegmentInfo,
+}
+
+struct Written {
+    rolled: Option<Rolled>,
+    seg_first: Lsn,
+    durable_offset: u64,
+}
+
+enum WriteFailure {
+    /// Writing failed; bytes already durable are intact and the file is
+    /// (or will be) cut back to the end of the last good write.
+    Write(Error),
+    /// fsync failed; everything after the last durable byte is suspect and
+    /// the file is (or will be) cut back to it.
+    Sync(Error),
+}
+
+impl Writer {
+    fn write_group(
+        &mut self,
+        sh: &Shared,
+        buf: &[u8],
+        first: Lsn,
+        fsync: bool,
+    ) -> Result<Written, WriteFailure> {
+        if let Some(len) = self.cut_to {
+            self.cut(sh, len).map_err(WriteFailure::Write)?;
+        }
+        let mut rolled = None;
+        if !buf.is_empty()
+            && (self.roll_next
+                || (self.offset > HEADER && self.offset + buf.len() as u64 > sh.opts.segment_size))
+        {
+            rolled = Some(self.roll(sh, first)?);
+        }
+        if !buf.is_empty() {
+            if let Err(e) = self.file.write_at(self.offset, buf) {
+                self.cut_to = Some(self.offset);
+                return Err(WriteFailure::Write(Error::io("write", &self.path, e)));
+            }
+            self.offset += buf.len() as u64;
+        }
+        if fsync && self.durable_offset < self.offset {
+            if let Err(e) = self.file.sync_data() {
+                self.cut_to = Some(self.durable_offset);
+                self.offset = self.durable_offset;
+                return Err(WriteFailure::Sync(Error::io("fsync", &self.path, e)));
+            }
+            self.durable_offset = self.offset;
+        }
+        Ok(Written {
+            rolled,
+            seg_first: self.seg_first,
+            durable_offset: self.durable_offset,
+        })
+    }
+
+    /// Cut the active segment back to `len` and make that durable.
+    fn cut(&mut self, sh: &Shared, len: u64) -> Result<()> {
+        let io = |op, e| Error::io(op, &self.path, e);
+        self.file.set_len(len).map_err(|e| io("truncate", e))?;
+        if sh.opts.preallocate {
+            // Best effort: a full disk must not stop the log from going on in
+            // the space it already has.
+            let _ = self.file.allocate(sh.opts.segment_size);
+        }
+        self.file.sync_data().map_err(|e| io("fsync", e))?;
+        self.cut_to = None;
+        self.offset = len;
+        self.durable_offset = len;
+        Ok(())
+    }
+
+    /// Seal the active segment and start a new one whose first record is
+    /// `first`. Order: cut and fsync the old segment, create and fsync the new
+    /// one, fsync the directory; only then may a record in it be acknowledged.
+    fn roll(&mut self, sh: &Shared, first: Lsn) -> Result<Rolled, WriteFailure> {
+        let old_path = self.path.clone();
+        if let Err(e) = self.file.set_len(self.offset) {
+            return Err(WriteFailure::Write(Error::io("truncate", &old_path, e)));
+        }
+        if let Err(e) = self.file.sync_data() {
+            self.cut_to = Some(self.durable_offset);
+            self.offset = self.durable_offset;
+            return Err(WriteFailure::Sync(Error::io("fsync", &old_path, e)));
+        }
+        self.durable_offset = self.offset;
+        let path = sh.dir.join(format::segment_name(first));
+        let file = create_segment(&*sh.storage, &sh.dir, &sh.opts, &path, first)
+            .map_err(WriteFailure::Write)?;
+        let old_first = self.seg_first;
+        let old_len = self.offset;
+        self.file = file;
+        self.path = path.clone();
+        self.seg_first = first;
+        self.offset = HEADER;
+        self.durable_offset = HEADER;
+        self.roll_next = false;
+        Ok(Rolled {
+            old_first,
+            old_len,
+            new: SegmentInfo {
+                first_lsn: first,
+                path,
+                sealed_len: None,
+            },
+        })
+    }
+}
+
+fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    opts: &Options,
+    path: &Path,
+    first: Lsn,
+) -> Result<Box<dyn StorageFile>> {
+    let result = (|| {
+        let file = storage
+            .open(path, true)
+            .map_err(|e| Error::io("create", path, e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate", path, e))?;
+        file.write_at(0, &format::encode_segment_header(first))
+            .map_err(|e| Error::io("write", path, e))?;
+        if opts.preallocate {
+            file.allocate(opts.segment_size)
+                .map_err(|e| Error::io("preallocate", path, e))?;
+        }
+        file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        Ok(file)
+    })();
+    if result.is_err() {
+        // Leave no half-made segment behind: recovery would have to guess.
+        if storage.remove(path).is_ok() {
+            let _ = storage.sync_dir(dir);
+        }
+    }
+    result
+}
+
+// ---------------------------------------------------------------------------
+// Opening and recovery.
+// ---------------------------------------------------------------------------
+
+struct Found {
+    first_lsn: Lsn,
+    path: PathBuf,
+}
+
+impl Wal {
+    /// Open (or create) the log in `dir`, recovering from any crash.
+    ///
+    /// Recovery cuts a torn tail from the newest segment (reported in
+    /// [`Wal::recovery`]) and fails with [`Error::Corrupt`] on damage anywhere
+    /// else, unless [`Options::repair`] is set.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
+        let dir = dir.as_ref().to_path_buf();
+        let storage = opts.storage.clone();
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| Error::io("create directory", &dir, e))?;
+        let lock = storage.lock(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked(dir.clone())
+            } else {
+                Error::io("lock", &dir, e)
+            }
+        })?;
+        let mut summary = RecoverySummary::default();
+        let names = storage.list(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        let mut found: Vec<Found> = Vec::new();
+        let mut snapshot_max: Option<Lsn> = None;
+        for name in names {
+            let path = dir.join(&name);
+            if let Some(first_lsn) = format::parse_segment_name(&name) {
+                found.push(Found { first_lsn, path });
+            } else if let Some(lsn) = format::parse_snapshot_name(&name) {
+                snapshot_max = Some(snapshot_max.map_or(lsn, |m: Lsn| m.max(lsn)));
+            } else if name.starts_with("snap-") && name.ends_with(".tmp") {
+                storage
+                    .remove(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
+                summary.removed_temp_files.push(path);
+            }
+        }
+        found.sort_by_key(|f| f.first_lsn);
+
+        let mut segments: Vec<SegmentInfo> = Vec::new();
+        // (first_lsn, end offset, records) of the last segment kept.
+        let mut last: Option<(Lsn, u64, u64)> = None;
+        let mut prev_next: Option<Lsn> = None;
+        let mut i = 0;
+        while i < found.len() {
+            let is_last = i + 1 == found.len();
+            let f = &found[i];
+            let len = storage
+                .open(&f.path, false)
+                .and_then(|file| file.len())
+                .map_err(|e| Error::io("open", &f.path, e))?;
+            let map = storage
+                .map(&f.path, len)
+                .map_err(|e| Error::io("map", &f.path, e))?;
+            let damage: Option<(u64, String)> = match format::decode_segment_header(&map) {
+                HeaderCheck::Unsupported(v) => {
+                    return Err(Error::UnsupportedVersion {
+                        path: f.path.clone(),
+                        found: v,
+                        supported: VERSION,
+                    });
+                }
+                HeaderCheck::Bad(why) => {
+                    let unfinished =
+                        map.len() < SEGMENT_HEADER || map[..SEGMENT_HEADER].iter().all(|&b| b == 0);
+                    if is_last && unfinished {
+                        // Created but never durably initialised: a crash
+                        // during a roll. Nothing in it was ever acknowledged.
+                        storage
+                            .remove(&f.path)
+                            .map_err(|e| Error::io("remove", &f.path, e))?;
+                        storage
+                            .sync_dir(&dir)
+                            .map_err(|e| Error::io("fsync directory", &dir, e))?;
+                        summary.removed_unfinished_segment = Some(f.path.clone());
+                        found.pop();
+                        continue;
+                    }
+                    Some((0, format!("segment header: {why}")))
+                }
+                HeaderCheck::Ok { first_lsn } if first_lsn != f.first_lsn => Some((
+                    0,
+                    format!(
+                        "header says first record {first_lsn}, name says {}",
+                        f.first_lsn
+                    ),
+                )),
+                HeaderCheck::Ok { .. } if prev_next.is_some_and(|n| f.first_lsn < n) => Some((
+                    0,
+                    format!(
+                        "segment starts at {} but the previous one ends at {}",
+                        f.first_lsn,
+                        prev_next.unwrap_or(0) - 1
+                    ),
+                )),
+                HeaderCheck::Ok { .. } => None,
+            };
+            let scan = if damage.is_none() && (is_last || opts.verify_sealed) {
+                Some(scan_segment(&map, f.first_lsn))
+            } else {
+                None
+            };
+            let damage = damage.or_else(|| {
+                let s = scan.as_ref()?;
+                if is_last {
+                    return None;
+                }
+                s.bad.clone().or_else(|| {
+                    (s.valid_end != map.len() as u64).then(|| {
+                        (
+                            s.valid_end,
+                            "unfinished batch at the end of a sealed segment".into(),
+                        )
+                    })
+                })
+            });
+            if let Some((offset, reason)) = damage {
+                if !opts.repair {
+                    return Err(Error::Corrupt {
+                        segment: f.path.clone(),
+                        offset,
+                        reason,
+                    });
+                }
+                // Cut here, drop everything after.
+                let cut = offset.max(HEADER);
+                let mut removed = Vec::new();
+                for later in &found[i + 1..] {
+                    storage
+                        .remove(&later.path)
+                        .map_err(|e| Error::io("remove", &later.path, e))?;
+                    removed.push(later.path.clone());
+                }
+                let keep_file = offset >= HEADER;
+                if keep_file {
+                    let file = storage
+                        .open(&f.path, false)
+                        .map_err(|e| Error::io("open", &f.path, e))?;
+                    file.set_len(cut)
+                        .map_err(|e| Error::io("truncate", &f.path, e))?;
+                    file.sync_data()
+                        .map_err(|e| Error::io("fsync", &f.path, e))?;
+                } else {
+                    storage
+                        .remove(&f.path)
+                        .map_err(|e| Error::io("remove", &f.path, e))?;
+                    removed.push(f.path.clone());
+                }
+                storage
+                    .sync_dir(&dir)
+                    .map_err(|e| Error::io("fsync directory", &dir, e))?;
+                summary.repaired = Some(Repair {
+                    segment: f.path.clone(),
+                    offset: cut,
+                    reason,
+                    removed_segments: removed,
+                });
+                found.truncate(i + usize::from(keep_file));
+                // Re-examine this segment (now the last) from its start.
+                if keep_file {
+                    continue;
+                }
+                break;
+            }
+            let (end, records) = match &scan {
+                Some(s) => (s.valid_end, s.records),
+                None => (len, 0),
+            };
+            if is_last {
+                if let Some(s) = &scan {
+                    let tail = &map[s.valid_end as usize..];
+                    let nonzero = tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                    if nonzero > 0 {
+                        summary.torn_tail = Some(TornTail {
+                            segment: f.path.clone(),
+                            offset: s.valid_end,
+                            discarded_bytes: nonzero as u64,
+                            reason: s
+                                .bad
+                                .as_ref()
+                                .map_or_else(|| "unfinished batch".to_owned(), |b| b.1.clone()),
+                        });
+                    }
+                }
+                last = Some((f.first_lsn, end, records));
+            } else {
+                segments.push(SegmentInfo {
+                    first_lsn: f.first_lsn,
+                    path: f.path.clone(),
+                    sealed_len: Some(len),
+                });
+            }
+            prev_next = Some(f.first_lsn + if scan.is_some() { records } else { 1 });
+            i += 1;
+        }
+
+        if last.is_none() {
+            // The newest segment was removed (unfinished, or cut by repair):
+            // the one before it becomes the active segment again.
+            if let Some(s) = segments.pop() {
+                let len = s.sealed_len.unwrap_or(HEADER);
+                let map = storage
+                    .map(&s.path, len)
+                    .map_err(|e| Error::io("map", &s.path, e))?;
+                let scan = scan_segment(&map, s.first_lsn);
+                if let Some((offset, reason)) = scan.bad {
+                    return Err(Error::Corrupt {
+                        segment: s.path,
+                        offset,
+                        reason,
+                    });
+                }
+                last = Some((s.first_lsn, scan.valid_end, scan.records));
+            }
+        }
+
+        let shared_opts = opts.clone();
+        let floor_next = snapshot_max.map_or(1, |s| s + 1);
+        let (writer, next_lsn) = match last {
+            Some((first, end, records)) => {
+                let path = dir.join(format::segment_name(first));
+                let file = storage
+                    .open(&path, false)
+                    .map_err(|e| Error::io("open", &path, e))?;
+                let file_len = file.len().map_err(|e| Error::io("open", &path, e))?;
+                if file_len != end {
+                    // Cut the torn tail (and zero any preallocated space after
+                    // it) so a later crash cannot mistake old bytes for records.
+                    file.set_len(end)
+                        .map_err(|e| Error::io("truncate", &path, e))?;
+                }
+                if opts.preallocate {
+                    let _ = file.allocate(opts.segment_size);
+                }
+                file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
+                summary.records_in_last_segment = records;
+                segments.push(SegmentInfo {
+                    first_lsn: first,
+                    path: path.clone(),
+                    sealed_len: None,
+                });
+                let next = first + records;
+                let w = Writer {
+                    file,
+                    seg_first: first,
+                    path,
+                    offset: end,
+                    durable_offset: end,
+                    cut_to: None,
+                    roll_next: next < floor_next,
+                };
+                (w, next.max(floor_next))
+            }
+            None => {
+                let first = floor_next;
+                let path = dir.join(format::segment_name(first));
+                let file = create_segment(&*storage, &dir, &opts, &path, first)?;
+                segments.push(SegmentInfo {
+                    first_lsn: first,
+                    path: path.clone(),
+                    sealed_len: None,
+                });
+                let w = Writer {
+                    file,
+                    seg_first: first,
+                    path,
+                    offset: HEADER,
+                    durable_offset: HEADER,
+                    cut_to: None,
+                    roll_next: false,
+                };
+                (w, first)
+            }
+        };
+        summary.segments = segments.len();
+        summary.last_lsn = next_lsn - 1;
+        let state = State {
+            pending: Vec::new(),
+            spare: Vec::new(),
+            pending_first: next_lsn,
+            pending_calls: 0,
+            pending_since: None,
+            next_lsn,
+            written_lsn: next_lsn - 1,
+            durable_lsn: next_lsn - 1,
+            durable_seg: writer.seg_first,
+            durable_off: writer.offset,
+            segments,
+            leader: false,
+            gathering: false,
+            last_group_calls: 0,
+            sync_ewma: Duration::from_micros(300),
+            epoch: 0,
+            failures: VecDeque::new(),
+            last_error: None,
+            reader_waiters: 0,
+            closed: false,
+        };
+        let shared = Arc::new(Shared {
+            dir,
+            storage,
+            opts: shared_opts,
+            state: Mutex::new(state),
+            cv: Condvar::new(),
+            cv_gather: Condvar::new(),
+            cv_flush: Condvar::new(),
+            cv_readers: Condvar::new(),
+            writer: Mutex::new(writer),
+            _lock: lock,
+        });
+        let flusher = match opts.sync {
+            SyncPolicy::Batch {
+                max_delay,
+                max_bytes,
+            } => {
+                let sh = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("vigil-wal-flush".into())
+                        .spawn(move || sh.flusher(max_delay, max_bytes))
+                        .map_err(|e| Error::io("spawn flusher thread", &shared.dir, e))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Wal {
+            shared,
+            flusher,
+            summary,
+        })
+    }
+
+    /// What recovery found and did when this log was opened.
+    pub fn recovery(&self) -> &RecoverySummary {
+        &self.summary
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Append one record; returns its sequence number. Under
+    /// `SyncPolicy::Always` the record is durable when this returns.
+    pub fn append(&self, record: &[u8]) -> Result<Lsn> {
+        self.append_batch(&[record]).map(|r| r.start)
+    }
+
+    /// Append records as one batch: they get consecutive sequence numbers, go
+    /// to disk in one write, and survive a crash all or none. Returns their
+    /// sequence numbers (empty for an empty batch).
+    pub fn append_batch<R: AsRef<[u8]>>(&self, records: &[R]) -> Result<Range<Lsn>> {
+        let sh = &*self.shared;
+        let mut bytes = 0usize;
+        for r in records {
+            let len = r.as_ref().len();
+            if len > sh.opts.max_record_size {
+                return Err(Error::RecordTooLarge {
+                    size: len,
+                    max: sh.opts.max_record_size,
+                });
+            }
+            bytes += FRAME_HEADER + len;
+        }
+        // Checksum the payloads before taking the lock; only the 12 bytes of
+        // length and sequence number are added under it.
+        let one;
+        let many: Vec<crc32fast::Hasher>;
+        let hashers: &[crc32fast::Hasher] = if records.len() == 1 {
+            let mut h = crc32fast::Hasher::new();
+            h.update(records[0].as_ref());
+            one = [h];
+            &one
+        } else {
+            many = records
+                .iter()
+                .map(|r| {
+                    let mut h = crc32fast::Hasher::new();
+                    h.update(r.as_ref());
+                    h
+                })
+                .collect();
+            &many
+        };
+
+        let mut st = sh.state.lock();
+        if records.is_empty() {
+            return Ok(st.next_lsn..st.next_lsn);
+        }
+        sh.wait_for_room(&mut st, bytes)?;
+        let first = st.next_lsn;
+        st.pending.reserve(bytes);
+        for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
+            let lsn = first + i as u64;
+            format::encode_frame(&mut st.pending, lsn, r.as_ref(), h, i + 1 < records.len());
+        }
+        st.next_lsn = first + records.len() as u64;
+        st.pending_calls += 1;
+        if st.pending_since.is_none() {
+            st.pending_since = Some(Instant::now());
+        }
+        let last = st.next_lsn - 1;
+        let epoch = st.epoch;
+        match sh.opts.sync {
+            SyncPolicy::Always => {
+                if st.gathering && st.pending_calls >= st.last_group_calls {
+                    sh.cv_gather.notify_one();
+                }
+                sh.wait_durable(&mut st, last, epoch)?;
+            }
+            SyncPolicy::Batch { max_bytes, .. } => {
+                if st.pending.len() >= max_bytes || st.pending_calls == 1 {
+                    sh.cv_flush.notify_one();
+                }
+            }
+            SyncPolicy::Never => {
+                if st.pending.len() >= sh.opts.write_buffer && !st.leader {
+                    // The records are queued and acknowledged whatever this
+                    // write does; a failure is kept for `sync` to report.
+                    let _ = sh.lead(&mut st, false);
+                }
+            }
+        }
+        Ok(first..last + 1)
+    }
+
+    /// Make every record appended so far durable; returns the durable
+    /// sequence number.
+    pub fn sync(&self) -> Result<Lsn> {
+        let sh = &*self.shared;
+        let mut st = sh.state.lock();
+        let target = st.next_lsn - 1;
+        let epoch = st.epoch;
+        sh.wait_durable(&mut st, target, epoch)?;
+        Ok(st.durable_lsn)
+    }
+
+    /// Everything at or below this sequence number survives a crash.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.state.lock().durable_lsn
+    }
+
+    /// The last sequence number handed out (0 if none ever was).
+    pub fn last_lsn(&self) -> Lsn {
+        self.shared.state.lock().next_lsn - 1
+    }
+
+    /// The first sequence number still kept in the log (the first of the
+    /// oldest segment; it may be one that was never written, if the log is
+    /// empty).
+    pub fn oldest_lsn(&self) -> Lsn {
+        self.shared.state.lock().segments[0].first_lsn
+    }
+
+    /// A reader positioned at `from`: it yields the records with sequence
+    /// numbers `>= from` that are durable, in order.
+    pub fn reader(&self, from: Lsn) -> Result<Reader> {
+        Reader::new(self.shared.clone(), from)
+    }
+
+    /// Remove the segments whose records all lie below `lsn`. The active
+    /// segment is never removed. Returns how many segments were removed.
+    pub fn truncate_front(&self, lsn: Lsn) -> Result<usize> {
+        let sh = &*self.shared;
+        let victims: Vec<PathBuf> = {
+            let mut st = sh.state.lock();
+            let n = st
+                .segments
+                .windows(2)
+                .take_while(|w| w[1].first_lsn <= lsn)
+                .count();
+            st.segments.drain(..n).map(|s| s.path).collect()
+        };
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        // Oldest first: a crash in the middle leaves a contiguous suffix.
+        for path in &victims {
+            sh.storage
+                .remove(path)
+                .map_err(|e| Error::io("remove", path, e))?;
+        }
+        sh.storage
+            .sync_dir(&sh.dir)
+            .map_err(|e| Error::io("fsync directory", &sh.dir, e))?;
+        Ok(victims.len())
+    }
+
+    /// Save a snapshot of the caller's state as of sequence number `lsn`
+    /// (everything at or below it), atomically: temporary file, fsync,
+    /// rename, directory fsync. The log is first made durable up to `lsn`.
+    /// Then segments wholly covered by the snapshot are removed, and of older
+    /// snapshots only the newest one is kept as a fallback.
+    pub fn save_snapshot(&self, lsn: Lsn, data: &[u8]) -> Result<()> {
+        let sh = &*self.shared;
+        let last = self.last_lsn();
+        if lsn > last {
+            return Err(Error::SnapshotBeyondLog { lsn, last });
+        }
+        if self.durable_lsn() < lsn {
+            self.sync()?;
+        }
+        let name = format::snapshot_name(lsn);
+        let path = sh.dir.join(&name);
+        let tmp = sh.dir.join(format!("{name}.tmp"));
+        let bytes = format::encode_snapshot(lsn, data);
+        let file = sh
+            .storage
+            .open(&tmp, true)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate", &tmp, e))?;
+        file.write_at(0, &bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+        drop(file);
+        sh.storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        sh.storage
+            .sync_dir(&sh.dir)
+            .map_err(|e| Error::io("fsync directory", &sh.dir, e))?;
+        let mut older: Vec<Lsn> = self
+            .snapshot_lsns()?
+            .into_iter()
+            .filter(|&l| l < lsn)
+            .collect();
+        older.sort_unstable();
+        older.pop(); // keep the newest older one
+        for l in older {
+            let p = sh.dir.join(format::snapshot_name(l));
+            sh.storage
+                .remove(&p)
+                .map_err(|e| Error::io("remove", &p, e))?;
+        }
+        self.truncate_front(lsn.saturating_add(1))?;
+        Ok(())
+    }
+
+    fn snapshot_lsns(&self) -> Result<Vec<Lsn>> {
+        let sh = &*self.shared;
+        Ok(sh
+            .storage
+            .list(&sh.dir)
+            .map_err(|e| Error::io("list", &sh.dir, e))?
+            .iter()
+            .filter_map(|n| format::parse_snapshot_name(n))
+            .collect())
+    }
+
+    /// The newest snapshot, checked against its checksum.
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        let sh = &*self.shared;
+        let Some(lsn) = self.snapshot_lsns()?.into_iter().max() else {
+            return Ok(None);
+        };
+        let path = sh.dir.join(format::snapshot_name(lsn));
+        let len = sh
+            .storage
+            .open(&path, false)
+            .and_then(|f| f.len())
+            .map_err(|e| Error::io("open", &path, e))?;
+        let map = sh
+            .storage
+            .map(&path, len)
+            .map_err(|e| Error::io("map", &path, e))?;
+        match format::decode_snapshot(&map) {
+            SnapshotCheck::Ok {
+                lsn: inner,
+                start,
+                end,
+            } if inner == lsn => Ok(Some(Snapshot {
+                lsn,
+                data: map.slice(start..end),
+            })),
+            SnapshotCheck::Ok { lsn: inner, .. } => Err(Error::CorruptSnapshot {
+                path,
+                reason: format!("file name says {lsn}, header says {inner}"),
+            }),
+            SnapshotCheck::Unsupported(v) => Err(Error::UnsupportedVersion {
+                path,
+                found: v,
+                supported: VERSION,
+            }),
+            SnapshotCheck::Bad(reason) => Err(Error::CorruptSnapshot {
+                path,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+
+    /// Sync everything and stop the background thread, reporting any error.
+    /// Dropping the log does the same but cannot report.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        {
+            let mut st = self.shared.state.lock();
+            if st.closed {
+                return Ok(());
+            }
+            st.closed = true;
+            self.shared.cv_flush.notify_all();
+        }
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        self.sync().map(|_| ())
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+        // Wake followers so they notice there will be no more records.
+        self.shared.cv_readers.notify_all();
+    }
+}
+
+pub(crate) struct Scan {
+    pub(crate) valid_end: u64,
+    pub(crate) records: u64,
+    pub(crate) bad: Option<(u64, String)>,
+}
+
+/// Walk a segment's frames. `valid_end` is the end of the last complete batch.
+pub(crate) fn scan_segment(map: &[u8], first_lsn: Lsn) -> Scan {
+    let mut pos = SEGMENT_HEADER;
+    let mut lsn = first_lsn;
+    let mut valid_end = pos;
+    let mut records = 0u64;
+    loop {
+        match format::read_frame(map, pos, lsn) {
+            Frame::Record { end, continues, .. } => {
+                pos = end;
+                lsn += 1;
+                if !continues {
+                    valid_end = pos;
+                    records = lsn - first_lsn;
+                }
+            }
+            Frame::End => {
+                return Scan {
+                    valid_end: valid_end as u64,
+                    records,
+                    bad: None,
+                };
+            }
+            Frame::Bad(why) => {
+                return Scan {
+                    valid_end: valid_end as u64,
+                    records,
+                    bad: Some((pos as u64, why.to_owned())),
+                };
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Group commit.
+// ---------------------------------------------------------------------------
+
+impl Shared {
+    /// Refuse or hold back an append when the queue is over its limit (only
+    /// reachable under `Batch` and `Never`, when writes keep failing or the
+    /// disk cannot keep up).
+    fn wait_for_room(&self, st: &mut MutexGuard<'_, State>, bytes: usize) -> Result<()> {
+        let limit = match self.opts.sync {
+            SyncPolicy::Always => return Ok(()),
+            SyncPolicy::Batch { max_bytes, .. } => (max_bytes * 4).max(64 << 20),
+            SyncPolicy::Never => (self.opts.write_buffer * 4).max(64 << 20),
+        };
+        while !st.pending.is_empty() && st.pending.len() + bytes > limit {
+            if let Some(e) = &st.last_error {
+                return Err(Error::AppendFailed(format!(
+                    "write queue full ({} bytes) while writes fail: {e}",
+                    st.pending.len()
+                )));
+            }
+            match self.opts.sync {
+                SyncPolicy::Never if !st.leader => {
+                    let _ = self.lead(st, false);
+                }
+                _ => {
+                    self.cv_flush.notify_one();
+                    self.cv.wait(st);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every record up to `last` (appended in `epoch`) is durable,
+    /// leading group commits while no one else does.
+    fn wait_durable(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> Result<()> {
+        loop {
+            if st.epoch == epoch {
+                if st.durable_lsn >= last {
+                    return Ok(());
+                }
+            } else {
+                return match st.failures.iter().find(|f| f.epoch > epoch) {
+                    Some(f) if last <= f.floor => Ok(()),
+                    Some(f) => Err(Error::AppendFailed(f.message.clone())),
+                    None => Err(Error::AppendFailed(
+                        "outcome unknown: too many write failures since this append".into(),
+                    )),
+                };
+            }
+            if !st.leader {
+                if let Err(e) = self.lead(st, true) {
+                    if !matches!(self.opts.sync, SyncPolicy::Always) {
+                        return Err(e);
+                    }
+                }
+                continue;
+            }
+            self.cv.wait(st);
+        }
+    }
+
+    /// Become the leader: write (and with `fsync`, sync) everything queued.
+    fn lead(&self, st: &mut MutexGuard<'_, State>, fsync: bool) -> Result<()> {
+        debug_assert!(!st.leader);
+        st.leader = true;
+        if fsync && matches!(self.opts.sync, SyncPolicy::Always) {
+            self.gather(st);
+        }
+        let spare = mem::take(&mut st.spare);
+        let buf = mem::replace(&mut st.pending, spare);
+        let first = st.pending_first;
+        let last = st.next_lsn - 1;
+        let calls = st.pending_calls;
+        let since = st.pending_since;
+        st.pending_first = st.next_lsn;
+        st.pending_calls = 0;
+        st.pending_since = None;
+        let written_before = st.written_lsn;
+        let durable_before = st.durable_lsn;
+        let policy = self.opts.sync;
+        let (result, took) = MutexGuard::unlocked(st, || {
+            let mut w = self.writer.lock();
+            let t = Instant::now();
+            let r = w.write_group(self, &buf, first, fsync);
+            if let Err(WriteFailure::Sync(_)) = &r {
+                if written_before > durable_before {
+                    // Records written earlier without fsync may be gone: start
+                    // a new segment after them so none is ever half-there.
+                    w.roll_next = true;
+                }
+            }
+            (r, t.elapsed())
+        });
+        st.leader = false;
+        let outcome = match result {
+            Ok(done) => {
+                if let Some(r) = done.rolled {
+                    if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
+                        s.sealed_len = Some(r.old_len);
+                    }
+                    st.segments.push(r.new);
+                    // Sealing synced the old segment: all before this group
+                    // is durable.
+                    st.durable_lsn = st.durable_lsn.max(first - 1);
+                    st.durable_seg = done.seg_first;
+                    st.durable_off = HEADER;
+                }
+                if !buf.is_empty() {
+                    st.written_lsn = last;
+                }
+                if fsync {
+                    st.durable_lsn = st.written_lsn;
+                    st.durable_seg = done.seg_first;
+                    st.durable_off = done.durable_offset;
+                    st.sync_ewma = (st.sync_ewma * 7 + took) / 8;
+                    st.last_error = None;
+                }
+                st.last_group_calls = calls;
+                let mut buf = buf;
+                if buf.capacity() <= (8 << 20) && st.spare.capacity() < buf.capacity() {
+                    buf.clear();
+                    st.spare = buf;
+                }
+                Ok(())
+            }
+            Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e))
+                if matches!(policy, SyncPolicy::Always) =>
+            {
+                // Every record not yet durable is dropped, its appender told,
+                // and its sequence number handed out again (no one saw it).
+                let message = e.to_string();
+                st.epoch += 1;
+                let epoch = st.epoch;
+                let floor = st.durable_lsn;
+                st.failures.push_back(Failure {
+                    epoch,
+                    floor,
+                    message,
+                });
+                if st.failures.len() > FAILURE_HISTORY {
+                    st.failures.pop_front();
+                }
+                st.pending.clear();
+                st.pending_calls = 0;
+                st.pending_since = None;
+                st.next_lsn = floor + 1;
+                st.pending_first = floor + 1;
+                st.written_lsn = floor;
+                Err(e)
+            }
+            Err(failure) => {
+                // Batch and Never acknowledged these records already: keep
+                // them queued, in order, for the next attempt.
+                let (e, lost) = match failure {
+                    WriteFailure::Sync(e) if written_before > durable_before => {
+                        (e, Some((durable_before + 1, written_before)))
+                    }
+                    WriteFailure::Sync(e) | WriteFailure::Write(e) => (e, None),
+                };
+                let mut requeued = buf;
+                requeued.extend_from_slice(&st.pending);
+                st.pending = requeued;
+                st.pending_first = first;
+                st.pending_calls += calls;
+                st.pending_since = since.or(st.pending_since);
+                st.last_error = Some(e.to_string());
+                match lost {
+                    Some((lo, hi)) => {
+                        st.written_lsn = durable_before;
+                        Err(Error::SyncLost {
+                            first: lo,
+                            last: hi,
+                            reason: e.to_string(),
+                        })
+                    }
+                    None => {
+                        if fsync {
+                            st.written_lsn = durable_before;
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        };
+        self.cv.notify_all();
+        if st.reader_waiters > 0 {
+            self.cv_readers.notify_all();
+        }
+        outcome
+    }
+
+    /// Under `Always`, give the appenders of the previous group a moment to
+    /// return, so that one fsync covers them all. Bounded by a fraction of the
+    /// measured fsync time.
+    fn gather(&self, st: &mut MutexGuard<'_, State>) {
+        let want = st.last_group_calls;
+        if want <= 1 || st.pending_calls >= want || self.opts.gather_fraction <= 0.0 {
+            return;
+        }
+        let budget = st
+            .sync_ewma
+            .mul_f64(self.opts.gather_fraction)
+            .clamp(Duration::from_micros(5), Duration::from_millis(2));
+        let deadline = Instant::now() + budget;
+        st.gathering = true;
+        while st.pending_calls < want {
+            if self.cv_gather.wait_until(st, deadline).timed_out() {
+                break;
+            }
+        }
+        st.gathering = false;
+    }
+
+    /// The background flusher of `SyncPolicy::Batch`.
+    fn flusher(self: Arc<Self>, max_delay: Duration, max_bytes: usize) {
+        let mut st = self.state.lock();
+        loop {
+            if st.leader {
+                self.cv.wait(&mut st);
+                continue;
+            }
+            if st.closed {
+                if !st.pending.is_empty() {
+                    let _ = self.lead(&mut st, true);
+                }
+                return;
+            }
+            let Some(since) = st.pending_since.filter(|_| !st.pending.is_empty()) else {
+                self.cv_flush.wait(&mut st);
+                continue;
+            };
+            let due = since + max_delay;
+            if st.pending.len() < max_bytes && Instant::now() < due {
+                self.cv_flush.wait_until(&mut st, due);
+                continue;
+            }
+            if self.lead(&mut st, true).is_err() {
+                // Do not spin while the disk is full; try again later.
+                let pause = max_delay.max(Duration::from_millis(10));
+                self.cv_flush.wait_for(&mut st, pause);
+            }
+        }
+    }
+}
