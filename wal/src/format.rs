@@ -9,10 +9,15 @@ pub(crate) const VERSION: u8 = 1;
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"VIGILWAL";
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"VIGILSNP";
 
-/// Segment header: magic (8), version (1), reserved (7), first LSN (8),
-/// reserved (4), CRC-32 of bytes 0..28 (4).
+/// Segment header: magic (8), version (1), flags (1), reserved (6), first
+/// LSN (8), reserved (4), CRC-32 of bytes 0..28 (4).
 pub(crate) const SEGMENT_HEADER: usize = 32;
 const SH_VERSION: usize = 8;
+const SH_FLAGS: usize = 9;
+/// Segment flag: the records just before this segment's first LSN were lost
+/// to a failed fsync (or never existed, after a snapshot beyond the log), so
+/// the previous segment may end short of `first_lsn - 1`.
+pub(crate) const SEG_FLAG_GAP_BEFORE: u8 = 1;
 const SH_FIRST_LSN: usize = 16;
 const SH_CRC: usize = 28;
 
@@ -53,10 +58,11 @@ pub(crate) fn parse_snapshot_name(name: &str) -> Option<Lsn> {
     digits.parse().ok()
 }
 
-pub(crate) fn encode_segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER] {
+pub(crate) fn encode_segment_header(first_lsn: Lsn, flags: u8) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
     h[SH_VERSION] = VERSION;
+    h[SH_FLAGS] = flags;
     h[SH_FIRST_LSN..SH_FIRST_LSN + 8].copy_from_slice(&first_lsn.to_le_bytes());
     let crc = crc32fast::hash(&h[..SH_CRC]);
     h[SH_CRC..].copy_from_slice(&crc.to_le_bytes());
@@ -65,7 +71,7 @@ pub(crate) fn encode_segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER] {
 
 /// What a segment header says, or why it cannot be read.
 pub(crate) enum HeaderCheck {
-    Ok { first_lsn: Lsn },
+    Ok { first_lsn: Lsn, flags: u8 },
     Unsupported(u8),
     Bad(&'static str),
 }
@@ -89,7 +95,10 @@ pub(crate) fn decode_segment_header(buf: &[u8]) -> HeaderCheck {
             .try_into()
             .unwrap_or_default(),
     );
-    HeaderCheck::Ok { first_lsn }
+    HeaderCheck::Ok {
+        first_lsn,
+        flags: h[SH_FLAGS],
+    }
 }
 
 /// Append one frame to `out`. `payload_crc` is a hasher that has already seen
@@ -313,10 +322,13 @@ mod tests {
 
     #[test]
     fn headers() {
-        let h = encode_segment_header(99);
+        let h = encode_segment_header(99, SEG_FLAG_GAP_BEFORE);
         assert!(matches!(
             decode_segment_header(&h),
-            HeaderCheck::Ok { first_lsn: 99 }
+            HeaderCheck::Ok {
+                first_lsn: 99,
+                flags: SEG_FLAG_GAP_BEFORE
+            }
         ));
         let mut bad = h;
         bad[20] ^= 0x10;

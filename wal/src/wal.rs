@@ -85,6 +85,9 @@ pub(crate) struct State {
     /// The last write failure of a background flush, reported to `sync` and
     /// to appenders refused for want of queue space.
     last_error: Option<String>,
+    /// Acknowledged records lost to a failed fsync (only possible under
+    /// `Never`), not yet reported by `sync`.
+    lost: Option<(Lsn, Lsn, String)>,
     pub(crate) reader_waiters: usize,
     pub(crate) closed: bool,
 }
@@ -202,6 +205,8 @@ struct Writer {
     /// After records were lost to a failed fsync, the next write starts a new
     /// segment so that sequence numbers inside a segment stay dense.
     roll_next: bool,
+    /// A roll done by the current group, for the leader to publish.
+    rolled: Option<Rolled>,
 }
 
 struct Rolled {
@@ -211,7 +216,6 @@ struct Rolled {
 }
 
 struct Written {
-    rolled: Option<Rolled>,
     seg_first: Lsn,
     durable_offset: u64,
 }
@@ -236,12 +240,13 @@ impl Writer {
         if let Some(len) = self.cut_to {
             self.cut(sh, len).map_err(WriteFailure::Write)?;
         }
-        let mut rolled = None;
         if !buf.is_empty()
             && (self.roll_next
                 || (self.offset > HEADER && self.offset + buf.len() as u64 > sh.opts.segment_size))
         {
-            rolled = Some(self.roll(sh, first)?);
+            // Kept in `self.rolled` even if the write below fails: the new
+            // segment exists and the old one is sealed either way.
+            self.rolled = Some(self.roll(sh, first)?);
         }
         if !buf.is_empty() {
             if let Err(e) = self.file.write_at(self.offset, buf) {
@@ -259,7 +264,6 @@ impl Writer {
             self.durable_offset = self.offset;
         }
         Ok(Written {
-            rolled,
             seg_first: self.seg_first,
             durable_offset: self.durable_offset,
         })
@@ -296,7 +300,12 @@ impl Writer {
         }
         self.durable_offset = self.offset;
         let path = sh.dir.join(format::segment_name(first));
-        let file = create_segment(&*sh.storage, &sh.dir, &sh.opts, &path, first)
+        let flags = if self.roll_next {
+            format::SEG_FLAG_GAP_BEFORE
+        } else {
+            0
+        };
+        let file = create_segment(&*sh.storage, &sh.dir, &sh.opts, &path, first, flags)
             .map_err(WriteFailure::Write)?;
         let old_first = self.seg_first;
         let old_len = self.offset;
@@ -324,6 +333,7 @@ fn create_segment(
     opts: &Options,
     path: &Path,
     first: Lsn,
+    flags: u8,
 ) -> Result<Box<dyn StorageFile>> {
     let result = (|| {
         let file = storage
@@ -331,7 +341,7 @@ fn create_segment(
             .map_err(|e| Error::io("create", path, e))?;
         file.set_len(0)
             .map_err(|e| Error::io("truncate", path, e))?;
-        file.write_at(0, &format::encode_segment_header(first))
+        file.write_at(0, &format::encode_segment_header(first, flags))
             .map_err(|e| Error::io("write", path, e))?;
         if opts.preallocate {
             file.allocate(opts.segment_size)
@@ -402,7 +412,10 @@ impl Wal {
         let mut segments: Vec<SegmentInfo> = Vec::new();
         // (first_lsn, end offset, records) of the last segment kept.
         let mut last: Option<(Lsn, u64, u64)> = None;
-        let mut prev_next: Option<Lsn> = None;
+        // The previous segment: its path, where its records end, the LSN
+        // after its last record, and whether that is known exactly (it was
+        // scanned).
+        let mut prev: Option<(PathBuf, u64, Lsn, bool)> = None;
         let mut i = 0;
         while i < found.len() {
             let is_last = i + 1 == found.len();
@@ -423,8 +436,11 @@ impl Wal {
                     });
                 }
                 HeaderCheck::Bad(why) => {
-                    let unfinished =
-                        map.len() < SEGMENT_HEADER || map[..SEGMENT_HEADER].iter().all(|&b| b == 0);
+                    // Only a file that is zeros throughout: the header is
+                    // synced before any record goes behind it, so records
+                    // behind a bad header mean damage, not an unfinished roll.
+                    // A file shorter than a header holds no record either.
+                    let unfinished = map.len() < SEGMENT_HEADER || map.iter().all(|&b| b == 0);
                     if is_last && unfinished {
                         // Created but never durably initialised: a crash
                         // during a roll. Nothing in it was ever acknowledged.
@@ -440,23 +456,54 @@ impl Wal {
                     }
                     Some((0, format!("segment header: {why}")))
                 }
-                HeaderCheck::Ok { first_lsn } if first_lsn != f.first_lsn => Some((
+                HeaderCheck::Ok { first_lsn, .. } if first_lsn != f.first_lsn => Some((
                     0,
                     format!(
                         "header says first record {first_lsn}, name says {}",
                         f.first_lsn
                     ),
                 )),
-                HeaderCheck::Ok { .. } if prev_next.is_some_and(|n| f.first_lsn < n) => Some((
-                    0,
-                    format!(
-                        "segment starts at {} but the previous one ends at {}",
-                        f.first_lsn,
-                        prev_next.unwrap_or(0) - 1
-                    ),
-                )),
                 HeaderCheck::Ok { .. } => None,
             };
+            if let (None, HeaderCheck::Ok { flags, .. }, Some((prev_path, prev_end, n, exact))) =
+                (&damage, format::decode_segment_header(&map), &prev)
+            {
+                // A segment must start right after the previous one ends,
+                // unless it is marked as following records lost to a failed
+                // fsync. Otherwise the previous one lost its tail.
+                let gap_allowed = flags & format::SEG_FLAG_GAP_BEFORE != 0;
+                if f.first_lsn < *n || (*exact && f.first_lsn != *n && !gap_allowed) {
+                    let reason = format!(
+                        "segment ends before record {n}, but the next segment starts at {}",
+                        f.first_lsn
+                    );
+                    if !opts.repair {
+                        return Err(Error::Corrupt {
+                            segment: prev_path.clone(),
+                            offset: *prev_end,
+                            reason,
+                        });
+                    }
+                    let mut removed = Vec::new();
+                    for later in &found[i..] {
+                        storage
+                            .remove(&later.path)
+                            .map_err(|e| Error::io("remove", &later.path, e))?;
+                        removed.push(later.path.clone());
+                    }
+                    storage
+                        .sync_dir(&dir)
+                        .map_err(|e| Error::io("fsync directory", &dir, e))?;
+                    summary.repaired = Some(Repair {
+                        segment: prev_path.clone(),
+                        offset: *prev_end,
+                        reason,
+                        removed_segments: removed,
+                    });
+                    found.truncate(i);
+                    break;
+                }
+            }
             let scan = if damage.is_none() && (is_last || opts.verify_sealed) {
                 Some(scan_segment(&map, f.first_lsn))
             } else {
@@ -552,7 +599,10 @@ impl Wal {
                     sealed_len: Some(len),
                 });
             }
-            prev_next = Some(f.first_lsn + if scan.is_some() { records } else { 1 });
+            prev = Some(match scan {
+                Some(_) => (f.path.clone(), end, f.first_lsn + records, true),
+                None => (f.path.clone(), end, f.first_lsn + 1, false),
+            });
             i += 1;
         }
 
@@ -610,13 +660,14 @@ impl Wal {
                     durable_offset: end,
                     cut_to: None,
                     roll_next: next < floor_next,
+                    rolled: None,
                 };
                 (w, next.max(floor_next))
             }
             None => {
                 let first = floor_next;
                 let path = dir.join(format::segment_name(first));
-                let file = create_segment(&*storage, &dir, &opts, &path, first)?;
+                let file = create_segment(&*storage, &dir, &opts, &path, first, 0)?;
                 segments.push(SegmentInfo {
                     first_lsn: first,
                     path: path.clone(),
@@ -630,6 +681,7 @@ impl Wal {
                     durable_offset: HEADER,
                     cut_to: None,
                     roll_next: false,
+                    rolled: None,
                 };
                 (w, first)
             }
@@ -655,6 +707,7 @@ impl Wal {
             epoch: 0,
             failures: VecDeque::new(),
             last_error: None,
+            lost: None,
             reader_waiters: 0,
             closed: false,
         };
@@ -793,8 +846,16 @@ impl Wal {
         let mut st = sh.state.lock();
         let target = st.next_lsn - 1;
         let epoch = st.epoch;
-        sh.wait_durable(&mut st, target, epoch)?;
-        Ok(st.durable_lsn)
+        let result = sh.wait_durable(&mut st, target, epoch);
+        // A loss reported here once, whichever thread's write ran into it.
+        if let Some((first, last, reason)) = st.lost.take() {
+            return Err(Error::SyncLost {
+                first,
+                last,
+                reason,
+            });
+        }
+        result.map(|()| st.durable_lsn)
     }
 
     /// Everything at or below this sequence number survives a crash.
@@ -1103,10 +1164,17 @@ impl Shared {
         let written_before = st.written_lsn;
         let durable_before = st.durable_lsn;
         let policy = self.opts.sync;
-        let (result, took) = MutexGuard::unlocked(st, || {
+        let (result, rolled, took) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             let t = Instant::now();
             let r = w.write_group(self, &buf, first, fsync);
+            let rolled = w.rolled.take();
+            // Sealing the old segment in a roll synced everything before
+            // this group.
+            let durable_before = match &rolled {
+                Some(_) => durable_before.max(first - 1),
+                None => durable_before,
+            };
             if let Err(WriteFailure::Sync(_)) = &r {
                 if written_before > durable_before {
                     // Records written earlier without fsync may be gone: start
@@ -1114,22 +1182,23 @@ impl Shared {
                     w.roll_next = true;
                 }
             }
-            (r, t.elapsed())
+            (r, rolled, t.elapsed())
         });
         st.leader = false;
+        if let Some(r) = rolled {
+            if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
+                s.sealed_len = Some(r.old_len);
+            }
+            let new_first = r.new.first_lsn;
+            st.segments.push(r.new);
+            st.durable_lsn = st.durable_lsn.max(first - 1);
+            st.written_lsn = st.written_lsn.max(first - 1);
+            st.durable_seg = new_first;
+            st.durable_off = HEADER;
+        }
+        let durable_before = st.durable_lsn;
         let outcome = match result {
             Ok(done) => {
-                if let Some(r) = done.rolled {
-                    if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
-                        s.sealed_len = Some(r.old_len);
-                    }
-                    st.segments.push(r.new);
-                    // Sealing synced the old segment: all before this group
-                    // is durable.
-                    st.durable_lsn = st.durable_lsn.max(first - 1);
-                    st.durable_seg = done.seg_first;
-                    st.durable_off = HEADER;
-                }
                 if !buf.is_empty() {
                     st.written_lsn = last;
                 }
@@ -1192,6 +1261,11 @@ impl Shared {
                 match lost {
                     Some((lo, hi)) => {
                         st.written_lsn = durable_before;
+                        let reason = e.to_string();
+                        st.lost = Some(match st.lost.take() {
+                            Some((a, _, _)) => (a.min(lo), hi, reason),
+                            None => (lo, hi, reason),
+                        });
                         Err(Error::SyncLost {
                             first: lo,
                             last: hi,
