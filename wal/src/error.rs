@@ -124,6 +124,28 @@ impl Error {
         }
     }
 
+    /// A copy of this error, for telling every appender of a failed group the
+    /// same thing (`io::Error` is not `Clone`; its kind and message are kept).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::SyncLost {
+                first,
+                last,
+                reason,
+            } => Error::SyncLost {
+                first: *first,
+                last: *last,
+                reason: reason.clone(),
+            },
+            other => Error::AppendFailed(other.to_string()),
+        }
+    }
+
     /// Whether this error came from the disk being full.
     pub fn is_disk_full(&self) -> bool {
         match self {

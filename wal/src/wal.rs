@@ -57,7 +57,7 @@ struct Failure {
     epoch: u64,
     /// Records at or below this were durable before the failure.
     floor: Lsn,
-    message: String,
+    error: Error,
 }
 
 pub(crate) struct State {
@@ -1127,7 +1127,7 @@ impl Shared {
             } else {
                 return match st.failures.iter().find(|f| f.epoch > epoch) {
                     Some(f) if last <= f.floor => Ok(()),
-                    Some(f) => Err(Error::AppendFailed(f.message.clone())),
+                    Some(f) => Err(f.error.duplicate()),
                     None => Err(Error::AppendFailed(
                         "outcome unknown: too many write failures since this append".into(),
                     )),
@@ -1222,14 +1222,13 @@ impl Shared {
             {
                 // Every record not yet durable is dropped, its appender told,
                 // and its sequence number handed out again (no one saw it).
-                let message = e.to_string();
                 st.epoch += 1;
                 let epoch = st.epoch;
                 let floor = st.durable_lsn;
                 st.failures.push_back(Failure {
                     epoch,
                     floor,
-                    message,
+                    error: e.duplicate(),
                 });
                 if st.failures.len() > FAILURE_HISTORY {
                     st.failures.pop_front();

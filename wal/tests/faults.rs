@@ -1,0 +1,318 @@
+//! Fault injection through `SimFs`: failed writes, failed fsyncs, a full disk,
+//! and the order of writes, fsyncs and directory changes the commit protocol
+//! promises (FORMAT.md, "Commit protocol").
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil_wal::io::{SimFs, SimOp};
+use vigil_wal::{Error, Options, SyncPolicy, Wal};
+
+fn dir() -> PathBuf {
+    Path::new("/log").into()
+}
+
+fn opts(fs: &SimFs) -> Options {
+    Options::default()
+        .segment_size(1024)
+        .storage(Arc::new(fs.clone()))
+}
+
+fn records(wal: &Wal) -> Vec<(u64, Vec<u8>)> {
+    wal.reader(0)
+        .unwrap()
+        .map(|r| {
+            let (l, b) = r.unwrap();
+            (l, b.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn full_disk_fails_the_append_keeps_the_log_and_recovers_when_space_returns() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    for i in 0..5u8 {
+        wal.append(&[i; 100]).unwrap();
+    }
+    // Room for neither the record nor a new preallocated segment.
+    fs.set_capacity(Some(fs.used()));
+    let mut failures = 0;
+    for _ in 0..20 {
+        match wal.append(&[9; 100]) {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.is_disk_full(), "{e}");
+                failures += 1;
+            }
+        }
+    }
+    assert!(failures > 0, "a full disk never failed an append");
+    let durable = wal.durable_lsn();
+    // Readable, and what was durable is intact.
+    let got = records(&wal);
+    assert_eq!(got.len() as u64, durable);
+    assert!(
+        got[..5]
+            .iter()
+            .enumerate()
+            .all(|(i, (_, r))| r[..] == [i as u8; 100])
+    );
+    // A crash now loses nothing durable.
+    let crashed = fs.crash(|n| n / 2);
+    fs.set_capacity(None);
+    let lsn = wal.append(b"space again").unwrap();
+    assert_eq!(
+        lsn,
+        durable + 1,
+        "failed appends' numbers are handed out again"
+    );
+    drop(wal);
+    let wal = Wal::open(dir(), opts(&crashed)).unwrap();
+    assert_eq!(records(&wal).len() as u64, durable);
+}
+
+#[test]
+fn a_failed_write_fails_only_that_group_and_the_next_append_works() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    wal.append(b"one").unwrap();
+    fs.fail_write_in(0);
+    assert!(matches!(
+        wal.append(b"lost"),
+        Err(Error::Io { op: "write", .. })
+    ));
+    assert_eq!(wal.durable_lsn(), 1);
+    assert_eq!(wal.append(b"two").unwrap(), 2);
+    assert_eq!(
+        records(&wal),
+        vec![(1, b"one".to_vec()), (2, b"two".to_vec())]
+    );
+    // The half-written bytes of the failed write were cut away: after a
+    // crash the log holds exactly the two records.
+    let wal2 = {
+        let crashed = fs.crash(|n| n);
+        drop(wal);
+        Wal::open(dir(), opts(&crashed)).unwrap()
+    };
+    assert_eq!(records(&wal2).len(), 2);
+}
+
+#[test]
+fn a_failed_fsync_is_an_error_and_the_record_never_becomes_visible() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    wal.append(b"one").unwrap();
+    fs.fail_sync_in(0);
+    assert!(matches!(
+        wal.append(b"maybe"),
+        Err(Error::Io { op: "fsync", .. })
+    ));
+    assert_eq!(records(&wal).len(), 1);
+    assert_eq!(wal.append(b"two").unwrap(), 2);
+    assert_eq!(records(&wal)[1].1, b"two");
+}
+
+#[test]
+fn concurrent_appenders_all_learn_of_a_failed_group() {
+    let fs = SimFs::new();
+    let wal = Arc::new(Wal::open(dir(), opts(&fs)).unwrap());
+    fs.fail_sync_in(3);
+    let handles: Vec<_> = (0..8u8)
+        .map(|t| {
+            let wal = wal.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| wal.append(&[t, i]).map(|l| (l, vec![t, i])))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for h in handles {
+        for r in h.join().unwrap() {
+            match r {
+                Ok(x) => acked.push(x),
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    assert!(failed > 0);
+    acked.sort();
+    // Exactly the acknowledged records are in the log, each once.
+    assert_eq!(records(&wal), acked);
+}
+
+#[test]
+fn batch_policy_keeps_acknowledged_records_through_failed_writes() {
+    let fs = SimFs::new();
+    let wal = Wal::open(
+        dir(),
+        opts(&fs).sync(SyncPolicy::Batch {
+            max_delay: Duration::from_millis(1),
+            max_bytes: 200,
+        }),
+    )
+    .unwrap();
+    fs.fail_write_in(1);
+    fs.fail_sync_in(2);
+    for i in 0..100u8 {
+        wal.append(&[i; 30]).unwrap();
+    }
+    // The background flusher retries; a sync reports a failure if it meets one.
+    let mut tries = 0;
+    while wal.sync().is_err() {
+        tries += 1;
+        assert!(tries < 10);
+    }
+    let got = records(&wal);
+    assert_eq!(got.len(), 100);
+    for (i, (lsn, r)) in got.iter().enumerate() {
+        assert_eq!(*lsn, i as u64 + 1);
+        assert_eq!(r[..], [i as u8; 30]);
+    }
+}
+
+#[test]
+fn never_policy_reports_records_lost_to_a_failed_fsync_and_goes_on_after_them() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs).sync(SyncPolicy::Never).write_buffer(64)).unwrap();
+    wal.append(b"durable").unwrap();
+    wal.sync().unwrap();
+    // Written to the file (the buffer is small) but not synced.
+    for _ in 0..4 {
+        wal.append(&[1; 40]).unwrap();
+    }
+    fs.fail_sync_in(0);
+    match wal.sync() {
+        Err(Error::SyncLost { first, last, .. }) => {
+            assert_eq!(first, 2);
+            assert!(last >= 2 && last <= 5);
+        }
+        other => panic!("expected SyncLost, got {other:?}"),
+    }
+    let next = wal.append(b"after").unwrap();
+    assert!(
+        next > 5,
+        "sequence numbers of acknowledged records are not reused"
+    );
+    wal.sync().unwrap();
+    let got = records(&wal);
+    assert_eq!(got.first().unwrap().1, b"durable");
+    assert_eq!(got.last().unwrap(), &(next, b"after".to_vec()));
+    drop(wal);
+    // The gap is marked in the segment header, so recovery accepts it.
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    assert_eq!(wal.last_lsn(), next);
+    assert!(wal.recovery().repaired.is_none());
+}
+
+#[test]
+fn an_acknowledged_append_has_been_written_and_fsynced() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    fs.record_ops(true);
+    wal.append(b"x").unwrap();
+    let ops = fs.ops();
+    let seg = dir().join("00000000000000000001.wal");
+    assert!(
+        matches!(&ops[..], [SimOp::Write { path, .. }, SimOp::SyncFile(p)] if *path == seg && *p == seg),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn a_segment_roll_seals_and_syncs_the_old_segment_before_the_new_one_is_used() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    wal.append(&[0; 900]).unwrap();
+    fs.record_ops(true);
+    let lsn = wal.append(&[1; 900]).unwrap();
+    let ops = fs.ops();
+    let old = dir().join("00000000000000000001.wal");
+    let new = dir().join(format!("{lsn:020}.wal"));
+    let pos = |want: &dyn Fn(&SimOp) -> bool| {
+        ops.iter()
+            .position(|o| want(o))
+            .unwrap_or_else(|| panic!("missing op in {ops:?}"))
+    };
+    let seal = pos(&|o| matches!(o, SimOp::SetLen(p, _) if *p == old));
+    let sync_old = pos(&|o| *o == SimOp::SyncFile(old.clone()));
+    let create = pos(&|o| *o == SimOp::Create(new.clone()));
+    let header = pos(&|o| matches!(o, SimOp::Write { path, offset: 0, .. } if *path == new));
+    let sync_new = pos(&|o| *o == SimOp::SyncFile(new.clone()));
+    let sync_dir = pos(&|o| *o == SimOp::SyncDir(dir()));
+    let record = pos(&|o| matches!(o, SimOp::Write { path, offset: 32, .. } if *path == new));
+    let last_sync = ops
+        .iter()
+        .rposition(|o| *o == SimOp::SyncFile(new.clone()))
+        .unwrap();
+    assert!(seal < sync_old, "{ops:?}");
+    assert!(sync_old < create, "{ops:?}");
+    assert!(create < header && header < sync_new, "{ops:?}");
+    assert!(sync_new < sync_dir, "{ops:?}");
+    assert!(sync_dir < record, "{ops:?}");
+    assert!(record < last_sync, "{ops:?}");
+}
+
+#[test]
+fn a_snapshot_is_written_synced_renamed_and_the_directory_synced() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    wal.append(b"a").unwrap();
+    fs.record_ops(true);
+    wal.save_snapshot(1, b"state").unwrap();
+    let ops = fs.ops();
+    let tmp = dir().join("snap-00000000000000000001.snap.tmp");
+    let fin = dir().join("snap-00000000000000000001.snap");
+    let want = [
+        SimOp::Create(tmp.clone()),
+        SimOp::SetLen(tmp.clone(), 0),
+        SimOp::Write {
+            path: tmp.clone(),
+            offset: 0,
+            len: 32 + 5 + 4,
+        },
+        SimOp::SyncFile(tmp.clone()),
+        SimOp::Rename(tmp, fin),
+        SimOp::SyncDir(dir()),
+    ];
+    assert_eq!(ops[..want.len()], want, "{ops:?}");
+    // And a crash right after keeps it.
+    let crashed = fs.crash(|_| 0);
+    drop(wal);
+    let wal = Wal::open(dir(), opts(&crashed)).unwrap();
+    assert_eq!(&wal.latest_snapshot().unwrap().unwrap().data[..], b"state");
+}
+
+#[test]
+fn a_crash_mid_snapshot_leaves_the_previous_snapshot_and_no_temp_file() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    wal.append(b"a").unwrap();
+    wal.append(b"b").unwrap();
+    wal.save_snapshot(1, b"first").unwrap();
+    fs.fail_sync_in(0); // the temp file's fsync
+    assert!(wal.save_snapshot(2, b"second").is_err());
+    let crashed = fs.crash(|n| n);
+    drop(wal);
+    let wal = Wal::open(dir(), opts(&crashed)).unwrap();
+    assert_eq!(&wal.latest_snapshot().unwrap().unwrap().data[..], b"first");
+}
+
+#[test]
+fn truncation_removes_then_syncs_the_directory() {
+    let fs = SimFs::new();
+    let wal = Wal::open(dir(), opts(&fs)).unwrap();
+    for _ in 0..30 {
+        wal.append(&[0; 200]).unwrap();
+    }
+    fs.record_ops(true);
+    let n = wal.truncate_front(20).unwrap();
+    let ops = fs.ops();
+    assert_eq!(ops.len(), n + 1, "{ops:?}");
+    assert!(ops[..n].iter().all(|o| matches!(o, SimOp::Remove(_))));
+    assert_eq!(ops[n], SimOp::SyncDir(dir()));
+}
