@@ -189,7 +189,7 @@ fn never_policy_reports_records_lost_to_a_failed_fsync_and_goes_on_after_them() 
     match wal.sync() {
         Err(Error::SyncLost { first, last, .. }) => {
             assert_eq!(first, 2);
-            assert!(last >= 2 && last <= 5);
+            assert!((2..=5).contains(&last));
         }
         other => panic!("expected SyncLost, got {other:?}"),
     }
@@ -235,7 +235,7 @@ fn a_segment_roll_seals_and_syncs_the_old_segment_before_the_new_one_is_used() {
     let new = dir().join(format!("{lsn:020}.wal"));
     let pos = |want: &dyn Fn(&SimOp) -> bool| {
         ops.iter()
-            .position(|o| want(o))
+            .position(want)
             .unwrap_or_else(|| panic!("missing op in {ops:?}"))
     };
     let seal = pos(&|o| matches!(o, SimOp::SetLen(p, _) if *p == old));
