@@ -103,6 +103,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The sequence numbers are used up (2^64 − 1 records, or a snapshot that
+    /// claims to cover that many).
+    #[error("no sequence numbers left")]
+    LsnExhausted,
+
     /// Another process (or another `Wal` in this one) holds the directory.
     #[error("log directory {0} is locked by another writer")]
     Locked(PathBuf),

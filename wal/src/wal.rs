@@ -38,6 +38,10 @@ use crate::options::{Options, SyncPolicy};
 use crate::reader::Reader;
 
 const HEADER: u64 = SEGMENT_HEADER as u64;
+/// Sequence numbers read from files must lie below this; anything above is
+/// damage (no real log gets there), and the bound keeps every `+` on them
+/// from overflowing.
+const LSN_LIMIT: Lsn = 1 << 62;
 /// How many past failures an appender can look back through to learn the fate
 /// of its records. Failures are rare; an appender that sleeps through this many
 /// gets a conservative error.
@@ -399,7 +403,11 @@ impl Wal {
             if let Some(first_lsn) = format::parse_segment_name(&name) {
                 found.push(Found { first_lsn, path });
             } else if let Some(lsn) = format::parse_snapshot_name(&name) {
-                snapshot_max = Some(snapshot_max.map_or(lsn, |m: Lsn| m.max(lsn)));
+                // Trusted to move the clock forward only if its header agrees
+                // with its name (the full check is `latest_snapshot`'s).
+                if lsn < LSN_LIMIT && snapshot_header_lsn(&*storage, &path) == Some(lsn) {
+                    snapshot_max = Some(snapshot_max.map_or(lsn, |m: Lsn| m.max(lsn)));
+                }
             } else if name.starts_with("snap-") && name.ends_with(".tmp") {
                 storage
                     .remove(&path)
@@ -455,6 +463,9 @@ impl Wal {
                         continue;
                     }
                     Some((0, format!("segment header: {why}")))
+                }
+                HeaderCheck::Ok { first_lsn, .. } if first_lsn == 0 || first_lsn >= LSN_LIMIT => {
+                    Some((0, format!("impossible first sequence number {first_lsn}")))
                 }
                 HeaderCheck::Ok { first_lsn, .. } if first_lsn != f.first_lsn => Some((
                     0,
@@ -627,7 +638,7 @@ impl Wal {
         }
 
         let shared_opts = opts.clone();
-        let floor_next = snapshot_max.map_or(1, |s| s + 1);
+        let floor_next = snapshot_max.map_or(1, |s| s.saturating_add(1));
         let (writer, next_lsn) = match last {
             Some((first, end, records)) => {
                 let path = dir.join(format::segment_name(first));
@@ -804,6 +815,9 @@ impl Wal {
         }
         sh.wait_for_room(&mut st, bytes)?;
         let first = st.next_lsn;
+        if first.checked_add(records.len() as u64).is_none() {
+            return Err(Error::LsnExhausted);
+        }
         st.pending.reserve(bytes);
         for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
             let lsn = first + i as u64;
@@ -1040,6 +1054,16 @@ impl Drop for Wal {
         // Wake followers so they notice there will be no more records.
         self.shared.cv_readers.notify_all();
     }
+}
+
+/// The LSN in a snapshot file's header, if the header is readable.
+fn snapshot_header_lsn(storage: &dyn Storage, path: &Path) -> Option<Lsn> {
+    let file = storage.open(path, false).ok()?;
+    let mut head = [0u8; format::SNAPSHOT_HEADER];
+    if file.read_at(0, &mut head).ok()? != head.len() || &head[..8] != format::SNAPSHOT_MAGIC {
+        return None;
+    }
+    Some(u64::from_le_bytes(head[16..24].try_into().ok()?))
 }
 
 pub(crate) struct Scan {
