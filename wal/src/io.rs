@@ -657,3 +657,87 @@ impl StorageFile for SimFile {
             .unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn a_crash_keeps_only_synced_bytes_and_synced_entries() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let a = fs.open(&p("/d/a"), true).unwrap();
+        a.write_at(0, b"durable").unwrap();
+        a.sync_data().unwrap();
+        // The file's bytes are synced but its directory entry is not.
+        assert!(fs.crash(|n| n).contents(&p("/d/a")).is_none());
+        fs.sync_dir(&p("/d")).unwrap();
+        a.write_at(7, b" and more").unwrap();
+        let none = fs.crash(|_| 0);
+        assert_eq!(none.contents(&p("/d/a")).unwrap(), b"durable");
+        let some = fs.crash(|n| n - 2);
+        assert_eq!(some.contents(&p("/d/a")).unwrap(), b"durable and mo");
+        // The running file system still sees everything.
+        assert_eq!(fs.contents(&p("/d/a")).unwrap(), b"durable and more");
+    }
+
+    #[test]
+    fn renames_and_removals_need_a_directory_sync() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let t = fs.open(&p("/d/t"), true).unwrap();
+        t.write_at(0, b"x").unwrap();
+        t.sync_data().unwrap();
+        fs.sync_dir(&p("/d")).unwrap();
+        fs.rename(&p("/d/t"), &p("/d/f")).unwrap();
+        let before = fs.crash(|n| n);
+        assert!(before.contents(&p("/d/t")).is_some());
+        assert!(before.contents(&p("/d/f")).is_none());
+        fs.sync_dir(&p("/d")).unwrap();
+        let after = fs.crash(|n| n);
+        assert!(after.contents(&p("/d/t")).is_none());
+        assert_eq!(after.contents(&p("/d/f")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn injected_faults_fire_once_at_the_chosen_call() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let f = fs.open(&p("/d/f"), true).unwrap();
+        fs.fail_write_in(1);
+        f.write_at(0, b"ok").unwrap();
+        assert!(f.write_at(2, b"fail").is_err());
+        f.write_at(2, b"ok").unwrap();
+        fs.fail_sync_in(0);
+        assert!(f.sync_data().is_err());
+        f.sync_data().unwrap();
+        fs.set_capacity(Some(fs.used() + 3));
+        let e = f.write_at(4, b"toolong").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        // What fit was written, as a real short write would.
+        assert_eq!(fs.contents(&p("/d/f")).unwrap(), b"okoktoo");
+    }
+
+    #[test]
+    fn std_fs_maps_and_locks() {
+        let dir = std::env::temp_dir().join(format!("vigil-wal-io-{}", std::process::id()));
+        let fs = StdFs;
+        fs.create_dir_all(&dir).unwrap();
+        let lock = fs.lock(&dir).unwrap();
+        assert_eq!(
+            fs.lock(&dir).err().map(|e| e.kind()),
+            Some(io::ErrorKind::WouldBlock)
+        );
+        drop(lock);
+        let f = fs.open(&dir.join("x"), true).unwrap();
+        f.write_at(0, b"hello").unwrap();
+        f.allocate(4096).unwrap();
+        assert_eq!(f.len().unwrap(), 4096);
+        assert_eq!(&fs.map(&dir.join("x"), 5).unwrap()[..], b"hello");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
