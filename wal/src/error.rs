@@ -90,9 +90,11 @@ pub enum Error {
     #[error("append failed: {0}")]
     AppendFailed(String),
 
-    /// Under `SyncPolicy::Never` or `Batch`, a failed fsync lost records that
-    /// had been acknowledged but were not yet durable. The log continues after
-    /// them; their sequence numbers are never reused.
+    /// Under `SyncPolicy::Never`, a failed fsync lost records that had been
+    /// acknowledged but were not yet durable. They are no longer in the log;
+    /// it continues after them and this process does not hand their sequence
+    /// numbers out again (after a crash, as with every record acknowledged
+    /// under `Never` but never synced, they may be).
     #[error("fsync failed; acknowledged records {first}..={last} are lost: {reason}")]
     SyncLost {
         /// First lost sequence number.

@@ -37,6 +37,9 @@ struct Cursor {
     /// Bytes below this are durable and may be read.
     limit: usize,
     sealed: bool,
+    /// The first LSN of the next segment, if one exists: no record here may
+    /// reach it (unverified sealed segments are checked as they are read).
+    end_lsn: Option<Lsn>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -100,7 +103,7 @@ impl Reader {
     }
 
     fn open_segment(&mut self) -> Result<bool> {
-        let (info, limit, sealed) = {
+        let (info, limit, sealed, end_lsn) = {
             let st = self.shared.state.lock();
             let oldest = st.segments[0].first_lsn;
             if self.want < oldest {
@@ -111,12 +114,13 @@ impl Reader {
             }
             let idx = st.segments.partition_point(|s| s.first_lsn <= self.want) - 1;
             let info = st.segments[idx].clone();
+            let end_lsn = st.segments.get(idx + 1).map(|s| s.first_lsn);
             let (limit, sealed) = match info.sealed_len {
                 Some(len) => (len, true),
                 None if info.first_lsn == st.durable_seg => (st.durable_off, false),
                 None => (SEGMENT_HEADER as u64, false),
             };
-            (info, limit, sealed)
+            (info, limit, sealed, end_lsn)
         };
         let map = self
             .shared
@@ -131,6 +135,7 @@ impl Reader {
             pos: SEGMENT_HEADER,
             lsn: info.first_lsn,
             sealed,
+            end_lsn,
         });
         Ok(true)
     }
@@ -160,6 +165,7 @@ impl Reader {
             }
         };
         cur.sealed = sealed;
+        cur.end_lsn = next;
         if limit > cur.pos {
             if limit > cur.map.len() {
                 cur.map = self
@@ -196,6 +202,16 @@ impl Reader {
                 return Ok(None);
             }
             match format::read_frame(&cur.map[..cur.limit], cur.pos, cur.lsn) {
+                Frame::Record { lsn, .. } if cur.end_lsn.is_some_and(|e| lsn >= e) => {
+                    return Err(Error::Corrupt {
+                        segment: cur.path.clone(),
+                        offset: cur.pos as u64,
+                        reason: format!(
+                            "record {lsn} overlaps the next segment, which starts at {}",
+                            cur.end_lsn.unwrap_or_default()
+                        ),
+                    });
+                }
                 Frame::Record {
                     lsn, start, end, ..
                 } => {

@@ -872,7 +872,10 @@ impl Wal {
         result.map(|()| st.durable_lsn)
     }
 
-    /// Everything at or below this sequence number survives a crash.
+    /// Every record in the log at or below this sequence number survives a
+    /// crash. Under `SyncPolicy::Never`, records lost to a failed fsync are no
+    /// longer in the log (the next [`Wal::sync`] reports them as
+    /// [`Error::SyncLost`]), and this number may pass over them.
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.state.lock().durable_lsn
     }
@@ -1283,7 +1286,11 @@ impl Shared {
                 st.last_error = Some(e.to_string());
                 match lost {
                     Some((lo, hi)) => {
-                        st.written_lsn = durable_before;
+                        // The lost records are no longer in the log: every
+                        // record that is, up to `hi`, is durable. (Waiters
+                        // for `hi` would otherwise wait forever.)
+                        st.written_lsn = hi;
+                        st.durable_lsn = st.durable_lsn.max(hi);
                         let reason = e.to_string();
                         st.lost = Some(match st.lost.take() {
                             Some((a, _, _)) => (a.min(lo), hi, reason),
