@@ -84,7 +84,8 @@ struct Model {
     attempts: BTreeMap<Lsn, Vec<Vec<u8>>>,
     /// The latest snapshot whose save returned Ok.
     snapshot: Option<(Lsn, Vec<u8>)>,
-    snapshot_in_doubt: bool,
+    /// The highest snapshot whose save failed (it may or may not exist).
+    snapshot_in_doubt: Option<Lsn>,
 }
 
 impl Model {
@@ -171,7 +172,7 @@ fn after_recovery(wal: &Wal, model: &mut Model, durable: Lsn) -> Result<(), Test
         .retain(|lsn, _| *lsn <= durable || present.contains(lsn));
     // Whatever survived is now durable and will be re-checked as such.
     prop_assert!(model.acked.keys().all(|l| *l <= last));
-    if !model.snapshot_in_doubt {
+    if model.snapshot_in_doubt.is_none() {
         if let Some((lsn, data)) = &model.snapshot {
             let snap = wal
                 .latest_snapshot()
@@ -194,7 +195,7 @@ fn run(policy: SyncPolicy, segment_size: u64, ops: Vec<Op>) -> Result<(), TestCa
         acked: BTreeMap::new(),
         attempts: BTreeMap::new(),
         snapshot: None,
-        snapshot_in_doubt: false,
+        snapshot_in_doubt: None,
     };
     // Under `Never` only a successful `sync` promises anything: the log's
     // durable number may pass over records a failed fsync lost (reported by
@@ -283,10 +284,21 @@ fn run(policy: SyncPolicy, segment_size: u64, ops: Vec<Op>) -> Result<(), TestCa
                         if model.snapshot.as_ref().is_none_or(|(l, _)| *l <= lsn) {
                             model.snapshot = Some((lsn, data));
                         }
-                        model.snapshot_in_doubt = false;
+                        if model.snapshot_in_doubt.is_some_and(|d| d <= lsn) {
+                            model.snapshot_in_doubt = None;
+                        }
                         prop_assert!(w.durable_lsn() >= lsn);
                     }
-                    Err(_) => model.snapshot_in_doubt = true,
+                    Err(e) => {
+                        model.snapshot_in_doubt = model.snapshot_in_doubt.max(Some(lsn));
+                        // The sync a snapshot does first may be the one that
+                        // learns of records lost under `Never`.
+                        if let Error::SyncLost { first, last, .. } = e {
+                            for l in first..=last {
+                                model.acked.remove(&l);
+                            }
+                        }
+                    }
                 }
                 let oldest = w.oldest_lsn();
                 model.acked.retain(|l, _| *l >= oldest);
