@@ -269,7 +269,7 @@ fn concurrent(c: &mut Criterion) {
                 threads: 8,
                 batch: 64,
             },
-            8 * 64 * 100,
+            8 * 64 * 150,
         ),
         // 64 threads, each appending one record per call (okaywal: one
         // single-chunk entry per commit).
