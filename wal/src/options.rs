@@ -61,6 +61,10 @@ pub struct Options {
     /// concurrent appenders instead of splitting them into two alternating
     /// groups; `0.0` turns it off.
     pub gather_fraction: f64,
+    /// Under `Always`, how long an appender polls for its fsync to finish
+    /// (yielding the processor) before it sleeps, as a fraction of the
+    /// measured fsync time. `0.0` sleeps at once.
+    pub spin_fraction: f64,
     /// The file system. [`StdFs`] unless a test supplies a
     /// [`SimFs`](crate::io::SimFs).
     pub storage: Arc<dyn Storage>,
@@ -77,6 +81,7 @@ impl Default for Options {
             repair: false,
             write_buffer: 1 << 20,
             gather_fraction: 0.5,
+            spin_fraction: 1.0,
             storage: Arc::new(StdFs),
         }
     }
@@ -121,6 +126,11 @@ impl Options {
     /// Set [`Options::gather_fraction`].
     pub fn gather_fraction(mut self, fraction: f64) -> Self {
         self.gather_fraction = fraction;
+        self
+    }
+    /// Set [`Options::spin_fraction`].
+    pub fn spin_fraction(mut self, fraction: f64) -> Self {
+        self.spin_fraction = fraction;
         self
     }
     /// Set [`Options::storage`].

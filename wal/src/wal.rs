@@ -93,6 +93,11 @@ pub(crate) struct State {
     /// `Never`), not yet reported by `sync`.
     lost: Option<(Lsn, Lsn, String)>,
     pub(crate) reader_waiters: usize,
+    /// Appenders waiting for durability: the last LSN each waits for, and
+    /// its thread. The leader unparks exactly the ones its fsync covered, so
+    /// they wake at once and in parallel instead of queueing one by one on
+    /// the state mutex behind a condition variable.
+    parked: Vec<(Lsn, std::thread::Thread)>,
     pub(crate) closed: bool,
 }
 
@@ -110,6 +115,10 @@ pub(crate) struct Shared {
     /// Readers in follow mode.
     pub(crate) cv_readers: Condvar,
     writer: Mutex<Writer>,
+    /// Copies of `durable_lsn` and the failure epoch that waiters can poll
+    /// without the lock.
+    durable_hint: std::sync::atomic::AtomicU64,
+    epoch_hint: std::sync::atomic::AtomicU64,
     _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -589,7 +598,7 @@ impl Wal {
             if is_last {
                 if let Some(s) = &scan {
                     let tail = &map[s.valid_end as usize..];
-                    let nonzero = tail.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                    let nonzero = last_nonzero(tail).map_or(0, |p| p + 1);
                     if nonzero > 0 {
                         summary.torn_tail = Some(TornTail {
                             segment: f.path.clone(),
@@ -720,6 +729,7 @@ impl Wal {
             last_error: None,
             lost: None,
             reader_waiters: 0,
+            parked: Vec::new(),
             closed: false,
         };
         let shared = Arc::new(Shared {
@@ -732,6 +742,8 @@ impl Wal {
             cv_flush: Condvar::new(),
             cv_readers: Condvar::new(),
             writer: Mutex::new(writer),
+            durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
+            epoch_hint: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
         });
         let flusher = match opts.sync {
@@ -1047,7 +1059,21 @@ impl Wal {
         if let Some(h) = self.flusher.take() {
             let _ = h.join();
         }
-        self.sync().map(|_| ())
+        self.sync()?;
+        // Cut the preallocated tail off the active segment: the next open
+        // then finds the data ending at the end of the file and need not
+        // read megabytes of zeros to prove there is no torn tail.
+        let st = self.shared.state.lock();
+        if st.last_error.is_none() && st.pending.is_empty() {
+            let w = self.shared.writer.lock();
+            if w.cut_to.is_none() && w.file.len().is_ok_and(|l| l > w.offset) {
+                w.file
+                    .set_len(w.offset)
+                    .and_then(|()| w.file.sync_data())
+                    .map_err(|e| Error::io("truncate", &w.path, e))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1057,6 +1083,23 @@ impl Drop for Wal {
         // Wake followers so they notice there will be no more records.
         self.shared.cv_readers.notify_all();
     }
+}
+
+/// Position of the last non-zero byte. Works a page at a time from the end:
+/// a whole-page zero test vectorises, a byte-wise reverse scan does not, and
+/// the preallocated tail is tens of megabytes of zeros.
+fn last_nonzero(buf: &[u8]) -> Option<usize> {
+    const PAGE: usize = 4096;
+    let mut end = buf.len();
+    while end > 0 {
+        let start = end.saturating_sub(PAGE);
+        let chunk = &buf[start..end];
+        if !chunk.iter().all(|&b| b == 0) {
+            return chunk.iter().rposition(|&b| b != 0).map(|p| start + p);
+        }
+        end = start;
+    }
+    None
 }
 
 /// The LSN in a snapshot file's header, if the header is readable.
@@ -1161,14 +1204,87 @@ impl Shared {
                 };
             }
             if !st.leader {
-                if let Err(e) = self.lead(st, true) {
-                    if !matches!(self.opts.sync, SyncPolicy::Always) {
-                        return Err(e);
+                // Lead, and keep leading while others' records are queued:
+                // this thread is already running, while handing over would
+                // cost a wake-up. A few rounds at most, to bound the wait of
+                // this thread's own caller.
+                for _ in 0..4 {
+                    // `lead` releases the lock while it wakes waiters, so
+                    // another thread may have taken over meanwhile.
+                    if st.leader {
+                        break;
                     }
+                    if let Err(e) = self.lead(st, true) {
+                        if !matches!(self.opts.sync, SyncPolicy::Always) {
+                            self.wake_parked(st, true);
+                            return Err(e);
+                        }
+                        break;
+                    }
+                    if st.pending.is_empty() || st.epoch != epoch {
+                        break;
+                    }
+                }
+                if !st.pending.is_empty() {
+                    // Someone must lead the queued records: wake them all.
+                    self.wake_parked(st, true);
                 }
                 continue;
             }
-            self.cv.wait(st);
+            if self.spin_wait(st, last, epoch) {
+                continue;
+            }
+            let me = std::thread::current();
+            let id = me.id();
+            st.parked.push((last, me));
+            MutexGuard::unlocked(st, std::thread::park);
+            st.parked.retain(|(_, t)| t.id() != id);
+        }
+    }
+
+    /// Wait a little without sleeping: yield the processor while polling the
+    /// durable position, for about one fsync. Parking and unparking costs a
+    /// scheduler round trip per appender, which on a machine with fewer cores
+    /// than appenders is longer than the fsync itself. Returns true when the
+    /// outcome may be known (the caller re-checks under the lock).
+    fn spin_wait(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.opts.spin_fraction <= 0.0 {
+            return false;
+        }
+        let budget = st.sync_ewma.mul_f64(self.opts.spin_fraction);
+        MutexGuard::unlocked(st, || {
+            let start = Instant::now();
+            loop {
+                if self.durable_hint.load(Acquire) >= last || self.epoch_hint.load(Acquire) != epoch
+                {
+                    return true;
+                }
+                if start.elapsed() > budget {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
+        })
+    }
+
+    /// Unpark the waiters whose records are now durable (or all of them).
+    fn wake_parked(&self, st: &mut MutexGuard<'_, State>, all: bool) {
+        if st.parked.is_empty() {
+            return;
+        }
+        let durable = st.durable_lsn;
+        let mut woken = Vec::new();
+        st.parked.retain(|(lsn, t)| {
+            if all || *lsn <= durable {
+                woken.push(t.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if !woken.is_empty() {
+            MutexGuard::unlocked(st, || woken.iter().for_each(std::thread::Thread::unpark));
         }
     }
 
@@ -1311,6 +1427,13 @@ impl Shared {
                 }
             }
         };
+        self.durable_hint
+            .store(st.durable_lsn, std::sync::atomic::Ordering::Release);
+        self.epoch_hint
+            .store(st.epoch, std::sync::atomic::Ordering::Release);
+        // After a failure every waiter must look at its outcome.
+        let failed = outcome.is_err();
+        self.wake_parked(st, failed);
         self.cv.notify_all();
         if st.reader_waiters > 0 {
             self.cv_readers.notify_all();
@@ -1369,5 +1492,35 @@ impl Shared {
                 self.cv_flush.wait_for(&mut st, pause);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_nonzero_finds_the_last_set_byte_across_pages() {
+        let mut buf = vec![0u8; 3 * 4096 + 17];
+        assert_eq!(last_nonzero(&buf), None);
+        buf[5] = 1;
+        assert_eq!(last_nonzero(&buf), Some(5));
+        buf[4096 * 2 + 3] = 9;
+        assert_eq!(last_nonzero(&buf), Some(4096 * 2 + 3));
+        let n = buf.len();
+        buf[n - 1] = 1;
+        assert_eq!(last_nonzero(&buf), Some(n - 1));
+        assert_eq!(last_nonzero(&[]), None);
+    }
+
+    #[test]
+    fn scan_stops_at_a_partial_batch() {
+        let mut seg = format::encode_segment_header(1, 0).to_vec();
+        let h = crc32fast::Hasher::new();
+        format::encode_frame(&mut seg, 1, b"", &h, false);
+        let complete = seg.len() as u64;
+        format::encode_frame(&mut seg, 2, b"", &h, true);
+        let s = scan_segment(&seg, 1);
+        assert_eq!((s.valid_end, s.records, s.bad), (complete, 1, None));
     }
 }
