@@ -1500,6 +1500,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_log_and_its_readers_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Wal>();
+        send_sync::<crate::Reader>();
+        send_sync::<crate::Error>();
+    }
+
+    #[test]
     fn last_nonzero_finds_the_last_set_byte_across_pages() {
         let mut buf = vec![0u8; 3 * 4096 + 17];
         assert_eq!(last_nonzero(&buf), None);
