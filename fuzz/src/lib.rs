@@ -1,0 +1,11 @@
+//! The logic of Vigil's fuzz targets.
+//!
+//! Each target in `fuzz_targets/` is one line that calls a `run` function
+//! here. The regression tests of the crates (for example
+//! `wal/tests/fuzz_regressions.rs`) include these same files with `#[path]`,
+//! so a saved crash input replays through exactly the code that found it.
+//! Each module depends only on `std`, `arbitrary`, `crc32fast` and the crate
+//! it tests.
+
+pub mod wal_model;
+pub mod wal_open;
