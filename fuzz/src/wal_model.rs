@@ -31,14 +31,6 @@
 //!   than the newest saved successfully, and reads back with its bytes;
 //! - a log that went through any of this opens again (once faults are lifted).
 //!
-//! Known bugs can be tolerated while they are being fixed, so that a fuzzing
-//! run gets past them to new ones: `VIGIL_FUZZ_TOLERATE` is a comma-separated
-//! list of these names (the regression tests never set it):
-//! - `synclost-range`: an `Error::SyncLost` range may include records that
-//!   are not lost (two losses are reported as one range over what lies
-//!   between them); only the records in it that a reader never returned count
-//!   as lost.
-//!
 //! `VIGIL_FUZZ_TRACE=1` prints each operation as it is done (for triage).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,14 +167,6 @@ fn run_input(input: &Input) {
     }
     // End with a power cut that keeps nothing unsynced: the strictest check.
     h.step(&Op::Crash { cuts: Vec::new() });
-}
-
-/// Whether `VIGIL_FUZZ_TOLERATE` names the known bug `name`.
-fn tolerate(name: &str) -> bool {
-    static LIST: OnceLock<String> = OnceLock::new();
-    LIST.get_or_init(|| std::env::var("VIGIL_FUZZ_TOLERATE").unwrap_or_default())
-        .split(',')
-        .any(|t| t.trim() == name)
 }
 
 impl Harness {
@@ -425,27 +409,22 @@ impl Harness {
     }
 
     fn note_error(&mut self, e: &Error) {
-        if let Error::SyncLost { first, last, .. } = e {
-            if tolerate("synclost-range") {
-                let required = self.model.required;
-                let lost: Vec<Lsn> = (*first..=*last)
-                    .filter(|l| *l > required && !self.model.known.get(l).is_some_and(|r| r.seen))
-                    .collect();
-                self.model.lost.extend(lost);
-                return;
+        if let Error::SyncLost { lost, .. } = e {
+            for range in lost {
+                let (first, last) = (*range.start(), *range.end());
+                if first <= self.model.required {
+                    self.fail(format!(
+                        "records {first}..={last} reported lost, but {} was durable",
+                        self.model.required
+                    ));
+                }
+                if let Some((l, _)) = self.model.known.range(first..=last).find(|(_, r)| r.seen) {
+                    self.fail(format!(
+                        "records {first}..={last} reported lost, but a reader had returned {l}"
+                    ));
+                }
+                self.model.lost.extend(first..=last);
             }
-            if *first <= self.model.required {
-                self.fail(format!(
-                    "records {first}..={last} reported lost, but {} was durable",
-                    self.model.required
-                ));
-            }
-            if let Some((l, _)) = self.model.known.range(*first..=*last).find(|(_, r)| r.seen) {
-                self.fail(format!(
-                    "records {first}..={last} reported lost, but a reader had returned {l}"
-                ));
-            }
-            self.model.lost.extend(*first..=*last);
         }
     }
 

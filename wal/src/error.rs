@@ -1,6 +1,7 @@
 //! The one error type of the crate.
 
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use crate::Lsn;
@@ -95,12 +96,11 @@ pub enum Error {
     /// it continues after them and this process does not hand their sequence
     /// numbers out again (after a crash, as with every record acknowledged
     /// under `Never` but never synced, they may be).
-    #[error("fsync failed; acknowledged records {first}..={last} are lost: {reason}")]
+    #[error("fsync failed; acknowledged records {} are lost: {reason}", ranges(.lost))]
     SyncLost {
-        /// First lost sequence number.
-        first: Lsn,
-        /// Last lost sequence number.
-        last: Lsn,
+        /// The lost sequence numbers, as disjoint ranges in order (several
+        /// when losses happened more than once since the last report).
+        lost: Vec<RangeInclusive<Lsn>>,
         /// The underlying failure.
         reason: String,
     },
@@ -117,6 +117,13 @@ pub enum Error {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+}
+
+fn ranges(lost: &[RangeInclusive<Lsn>]) -> String {
+    lost.iter()
+        .map(|r| format!("{}..={}", r.start(), r.end()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Shorthand for results of this crate.
@@ -140,13 +147,8 @@ impl Error {
                 path: path.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
             },
-            Error::SyncLost {
-                first,
-                last,
-                reason,
-            } => Error::SyncLost {
-                first: *first,
-                last: *last,
+            Error::SyncLost { lost, reason } => Error::SyncLost {
+                lost: lost.clone(),
                 reason: reason.clone(),
             },
             other => Error::AppendFailed(other.to_string()),

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::mem;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,8 +90,9 @@ pub(crate) struct State {
     /// to appenders refused for want of queue space.
     last_error: Option<String>,
     /// Acknowledged records lost to a failed fsync (only possible under
-    /// `Never`), not yet reported by `sync`.
-    lost: Option<(Lsn, Lsn, String)>,
+    /// `Never`), not yet reported by `sync`, and the last failure's message.
+    lost: Vec<RangeInclusive<Lsn>>,
+    lost_reason: String,
     pub(crate) reader_waiters: usize,
     /// Appenders waiting for durability: the last LSN each waits for, and
     /// its thread. The leader unparks exactly the ones its fsync covered, so
@@ -727,7 +728,8 @@ impl Wal {
             epoch: 0,
             failures: VecDeque::new(),
             last_error: None,
-            lost: None,
+            lost: Vec::new(),
+            lost_reason: String::new(),
             reader_waiters: 0,
             parked: Vec::new(),
             closed: false,
@@ -874,11 +876,10 @@ impl Wal {
         let epoch = st.epoch;
         let result = sh.wait_durable(&mut st, target, epoch);
         // A loss reported here once, whichever thread's write ran into it.
-        if let Some((first, last, reason)) = st.lost.take() {
+        if !st.lost.is_empty() {
             return Err(Error::SyncLost {
-                first,
-                last,
-                reason,
+                lost: mem::take(&mut st.lost),
+                reason: mem::take(&mut st.lost_reason),
             });
         }
         result.map(|()| st.durable_lsn)
@@ -1408,14 +1409,11 @@ impl Shared {
                         st.written_lsn = hi;
                         st.durable_lsn = st.durable_lsn.max(hi);
                         let reason = e.to_string();
-                        st.lost = Some(match st.lost.take() {
-                            Some((a, _, _)) => (a.min(lo), hi, reason),
-                            None => (lo, hi, reason),
-                        });
+                        st.lost.push(lo..=hi);
+                        st.lost_reason.clone_from(&reason);
                         Err(Error::SyncLost {
-                            first: lo,
-                            last: hi,
-                            reason: e.to_string(),
+                            lost: vec![lo..=hi],
+                            reason,
                         })
                     }
                     None => {

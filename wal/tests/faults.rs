@@ -187,9 +187,10 @@ fn never_policy_reports_records_lost_to_a_failed_fsync_and_goes_on_after_them() 
     }
     fs.fail_sync_in(0);
     match wal.sync() {
-        Err(Error::SyncLost { first, last, .. }) => {
-            assert_eq!(first, 2);
-            assert!((2..=5).contains(&last));
+        Err(Error::SyncLost { lost, .. }) => {
+            assert_eq!(lost.len(), 1, "{lost:?}");
+            assert_eq!(*lost[0].start(), 2);
+            assert!((2..=5).contains(lost[0].end()));
         }
         other => panic!("expected SyncLost, got {other:?}"),
     }

@@ -241,9 +241,9 @@ fn run(policy: SyncPolicy, segment_size: u64, ops: Vec<Op>) -> Result<(), TestCa
                         prop_assert!(d >= before);
                         synced = synced.max(d);
                     }
-                    Err(Error::SyncLost { first, last, .. }) => {
+                    Err(Error::SyncLost { lost, .. }) => {
                         // Acknowledged, never durable, and now gone for good.
-                        for l in first..=last {
+                        for l in lost.into_iter().flatten() {
                             model.acked.remove(&l);
                         }
                     }
@@ -293,8 +293,8 @@ fn run(policy: SyncPolicy, segment_size: u64, ops: Vec<Op>) -> Result<(), TestCa
                         model.snapshot_in_doubt = model.snapshot_in_doubt.max(Some(lsn));
                         // The sync a snapshot does first may be the one that
                         // learns of records lost under `Never`.
-                        if let Error::SyncLost { first, last, .. } = e {
-                            for l in first..=last {
+                        if let Error::SyncLost { lost, .. } = e {
+                            for l in lost.into_iter().flatten() {
                                 model.acked.remove(&l);
                             }
                         }
