@@ -950,7 +950,10 @@ impl Wal {
         if lsn > last {
             return Err(Error::SnapshotBeyondLog { lsn, last });
         }
-        if self.durable_lsn() < lsn {
+        let unreported_loss = !sh.state.lock().lost.is_empty();
+        if self.durable_lsn() < lsn || unreported_loss {
+            // Also the place where a loss under `Never` is reported, so that
+            // a snapshot never succeeds over records it does not know are gone.
             self.sync()?;
         }
         let name = format::snapshot_name(lsn);
