@@ -221,6 +221,9 @@ struct Writer {
     roll_next: bool,
     /// A roll done by the current group, for the leader to publish.
     rolled: Option<Rolled>,
+    /// A seal that made the old segment durable (its last LSN and length),
+    /// for the leader to publish when the roll then failed.
+    sealed_through: Option<(Lsn, u64)>,
 }
 
 struct Rolled {
@@ -313,6 +316,10 @@ impl Writer {
             return Err(WriteFailure::Sync(Error::io("fsync", &old_path, e)));
         }
         self.durable_offset = self.offset;
+        // Everything before `first` is durable now, even if creating the new
+        // segment fails below: the leader must know, or it would later count
+        // those records as lost to a failed fsync.
+        self.sealed_through = Some((first - 1, self.offset));
         let path = sh.dir.join(format::segment_name(first));
         let flags = if self.roll_next {
             format::SEG_FLAG_GAP_BEFORE
@@ -682,6 +689,7 @@ impl Wal {
                     cut_to: None,
                     roll_next: next < floor_next,
                     rolled: None,
+                    sealed_through: None,
                 };
                 (w, next.max(floor_next))
             }
@@ -703,6 +711,7 @@ impl Wal {
                     cut_to: None,
                     roll_next: false,
                     rolled: None,
+                    sealed_through: None,
                 };
                 (w, first)
             }
@@ -1311,16 +1320,21 @@ impl Shared {
         let written_before = st.written_lsn;
         let durable_before = st.durable_lsn;
         let policy = self.opts.sync;
-        let (result, rolled, took) = MutexGuard::unlocked(st, || {
+        let (result, rolled, sealed, took) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             let t = Instant::now();
             let r = w.write_group(self, &buf, first, fsync);
             let rolled = w.rolled.take();
+            let sealed = w
+                .sealed_through
+                .take()
+                .map(|(lsn, off)| (lsn, off, w.seg_first));
             // Sealing the old segment in a roll synced everything before
             // this group.
-            let durable_before = match &rolled {
-                Some(_) => durable_before.max(first - 1),
-                None => durable_before,
+            let durable_before = match (&rolled, &sealed) {
+                (Some(_), _) => durable_before.max(first - 1),
+                (None, Some((lsn, ..))) => durable_before.max(*lsn),
+                (None, None) => durable_before,
             };
             if let Err(WriteFailure::Sync(_)) = &r {
                 if written_before > durable_before {
@@ -1329,7 +1343,7 @@ impl Shared {
                     w.roll_next = true;
                 }
             }
-            (r, rolled, t.elapsed())
+            (r, rolled, sealed, t.elapsed())
         });
         st.leader = false;
         if let Some(r) = rolled {
@@ -1342,6 +1356,15 @@ impl Shared {
             st.written_lsn = st.written_lsn.max(first - 1);
             st.durable_seg = new_first;
             st.durable_off = HEADER;
+        } else if let Some((lsn, off, seg)) = sealed {
+            // The roll sealed (and synced) the old segment but could not
+            // create the new one: the old one stays active, durable to its end.
+            if lsn > st.durable_lsn {
+                st.durable_lsn = lsn;
+                st.written_lsn = st.written_lsn.max(lsn);
+                st.durable_seg = seg;
+                st.durable_off = off;
+            }
         }
         let durable_before = st.durable_lsn;
         let outcome = match result {
