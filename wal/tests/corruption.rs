@@ -21,6 +21,9 @@
 //! Random choices come from a xorshift generator; each test prints its seed,
 //! and `VIGIL_CORRUPTION_SEED=<n>` replays (or varies) them.
 
+mod common;
+
+use common::Rng;
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -41,30 +44,6 @@ const APPENDED: &[u8] = b"appended after recovery";
 // ---------------------------------------------------------------------------
 // Deterministic randomness and record contents.
 // ---------------------------------------------------------------------------
-
-/// xorshift64* — small, deterministic, good enough to pick offsets.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let s = seed ^ 0x9E37_79B9_7F4A_7C15;
-        Rng(if s == 0 { 0x2545_F491_4F6C_DD1D } else { s })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-ish in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seed_for(test: &str) -> u64 {
     let base = match std::env::var("VIGIL_CORRUPTION_SEED") {

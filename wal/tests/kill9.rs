@@ -12,6 +12,9 @@
 //! test returns at once. Kill timings come from a xorshift generator seeded
 //! from the clock; the seed is printed, and `VIGIL_KILL9_SEED=<n>` replays it.
 
+mod common;
+
+use common::Rng;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -40,39 +43,16 @@ fn opts() -> Options {
         .sync(SyncPolicy::Always)
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let s = seed ^ 0x9E37_79B9_7F4A_7C15;
-        Rng(if s == 0 { 0x2545_F491_4F6C_DD1D } else { s })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The payload of record `lsn` in run `run`: derivable from the two numbers
 /// alone, so the parent can check every byte. It starts with its own
 /// sequence number and length. Mostly small, some of a few hundred bytes to
 /// a couple of KiB, and one in twenty larger than a whole segment.
 fn payload(run: u64, lsn: Lsn) -> Vec<u8> {
     let mut r = Rng::new(run ^ lsn.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    let len = match r.below(20) {
-        0 => SEGMENT_SIZE + 1 + r.below(2 * SEGMENT_SIZE),
-        1..=3 => 200 + r.below(2000),
-        _ => r.below(100),
+    let len = match r.below_u64(20) {
+        0 => SEGMENT_SIZE + 1 + r.below_u64(2 * SEGMENT_SIZE),
+        1..=3 => 200 + r.below_u64(2000),
+        _ => r.below_u64(100),
     } as usize;
     lsn.to_le_bytes()
         .into_iter()
@@ -119,8 +99,8 @@ fn kill9_child_appender() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let first = wal.last_lsn() + 1;
-        let n = if rng.below(3) == 0 {
-            2 + rng.below(5)
+        let n = if rng.below_u64(3) == 0 {
+            2 + rng.below_u64(5)
         } else {
             1
         };
@@ -201,10 +181,10 @@ fn parse_report(lines: &[String], ctx: &str) -> Report {
 fn round(dir: &Path, run: u64, rng: &mut Rng, model: &mut Model, stats: &mut Stats, ctx: &str) {
     // Mostly 20..200 ms, into the appends; a quarter of the rounds 1..20 ms,
     // into the child's start-up and its recovery of the previous crash.
-    let delay_us = if rng.below(4) == 0 {
-        1_000 + rng.below(19_000)
+    let delay_us = if rng.below_u64(4) == 0 {
+        1_000 + rng.below_u64(19_000)
     } else {
-        20_000 + rng.below(180_000)
+        20_000 + rng.below_u64(180_000)
     };
     let ctx = format!("{ctx}, kill after {delay_us} us");
     let mut child = Command::new(std::env::current_exe().expect("current_exe"))

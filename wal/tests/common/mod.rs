@@ -1,0 +1,35 @@
+//! What several integration tests share.
+
+/// xorshift64*: small, deterministic, good enough to pick offsets, sizes and
+/// delays from a printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value, zero included).
+    pub fn new(seed: u64) -> Rng {
+        let s = seed ^ 0x9E37_79B9_7F4A_7C15;
+        Rng(if s == 0 { 0x2545_F491_4F6C_DD1D } else { s })
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `0..n` (`n > 0`).
+    #[allow(dead_code)] // not every test file uses both widths
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Uniform-ish in `0..n` (`n > 0`).
+    #[allow(dead_code)] // not every test file uses both widths
+    pub fn below_u64(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
