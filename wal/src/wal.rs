@@ -512,13 +512,7 @@ impl Wal {
                             reason,
                         });
                     }
-                    let mut removed = Vec::new();
-                    for later in &found[i..] {
-                        storage
-                            .remove(&later.path)
-                            .map_err(|e| Error::io("remove", &later.path, e))?;
-                        removed.push(later.path.clone());
-                    }
+                    let removed = remove_all(&*storage, &found[i..])?;
                     storage
                         .sync_dir(&dir)
                         .map_err(|e| Error::io("fsync directory", &dir, e))?;
@@ -561,13 +555,7 @@ impl Wal {
                 }
                 // Cut here, drop everything after.
                 let cut = offset.max(HEADER);
-                let mut removed = Vec::new();
-                for later in &found[i + 1..] {
-                    storage
-                        .remove(&later.path)
-                        .map_err(|e| Error::io("remove", &later.path, e))?;
-                    removed.push(later.path.clone());
-                }
+                let mut removed = remove_all(&*storage, &found[i + 1..])?;
                 let keep_file = offset >= HEADER;
                 if keep_file {
                     let file = storage
@@ -1096,6 +1084,20 @@ impl Drop for Wal {
         // Wake followers so they notice there will be no more records.
         self.shared.cv_readers.notify_all();
     }
+}
+
+/// Remove segment files (repair drops everything after the damage); returns
+/// their paths. The caller syncs the directory.
+fn remove_all(storage: &dyn Storage, segments: &[Found]) -> Result<Vec<PathBuf>> {
+    segments
+        .iter()
+        .map(|f| {
+            storage
+                .remove(&f.path)
+                .map_err(|e| Error::io("remove", &f.path, e))?;
+            Ok(f.path.clone())
+        })
+        .collect()
 }
 
 /// Position of the last non-zero byte. Works a page at a time from the end:
