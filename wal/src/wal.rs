@@ -213,28 +213,29 @@ struct Writer {
     offset: u64,
     /// End of the bytes known durable.
     durable_offset: u64,
-    /// After a failure: the length the file must be cut back to before the
-    /// next write, dropping whatever a failed write may have left.
-    cut_to: Option<u64>,
+    /// The last LSN written to the files, and the last known durable. The
+    /// writer is the one place that knows what its writes and fsyncs covered
+    /// (an fsync done to cut or seal a segment makes earlier unsynced writes
+    /// durable too); the leader publishes these after every group.
+    written_lsn: Lsn,
+    durable_lsn: Lsn,
+    /// After a failure: the length (and the last LSN below it) the file must
+    /// be cut back to before the next write, dropping whatever a failed write
+    /// may have left.
+    cut_to: Option<(u64, Lsn)>,
+    /// Records written but lost to a failed fsync, for the leader to report.
+    lost: Option<(Lsn, Lsn)>,
     /// After records were lost to a failed fsync, the next write starts a new
     /// segment so that sequence numbers inside a segment stay dense.
     roll_next: bool,
     /// A roll done by the current group, for the leader to publish.
     rolled: Option<Rolled>,
-    /// A seal that made the old segment durable (its last LSN and length),
-    /// for the leader to publish when the roll then failed.
-    sealed_through: Option<(Lsn, u64)>,
 }
 
 struct Rolled {
     old_first: Lsn,
     old_len: u64,
     new: SegmentInfo,
-}
-
-struct Written {
-    seg_first: Lsn,
-    durable_offset: u64,
 }
 
 enum WriteFailure {
@@ -252,10 +253,11 @@ impl Writer {
         sh: &Shared,
         buf: &[u8],
         first: Lsn,
+        last: Lsn,
         fsync: bool,
-    ) -> Result<Written, WriteFailure> {
-        if let Some(len) = self.cut_to {
-            self.cut(sh, len).map_err(WriteFailure::Write)?;
+    ) -> Result<(), WriteFailure> {
+        if let Some((len, lsn)) = self.cut_to {
+            self.cut(sh, len, lsn).map_err(WriteFailure::Write)?;
         }
         if !buf.is_empty()
             && (self.roll_next
@@ -267,27 +269,45 @@ impl Writer {
         }
         if !buf.is_empty() {
             if let Err(e) = self.file.write_at(self.offset, buf) {
-                self.cut_to = Some(self.offset);
+                self.cut_to = Some((self.offset, self.written_lsn));
                 return Err(WriteFailure::Write(Error::io("write", &self.path, e)));
             }
             self.offset += buf.len() as u64;
+            self.written_lsn = last;
         }
         if fsync && self.durable_offset < self.offset {
             if let Err(e) = self.file.sync_data() {
-                self.cut_to = Some(self.durable_offset);
-                self.offset = self.durable_offset;
+                // This group is the caller's to fail or queue again; records
+                // written before it without an fsync are lost.
+                let lost_end = if buf.is_empty() {
+                    self.written_lsn
+                } else {
+                    first - 1
+                };
+                self.sync_failed(lost_end);
                 return Err(WriteFailure::Sync(Error::io("fsync", &self.path, e)));
             }
             self.durable_offset = self.offset;
+            self.durable_lsn = self.written_lsn;
         }
-        Ok(Written {
-            seg_first: self.seg_first,
-            durable_offset: self.durable_offset,
-        })
+        Ok(())
+    }
+
+    /// After a failed fsync nothing past the last durable byte can be trusted:
+    /// cut back to it, note the records up to `lost_end` that were written
+    /// but never durable, and start a new segment after them.
+    fn sync_failed(&mut self, lost_end: Lsn) {
+        if lost_end > self.durable_lsn {
+            self.lost = Some((self.durable_lsn + 1, lost_end));
+            self.roll_next = true;
+        }
+        self.cut_to = Some((self.durable_offset, self.durable_lsn));
+        self.offset = self.durable_offset;
+        self.written_lsn = self.durable_lsn;
     }
 
     /// Cut the active segment back to `len` and make that durable.
-    fn cut(&mut self, sh: &Shared, len: u64) -> Result<()> {
+    fn cut(&mut self, sh: &Shared, len: u64, lsn: Lsn) -> Result<()> {
         let io = |op, e| Error::io(op, &self.path, e);
         self.file.set_len(len).map_err(|e| io("truncate", e))?;
         if sh.opts.preallocate {
@@ -299,6 +319,8 @@ impl Writer {
         self.cut_to = None;
         self.offset = len;
         self.durable_offset = len;
+        self.written_lsn = lsn;
+        self.durable_lsn = lsn;
         Ok(())
     }
 
@@ -311,15 +333,14 @@ impl Writer {
             return Err(WriteFailure::Write(Error::io("truncate", &old_path, e)));
         }
         if let Err(e) = self.file.sync_data() {
-            self.cut_to = Some(self.durable_offset);
-            self.offset = self.durable_offset;
+            let lost_end = self.written_lsn;
+            self.sync_failed(lost_end);
             return Err(WriteFailure::Sync(Error::io("fsync", &old_path, e)));
         }
+        // Everything in the old segment is durable now, even if creating the
+        // new one fails below.
         self.durable_offset = self.offset;
-        // Everything before `first` is durable now, even if creating the new
-        // segment fails below: the leader must know, or it would later count
-        // those records as lost to a failed fsync.
-        self.sealed_through = Some((first - 1, self.offset));
+        self.durable_lsn = self.written_lsn;
         let path = sh.dir.join(format::segment_name(first));
         let flags = if self.roll_next {
             format::SEG_FLAG_GAP_BEFORE
@@ -674,10 +695,12 @@ impl Wal {
                     path,
                     offset: end,
                     durable_offset: end,
+                    written_lsn: next - 1,
+                    durable_lsn: next - 1,
                     cut_to: None,
+                    lost: None,
                     roll_next: next < floor_next,
                     rolled: None,
-                    sealed_through: None,
                 };
                 (w, next.max(floor_next))
             }
@@ -696,10 +719,12 @@ impl Wal {
                     path,
                     offset: HEADER,
                     durable_offset: HEADER,
+                    written_lsn: first - 1,
+                    durable_lsn: first - 1,
                     cut_to: None,
+                    lost: None,
                     roll_next: false,
                     rolled: None,
-                    sealed_through: None,
                 };
                 (w, first)
             }
@@ -1319,65 +1344,31 @@ impl Shared {
         st.pending_first = st.next_lsn;
         st.pending_calls = 0;
         st.pending_since = None;
-        let written_before = st.written_lsn;
-        let durable_before = st.durable_lsn;
         let policy = self.opts.sync;
-        let (result, rolled, sealed, took) = MutexGuard::unlocked(st, || {
+        let (result, rolled, lost, view, took) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             let t = Instant::now();
-            let r = w.write_group(self, &buf, first, fsync);
-            let rolled = w.rolled.take();
-            let sealed = w
-                .sealed_through
-                .take()
-                .map(|(lsn, off)| (lsn, off, w.seg_first));
-            // Sealing the old segment in a roll synced everything before
-            // this group.
-            let durable_before = match (&rolled, &sealed) {
-                (Some(_), _) => durable_before.max(first - 1),
-                (None, Some((lsn, ..))) => durable_before.max(*lsn),
-                (None, None) => durable_before,
-            };
-            if let Err(WriteFailure::Sync(_)) = &r {
-                if written_before > durable_before {
-                    // Records written earlier without fsync may be gone: start
-                    // a new segment after them so none is ever half-there.
-                    w.roll_next = true;
-                }
-            }
-            (r, rolled, sealed, t.elapsed())
+            let r = w.write_group(self, &buf, first, last, fsync);
+            let view = (w.durable_lsn, w.written_lsn, w.seg_first, w.durable_offset);
+            (r, w.rolled.take(), w.lost.take(), view, t.elapsed())
         });
         st.leader = false;
         if let Some(r) = rolled {
             if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
                 s.sealed_len = Some(r.old_len);
             }
-            let new_first = r.new.first_lsn;
             st.segments.push(r.new);
-            st.durable_lsn = st.durable_lsn.max(first - 1);
-            st.written_lsn = st.written_lsn.max(first - 1);
-            st.durable_seg = new_first;
-            st.durable_off = HEADER;
-        } else if let Some((lsn, off, seg)) = sealed {
-            // The roll sealed (and synced) the old segment but could not
-            // create the new one: the old one stays active, durable to its end.
-            if lsn > st.durable_lsn {
-                st.durable_lsn = lsn;
-                st.written_lsn = st.written_lsn.max(lsn);
-                st.durable_seg = seg;
-                st.durable_off = off;
-            }
         }
-        let durable_before = st.durable_lsn;
+        // Publish what the writer knows to be durable, success or failure: an
+        // fsync that cut or sealed a segment may have covered earlier writes.
+        let (w_durable, w_written, w_seg, w_durable_off) = view;
+        st.durable_lsn = st.durable_lsn.max(w_durable);
+        st.written_lsn = w_written;
+        st.durable_seg = w_seg;
+        st.durable_off = w_durable_off;
         let outcome = match result {
-            Ok(done) => {
-                if !buf.is_empty() {
-                    st.written_lsn = last;
-                }
+            Ok(()) => {
                 if fsync {
-                    st.durable_lsn = st.written_lsn;
-                    st.durable_seg = done.seg_first;
-                    st.durable_off = done.durable_offset;
                     st.sync_ewma = (st.sync_ewma * 7 + took) / 8;
                     st.last_error = None;
                 }
@@ -1396,7 +1387,7 @@ impl Shared {
                 // and its sequence number handed out again (no one saw it).
                 st.epoch += 1;
                 let epoch = st.epoch;
-                let floor = st.durable_lsn;
+                let floor = w_durable;
                 st.failures.push_back(Failure {
                     epoch,
                     floor,
@@ -1410,18 +1401,11 @@ impl Shared {
                 st.pending_since = None;
                 st.next_lsn = floor + 1;
                 st.pending_first = floor + 1;
-                st.written_lsn = floor;
                 Err(e)
             }
-            Err(failure) => {
+            Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e)) => {
                 // Batch and Never acknowledged these records already: keep
                 // them queued, in order, for the next attempt.
-                let (e, lost) = match failure {
-                    WriteFailure::Sync(e) if written_before > durable_before => {
-                        (e, Some((durable_before + 1, written_before)))
-                    }
-                    WriteFailure::Sync(e) | WriteFailure::Write(e) => (e, None),
-                };
                 let mut requeued = buf;
                 requeued.extend_from_slice(&st.pending);
                 st.pending = requeued;
@@ -1434,7 +1418,6 @@ impl Shared {
                         // The lost records are no longer in the log: every
                         // record that is, up to `hi`, is durable. (Waiters
                         // for `hi` would otherwise wait forever.)
-                        st.written_lsn = hi;
                         st.durable_lsn = st.durable_lsn.max(hi);
                         let reason = e.to_string();
                         st.lost.push(lo..=hi);
@@ -1444,12 +1427,7 @@ impl Shared {
                             reason,
                         })
                     }
-                    None => {
-                        if fsync {
-                            st.written_lsn = durable_before;
-                        }
-                        Err(e)
-                    }
+                    None => Err(e),
                 }
             }
         };
