@@ -297,13 +297,18 @@ impl Writer {
     /// cut back to it, note the records up to `lost_end` that were written
     /// but never durable, and start a new segment after them.
     fn sync_failed(&mut self, lost_end: Lsn) {
+        // Lost records are no longer in the log: every record that is, up to
+        // `upto`, is durable, and a later loss must not report them again.
+        let mut upto = self.durable_lsn;
         if lost_end > self.durable_lsn {
             self.lost = Some((self.durable_lsn + 1, lost_end));
             self.roll_next = true;
+            upto = lost_end;
         }
-        self.cut_to = Some((self.durable_offset, self.durable_lsn));
+        self.cut_to = Some((self.durable_offset, upto));
         self.offset = self.durable_offset;
-        self.written_lsn = self.durable_lsn;
+        self.written_lsn = upto;
+        self.durable_lsn = upto;
     }
 
     /// Cut the active segment back to `len` and make that durable.
