@@ -1,22 +1,15 @@
 //! Behaviour of the log on the real file system, one test per behaviour.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::read_all;
 use vigil_wal::{Error, Options, SyncPolicy, Wal};
 
 fn small() -> Options {
     Options::default().segment_size(4096)
-}
-
-fn read_all(wal: &Wal, from: u64) -> Vec<(u64, Vec<u8>)> {
-    wal.reader(from)
-        .unwrap()
-        .map(|r| {
-            let (l, b) = r.unwrap();
-            (l, b.to_vec())
-        })
-        .collect()
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! and the order of writes, fsyncs and directory changes the commit protocol
 //! promises (FORMAT.md, "Commit protocol").
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +22,7 @@ fn opts(fs: &SimFs) -> Options {
 }
 
 fn records(wal: &Wal) -> Vec<(u64, Vec<u8>)> {
-    wal.reader(0)
-        .unwrap()
-        .map(|r| {
-            let (l, b) = r.unwrap();
-            (l, b.to_vec())
-        })
-        .collect()
+    common::read_all(wal, 0)
 }
 
 #[test]

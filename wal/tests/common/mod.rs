@@ -1,4 +1,6 @@
 //! What several integration tests share.
+// Each test file is its own crate and uses only part of this.
+#![allow(dead_code)]
 
 /// xorshift64*: small, deterministic, good enough to pick offsets, sizes and
 /// delays from a printed seed.
@@ -22,14 +24,23 @@ impl Rng {
     }
 
     /// Uniform-ish in `0..n` (`n > 0`).
-    #[allow(dead_code)] // not every test file uses both widths
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
     /// Uniform-ish in `0..n` (`n > 0`).
-    #[allow(dead_code)] // not every test file uses both widths
     pub fn below_u64(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// Every record a reader from `from` returns, as owned pairs.
+pub fn read_all(wal: &vigil_wal::Wal, from: u64) -> Vec<(u64, Vec<u8>)> {
+    wal.reader(from)
+        .unwrap()
+        .map(|r| {
+            let (l, b) = r.unwrap();
+            (l, b.to_vec())
+        })
+        .collect()
 }
