@@ -159,9 +159,6 @@ impl Error {
     pub fn is_disk_full(&self) -> bool {
         match self {
             Error::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
-            Error::AppendFailed(s) | Error::SyncLost { reason: s, .. } => {
-                s.contains("No space left") || s.contains("storage full")
-            }
             _ => false,
         }
     }

@@ -73,7 +73,6 @@ pub(crate) struct State {
     pending_calls: usize,
     pending_since: Option<Instant>,
     next_lsn: Lsn,
-    written_lsn: Lsn,
     pub(crate) durable_lsn: Lsn,
     /// First LSN of the segment that holds the durable end, and the byte
     /// offset of that end in it.
@@ -88,7 +87,7 @@ pub(crate) struct State {
     failures: VecDeque<Failure>,
     /// The last write failure of a background flush, reported to `sync` and
     /// to appenders refused for want of queue space.
-    last_error: Option<String>,
+    last_error: Option<Error>,
     /// Acknowledged records lost to a failed fsync (only possible under
     /// `Never`), not yet reported by `sync`, and the last failure's message.
     lost: Vec<RangeInclusive<Lsn>>,
@@ -743,7 +742,6 @@ impl Wal {
             pending_calls: 0,
             pending_since: None,
             next_lsn,
-            written_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
             durable_seg: writer.seg_first,
             durable_off: writer.offset,
@@ -884,7 +882,12 @@ impl Wal {
                 }
             }
             SyncPolicy::Never => {
-                if st.pending.len() >= sh.opts.write_buffer && !st.leader {
+                // After a failed write, only `sync` tries again: retrying on
+                // every append would rewrite the whole growing queue each
+                // time. The queue's bound then refuses appends (with the
+                // cause) until a `sync` succeeds.
+                if st.pending.len() >= sh.opts.write_buffer && !st.leader && st.last_error.is_none()
+                {
                     // The records are queued and acknowledged whatever this
                     // write does; a failure is kept for `sync` to report.
                     let _ = sh.lead(&mut st, false);
@@ -1212,11 +1215,10 @@ impl Shared {
             SyncPolicy::Never => (self.opts.write_buffer * 4).max(64 << 20),
         };
         while !st.pending.is_empty() && st.pending.len() + bytes > limit {
+            // The queue is full because writes keep failing: refuse with the
+            // cause (its I/O kind kept, so `is_disk_full` can tell).
             if let Some(e) = &st.last_error {
-                return Err(Error::AppendFailed(format!(
-                    "write queue full ({} bytes) while writes fail: {e}",
-                    st.pending.len()
-                )));
+                return Err(e.duplicate());
             }
             match self.opts.sync {
                 SyncPolicy::Never if !st.leader => {
@@ -1354,7 +1356,7 @@ impl Shared {
             let mut w = self.writer.lock();
             let t = Instant::now();
             let r = w.write_group(self, &buf, first, last, fsync);
-            let view = (w.durable_lsn, w.written_lsn, w.seg_first, w.durable_offset);
+            let view = (w.durable_lsn, w.seg_first, w.durable_offset);
             (r, w.rolled.take(), w.lost.take(), view, t.elapsed())
         });
         st.leader = false;
@@ -1366,9 +1368,8 @@ impl Shared {
         }
         // Publish what the writer knows to be durable, success or failure: an
         // fsync that cut or sealed a segment may have covered earlier writes.
-        let (w_durable, w_written, w_seg, w_durable_off) = view;
+        let (w_durable, w_seg, w_durable_off) = view;
         st.durable_lsn = st.durable_lsn.max(w_durable);
-        st.written_lsn = w_written;
         st.durable_seg = w_seg;
         st.durable_off = w_durable_off;
         let outcome = match result {
@@ -1417,7 +1418,7 @@ impl Shared {
                 st.pending_first = first;
                 st.pending_calls += calls;
                 st.pending_since = since.or(st.pending_since);
-                st.last_error = Some(e.to_string());
+                st.last_error = Some(e.duplicate());
                 match lost {
                     Some((lo, hi)) => {
                         // The lost records are no longer in the log: every

@@ -313,3 +313,36 @@ fn truncation_removes_then_syncs_the_directory() {
     assert!(ops[..n].iter().all(|o| matches!(o, SimOp::Remove(_))));
     assert_eq!(ops[n], SimOp::SyncDir(dir()));
 }
+
+#[test]
+fn never_policy_queues_through_a_full_disk_then_refuses_with_the_cause_and_loses_nothing() {
+    let fs = SimFs::new();
+    let wal = Wal::open(
+        dir(),
+        opts(&fs)
+            .segment_size(4 << 20)
+            .sync(SyncPolicy::Never)
+            .write_buffer(1 << 20),
+    )
+    .unwrap();
+    fs.set_capacity(Some(fs.used()));
+    let record = vec![7u8; 1 << 20];
+    let mut acked = 0u64;
+    let refused = loop {
+        match wal.append(&record) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 200, "the queue never filled up");
+    };
+    // Refused once the bounded queue (64 MiB) is full, with the disk's error.
+    assert!(refused.is_disk_full(), "{refused}");
+    // 64 MiB queued, plus what fit in the segment preallocated before the
+    // disk filled.
+    assert!((60..=68).contains(&acked), "{acked} records queued");
+    assert!(wal.sync().is_err());
+    fs.set_capacity(None);
+    assert_eq!(wal.sync().unwrap(), acked);
+    assert_eq!(records(&wal).len() as u64, acked);
+    assert_eq!(wal.append(b"again").unwrap(), acked + 1);
+}
