@@ -5,7 +5,8 @@
 //! `wal/tests/fuzz_regressions.rs`) include these same files with `#[path]`,
 //! so a saved crash input replays through exactly the code that found it.
 //! Each module depends only on `std`, `arbitrary`, `crc32fast` and the crate
-//! it tests.
+//! it tests. `expo` serves the three vigil-exposition targets.
 
+pub mod expo;
 pub mod wal_model;
 pub mod wal_open;

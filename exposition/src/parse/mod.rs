@@ -1,0 +1,1086 @@
+//! The parser: a zero-copy iterator of [`Entry`] over the input bytes.
+//!
+//! [`Parser`] yields borrowed entries (metadata, samples, `# EOF`) and never
+//! allocates per sample: names and label values are slices of the input,
+//! unescaped only when asked ([`Str::as_cow`]); a sample's labels are a view
+//! ([`Labels`]) that decodes pairs on iteration. [`parse_families`] groups the
+//! entries into owned [`MetricFamily`] values.
+//!
+//! Two dialects, chosen by [`Format`]: Prometheus text 0.0.4, read as leniently
+//! as Prometheus reads it, and OpenMetrics 1.0 in one of two [`Mode`]s:
+//! [`Mode::Scrape`] accepts what Prometheus's scrape parser accepts,
+//! [`Mode::Strict`] rejects everything the specification rejects.
+//!
+//! [`MetricFamily`]: crate::MetricFamily
+
+mod families;
+pub(crate) mod number;
+mod strict;
+
+use std::borrow::Cow;
+
+use crate::Format;
+use crate::error::{Error, Result};
+use crate::model::MetricType;
+use number::NumberKind;
+
+pub use families::parse_families;
+
+/// How strictly OpenMetrics input is checked. Text 0.0.4 is always read as
+/// Prometheus reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// As lenient as Prometheus's own OpenMetrics scrape parser: the syntax
+    /// is enforced, the semantic rules (suffixes per type, cumulative
+    /// buckets, ordering, ...) are not.
+    #[default]
+    Scrape,
+    /// Every rule of the OpenMetrics 1.0 specification; for validation and
+    /// conformance tools.
+    Strict,
+}
+
+/// A slice of the input that may hold escape sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Str<'a> {
+    raw: &'a str,
+    esc: Esc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Esc {
+    /// No backslash inside: the raw text is the value.
+    None,
+    /// Label value / quoted name / OpenMetrics HELP: `\\`, `\"`, `\n`.
+    Quoted,
+    /// Text 0.0.4 HELP: `\\` and `\n` only.
+    Help,
+}
+
+impl<'a> Str<'a> {
+    fn plain(raw: &'a str) -> Str<'a> {
+        Str {
+            raw,
+            esc: Esc::None,
+        }
+    }
+
+    fn quoted(raw: &'a str) -> Str<'a> {
+        let esc = if raw.as_bytes().contains(&b'\\') {
+            Esc::Quoted
+        } else {
+            Esc::None
+        };
+        Str { raw, esc }
+    }
+
+    fn quoted_known(raw: &'a str, escaped: bool) -> Str<'a> {
+        Str {
+            raw,
+            esc: if escaped { Esc::Quoted } else { Esc::None },
+        }
+    }
+
+    /// The text as it appears in the input, escapes included.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the raw text holds escape sequences.
+    pub fn has_escapes(&self) -> bool {
+        self.esc != Esc::None
+    }
+
+    /// The unescaped text; borrows unless there was an escape.
+    pub fn as_cow(&self) -> Cow<'a, str> {
+        match self.esc {
+            Esc::None => Cow::Borrowed(self.raw),
+            Esc::Quoted => Cow::Owned(unescape(self.raw, true)),
+            Esc::Help => Cow::Owned(unescape(self.raw, false)),
+        }
+    }
+
+    /// Compares the unescaped text with `s`, without allocating when there
+    /// are no escapes.
+    pub fn eq_str(&self, s: &str) -> bool {
+        match self.esc {
+            Esc::None => self.raw == s,
+            _ => self.as_cow() == s,
+        }
+    }
+}
+
+impl std::fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_cow())
+    }
+}
+
+/// Undoes `\\`, `\n` and (when `quote`) `\"`. Other escapes stay as written,
+/// as Prometheus leaves them.
+fn unescape(raw: &str, quote: bool) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') if quote => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The labels of a sample or exemplar: a view over the text between the
+/// braces, decoded pair by pair on iteration.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    raw: &'a str,
+    len: u16,
+}
+
+impl<'a> Labels<'a> {
+    const EMPTY: Labels<'static> = Labels { raw: "", len: 0 };
+
+    /// Number of label pairs (a quoted metric name inside the braces is not
+    /// one).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True when there are no label pairs.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pairs, in input order.
+    pub fn iter(&self) -> LabelIter<'a> {
+        LabelIter {
+            rest: self.raw.as_bytes(),
+            src: self.raw,
+            off: 0,
+        }
+    }
+
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<Str<'a>> {
+        self.iter().find(|(n, _)| n.eq_str(name)).map(|(_, v)| v)
+    }
+
+    /// The text between the braces, as in the input.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+}
+
+impl<'a> IntoIterator for Labels<'a> {
+    type Item = (Str<'a>, Str<'a>);
+    type IntoIter = LabelIter<'a>;
+    fn into_iter(self) -> LabelIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the `(name, value)` pairs of [`Labels`].
+#[derive(Clone, Debug)]
+pub struct LabelIter<'a> {
+    src: &'a str,
+    rest: &'a [u8],
+    off: usize,
+}
+
+impl<'a> LabelIter<'a> {
+    fn skip_ws(&mut self) {
+        while let Some(&c) = self.rest.first() {
+            if c == b' ' || c == b'\t' || c == b',' {
+                self.advance(1);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.rest = &self.rest[n..];
+        self.off += n;
+    }
+
+    /// A name or quoted string at the cursor. The parser validated the text,
+    /// so this only has to find the ends; it gives up (None) rather than
+    /// panic on anything unexpected.
+    fn item(&mut self) -> Option<Str<'a>> {
+        if self.rest.first() == Some(&b'"') {
+            let (end, esc) = quoted_end(self.rest, 1)?;
+            let s = Str::quoted_known(self.src.get(self.off + 1..self.off + end)?, esc);
+            self.advance(end + 1);
+            Some(s)
+        } else {
+            let n = self.rest.iter().take_while(|&&c| is_label_char(c)).count();
+            if n == 0 {
+                return None;
+            }
+            let s = Str::plain(self.src.get(self.off..self.off + n)?);
+            self.advance(n);
+            Some(s)
+        }
+    }
+}
+
+impl<'a> Iterator for LabelIter<'a> {
+    type Item = (Str<'a>, Str<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.skip_ws();
+            if self.rest.is_empty() {
+                return None;
+            }
+            let name = self.item()?;
+            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
+                self.advance(1);
+            }
+            if self.rest.first() != Some(&b'=') {
+                // A quoted metric name among the labels: not a pair.
+                continue;
+            }
+            self.advance(1);
+            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
+                self.advance(1);
+            }
+            if self.rest.first() != Some(&b'"') {
+                return None;
+            }
+            let value = self.item()?;
+            return Some((name, value));
+        }
+    }
+}
+
+/// Index of the closing quote of a quoted string whose content starts at
+/// `from`, skipping backslash escapes.
+/// Also says whether an escape was seen.
+#[inline]
+fn quoted_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
+    // Most label values are short: a plain loop beats the SIMD search's setup
+    // for the first bytes; long values go to memchr.
+    let mut i = from;
+    let mut esc = false;
+    let short_end = b.len().min(from + 24);
+    while i < short_end {
+        match b[i] {
+            b'"' => return Some((i, esc)),
+            b'\\' => {
+                esc = true;
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    loop {
+        let j = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[j] == b'"' {
+            return Some((j, esc));
+        }
+        esc = true;
+        i = j + 2;
+    }
+}
+
+/// An exemplar attached to a sample (OpenMetrics).
+#[derive(Clone, Copy, Debug)]
+pub struct Exemplar<'a> {
+    /// The exemplar's labels.
+    pub labels: Labels<'a>,
+    /// Its value.
+    pub value: f64,
+    /// Its timestamp in milliseconds, if given.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// One sample line.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample<'a> {
+    /// The sample name (suffix included), possibly from a quoted UTF-8 name.
+    pub name: Str<'a>,
+    /// The labels.
+    pub labels: Labels<'a>,
+    /// The value.
+    pub value: f64,
+    /// Timestamp in milliseconds since the epoch (OpenMetrics seconds are
+    /// converted exactly, truncated to the millisecond).
+    pub timestamp_ms: Option<i64>,
+    /// OpenMetrics exemplar.
+    pub exemplar: Option<Exemplar<'a>>,
+    /// Line number in the input, from 1.
+    pub line: u32,
+    /// The timestamp as written (strict mode orders timestamps at their full
+    /// precision).
+    ts_text: Option<&'a str>,
+}
+
+impl<'a> Sample<'a> {
+    /// The timestamp exactly as written in the input, if any.
+    pub fn timestamp_text(&self) -> Option<&'a str> {
+        self.ts_text
+    }
+}
+
+/// One entry of an exposition.
+#[derive(Clone, Copy, Debug)]
+pub enum Entry<'a> {
+    /// `# HELP name text`.
+    Help {
+        /// The metric name the line is for.
+        name: Str<'a>,
+        /// The help text (escaped as in the input).
+        text: Str<'a>,
+    },
+    /// `# TYPE name type`.
+    Type {
+        /// The metric name the line is for.
+        name: Str<'a>,
+        /// The type.
+        metric_type: MetricType,
+    },
+    /// `# UNIT name unit` (OpenMetrics).
+    Unit {
+        /// The metric name the line is for.
+        name: Str<'a>,
+        /// The unit (may be empty).
+        unit: &'a str,
+    },
+    /// Any other `#` line (text 0.0.4 only), without the `#`.
+    Comment(&'a str),
+    /// A sample.
+    Sample(Sample<'a>),
+    /// `# EOF`. In OpenMetrics always the last entry; in text 0.0.4 it is
+    /// reported as a comment instead.
+    Eof,
+}
+
+/// The parser. Iterate it for entries; after the first error it ends.
+///
+/// ```
+/// use vigil_exposition::{parse::{Entry, Parser}, Format};
+///
+/// let text = "# TYPE http_requests_total counter\n\
+///             http_requests_total{code=\"200\",path=\"/a\"} 1027 1395066363000\n";
+/// let mut samples = 0;
+/// for entry in Parser::new(text.as_bytes(), Format::Text) {
+///     if let Entry::Sample(s) = entry? {
+///         assert_eq!(s.name.raw(), "http_requests_total");
+///         assert_eq!(s.labels.get("path").unwrap().raw(), "/a");
+///         assert_eq!((s.value, s.timestamp_ms), (1027.0, Some(1395066363000)));
+///         samples += 1;
+///     }
+/// }
+/// assert_eq!(samples, 1);
+/// # Ok::<(), vigil_exposition::Error>(())
+/// ```
+pub struct Parser<'a> {
+    /// The input.
+    src: &'a [u8],
+    /// The longest valid UTF-8 prefix of the input (all of it, normally).
+    text: &'a str,
+    pos: usize,
+    /// Number of the line starting at `pos`.
+    line: u32,
+    om: bool,
+    state: ParseState,
+    strict: Option<Box<strict::Validator>>,
+    /// Spans of the current sample's label names, for the duplicate check.
+    names: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParseState {
+    Running,
+    /// `# EOF` seen (OpenMetrics).
+    SawEof,
+    Done,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser for `format`; OpenMetrics in [`Mode::Scrape`].
+    pub fn new(input: &'a [u8], format: Format) -> Parser<'a> {
+        Parser::with_mode(input, format, Mode::Scrape)
+    }
+
+    /// A parser with an explicit OpenMetrics [`Mode`] (ignored for text).
+    pub fn with_mode(input: &'a [u8], format: Format, mode: Mode) -> Parser<'a> {
+        let om = format == Format::OpenMetrics;
+        // One validation pass up front (fast for ASCII) lets every later
+        // slice be a `&str` for free; a bad byte is reported when the line
+        // holding it is reached, so earlier errors still come first.
+        let text = match std::str::from_utf8(input) {
+            Ok(t) => t,
+            Err(e) => std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        Parser {
+            src: input,
+            text,
+            pos: 0,
+            line: 1,
+            om,
+            state: ParseState::Running,
+            strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
+            names: Vec::new(),
+        }
+    }
+
+    /// A parser picking the format from a scrape response's `Content-Type`.
+    pub fn for_content_type(input: &'a [u8], content_type: &str) -> Parser<'a> {
+        Parser::new(input, Format::from_content_type(content_type))
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<Entry<'a>>> {
+        self.state = ParseState::Done;
+        Some(Err(e))
+    }
+
+    fn next_entry(&mut self) -> Option<Result<Entry<'a>>> {
+        loop {
+            if self.pos >= self.src.len() {
+                if self.om && self.state != ParseState::SawEof {
+                    let (line, column) = line_col(self.src, self.src.len());
+                    return self.fail(Error::Syntax {
+                        line,
+                        column,
+                        expected: "\"# EOF\"".into(),
+                        found: "end of input".into(),
+                    });
+                }
+                self.state = ParseState::Done;
+                return None;
+            }
+            let start = self.pos;
+            let (end, has_lf) = match memchr::memchr(b'\n', &self.src[start..]) {
+                Some(i) => (start + i, true),
+                None => (self.src.len(), false),
+            };
+            if end > self.text.len() {
+                let bad = self.text.len();
+                let (line, column) = line_col(self.src, bad);
+                return self.fail(Error::Syntax {
+                    line,
+                    column,
+                    expected: "UTF-8 text".into(),
+                    found: format!("byte 0x{:02x}", self.src[bad]),
+                });
+            }
+            let line_no = self.line;
+            self.pos = end + usize::from(has_lf);
+            self.line += 1;
+            let line = &self.text[start..end];
+            if self.state == ParseState::SawEof {
+                return self.fail(Error::Syntax {
+                    line: line_no,
+                    column: 1,
+                    expected: "end of input after \"# EOF\"".into(),
+                    found: found_at(line, 0),
+                });
+            }
+            let result = if self.om {
+                self.om_line(line, line_no, has_lf)
+            } else {
+                match self.text_line(line, line_no) {
+                    Ok(None) => continue,
+                    Ok(Some(e)) => Ok(e),
+                    Err(e) => Err(e),
+                }
+            };
+            let entry = match result {
+                Ok(e) => e,
+                Err(e) => return self.fail(e),
+            };
+            if let Some(v) = self.strict.as_mut() {
+                let checked = match &entry {
+                    Entry::Eof => v.finish(line_no),
+                    e => v.check(e, line, line_no),
+                };
+                if let Err(e) = checked {
+                    return self.fail(e);
+                }
+            }
+            return Some(Ok(entry));
+        }
+    }
+
+    /// One line of text 0.0.4; `None` for blank lines.
+    fn text_line(&mut self, line: &'a str, no: u32) -> Result<Option<Entry<'a>>> {
+        let b = line.as_bytes();
+        let mut i = skip_ws(b, 0);
+        if i == b.len() {
+            return Ok(None);
+        }
+        if b[i] != b'#' {
+            return self.sample(line, i, no).map(|s| Some(Entry::Sample(s)));
+        }
+        // `#` then blanks then HELP/TYPE then blanks: metadata. Anything else
+        // is a comment.
+        let after_hash = i + 1;
+        i = skip_ws(b, after_hash);
+        let kw = &b[i..];
+        let is_kw = |k: &[u8]| {
+            i > after_hash && kw.starts_with(k) && matches!(kw.get(k.len()), Some(b' ' | b'\t'))
+        };
+        let help = is_kw(b"HELP");
+        if !help && !is_kw(b"TYPE") {
+            return Ok(Some(Entry::Comment(&line[after_hash..])));
+        }
+        i = skip_ws(b, i + 4);
+        let (name, j) = self.meta_name(line, i, no)?;
+        let rest_start = skip_ws(b, j);
+        if j < b.len() && rest_start == j {
+            return Err(syntax(no, j, "whitespace after the metric name", line));
+        }
+        if help {
+            // Exactly one blank separates name and text, as in Prometheus:
+            // further leading blanks belong to the text.
+            let text = &line[(j + 1).min(b.len())..];
+            let esc = if text.as_bytes().contains(&b'\\') {
+                Esc::Help
+            } else {
+                Esc::None
+            };
+            return Ok(Some(Entry::Help {
+                name,
+                text: Str { raw: text, esc },
+            }));
+        }
+        let word = line[rest_start..].trim_end_matches([' ', '\t']);
+        match word {
+            "counter" | "gauge" | "histogram" | "summary" | "untyped" => {}
+            _ => {
+                return Err(Error::Syntax {
+                    line: no,
+                    column: col(rest_start),
+                    expected: "metric type (counter, gauge, histogram, summary, untyped)".into(),
+                    found: if word.is_empty() {
+                        "end of line".into()
+                    } else {
+                        format!("{word:?}")
+                    },
+                });
+            }
+        }
+        let metric_type = MetricType::from_word(word).unwrap_or_default();
+        Ok(Some(Entry::Type { name, metric_type }))
+    }
+
+    /// The metric name of a metadata line: classic, or quoted UTF-8.
+    fn meta_name(&self, line: &'a str, i: usize, no: u32) -> Result<(Str<'a>, usize)> {
+        let b = line.as_bytes();
+        if b.get(i) == Some(&b'"') {
+            let (end, _) = quoted_end(b, i + 1)
+                .ok_or_else(|| syntax(no, b.len(), "closing '\"' of the metric name", line))?;
+            let s = Str::quoted(&line[i + 1..end]);
+            if s.raw.is_empty() {
+                return Err(syntax(no, i, "a non-empty metric name", line));
+            }
+            return Ok((s, end + 1));
+        }
+        let n = name_len(b, i);
+        if n == 0 {
+            return Err(syntax(no, i, "metric name", line));
+        }
+        Ok((Str::plain(&line[i..i + n]), i + n))
+    }
+
+    /// One line of OpenMetrics.
+    fn om_line(&mut self, line: &'a str, no: u32, has_lf: bool) -> Result<Entry<'a>> {
+        let b = line.as_bytes();
+        if b.first() == Some(&b'#') {
+            if line == "# EOF" {
+                self.state = ParseState::SawEof;
+                return Ok(Entry::Eof);
+            }
+            if !has_lf {
+                return Err(syntax(no, b.len(), "line feed", line));
+            }
+            let (kind, rest) = if let Some(r) = line.strip_prefix("# HELP ") {
+                (0, r)
+            } else if let Some(r) = line.strip_prefix("# TYPE ") {
+                (1, r)
+            } else if let Some(r) = line.strip_prefix("# UNIT ") {
+                (2, r)
+            } else {
+                return Err(syntax(
+                    no,
+                    1,
+                    "\" HELP \", \" TYPE \", \" UNIT \" or \" EOF\"",
+                    line,
+                ));
+            };
+            let i = line.len() - rest.len();
+            if self.strict.is_some() && b.get(i) == Some(&b'"') {
+                // OpenMetrics 1.0 has no quoted names.
+                return Err(syntax(no, i, "metric name", line));
+            }
+            let (name, j) = self.meta_name(line, i, no)?;
+            // After the name: one space, then the rest (HELP and UNIT may be
+            // empty, but the space is still required).
+            if b.get(j) != Some(&b' ') {
+                return Err(syntax(no, j, "' ' after the metric name", line));
+            }
+            let value_at = j + 1;
+            let value = &line[value_at..];
+            return match kind {
+                0 => Ok(Entry::Help {
+                    name,
+                    text: Str::quoted(value),
+                }),
+                1 => match MetricType::from_word(value).filter(|_| value != "untyped") {
+                    Some(metric_type) => Ok(Entry::Type { name, metric_type }),
+                    None => Err(Error::Syntax {
+                        line: no,
+                        column: col(value_at),
+                        expected: "metric type (counter, gauge, histogram, gaugehistogram, \
+                                   summary, info, stateset, unknown)"
+                            .into(),
+                        found: found_at(line, value_at),
+                    }),
+                },
+                _ => {
+                    if let Some(k) = value.bytes().position(|c| !is_name_char(c)) {
+                        return Err(syntax(no, value_at + k, "unit name character", line));
+                    }
+                    // As Prometheus: a unit must be the family name's suffix.
+                    let n = name.as_cow();
+                    let fits = n.len() > value.len()
+                        && n.ends_with(value)
+                        && n.as_bytes()[n.len() - value.len() - 1] == b'_';
+                    if !value.is_empty() && !fits {
+                        return Err(Error::Invalid {
+                            line: no,
+                            column: col(value_at),
+                            reason: format!("unit {value:?} is not a suffix of metric {n:?}"),
+                        });
+                    }
+                    Ok(Entry::Unit { name, unit: value })
+                }
+            };
+        }
+        if b.is_empty() {
+            return Err(syntax(
+                no,
+                0,
+                "a sample or metadata line (blank lines are not allowed)",
+                line,
+            ));
+        }
+        if !has_lf {
+            // Only `# EOF` may end the input without a newline; make sure the
+            // line itself is valid first, so the error names the real fault.
+            self.sample(line, 0, no)?;
+            return Err(syntax(no, b.len(), "line feed", line));
+        }
+        self.sample(line, 0, no).map(Entry::Sample)
+    }
+
+    /// A sample line starting at byte `i`.
+    fn sample(&mut self, line: &'a str, mut i: usize, no: u32) -> Result<Sample<'a>> {
+        let b = line.as_bytes();
+        let om = self.om;
+        let mut name: Option<Str<'a>> = None;
+        let n = name_len(b, i);
+        if n > 0 {
+            name = Some(Str::plain(&line[i..i + n]));
+            i += n;
+        } else if b[i] != b'{' {
+            return Err(syntax(no, i, "metric name or '{'", line));
+        }
+        let mut labels = Labels::EMPTY;
+        if !om && name.is_some() {
+            // Text allows blanks between the name and `{`.
+            let j = skip_ws(b, i);
+            if b.get(j) == Some(&b'{') {
+                i = j;
+            }
+        }
+        let mut braces = false;
+        if b.get(i) == Some(&b'{') {
+            braces = true;
+            let (l, qname, j) = self.labels(line, i, no, name.is_none())?;
+            labels = l;
+            if let Some(q) = qname {
+                name = Some(q);
+            }
+            i = j;
+        }
+        let Some(name) = name else {
+            return Err(syntax(
+                no,
+                i.saturating_sub(1),
+                "a quoted metric name inside the braces",
+                line,
+            ));
+        };
+        // Value. Text allows it right after `}` with no blank.
+        if om || !braces || matches!(b.get(i), Some(b' ' | b'\t')) {
+            i = self.sep(line, i, no, "' ' before the value")?;
+        }
+        let vend = token_end(b, i, om);
+        let value = parse_value_at(line, i, vend, no)?.0;
+        i = vend;
+        let mut sample = Sample {
+            name,
+            labels,
+            value,
+            timestamp_ms: None,
+            exemplar: None,
+            line: no,
+            ts_text: None,
+        };
+        if i == b.len() {
+            return Ok(sample);
+        }
+        if om {
+            i = self.sep(line, i, no, "' ' after the value")?;
+            if b.get(i) != Some(&b'#') {
+                let tend = token_end(b, i, true);
+                sample.timestamp_ms = Some(om_timestamp(line, i, tend, no)?);
+                sample.ts_text = Some(&line[i..tend]);
+                i = tend;
+                if i == b.len() {
+                    return Ok(sample);
+                }
+                i = self.sep(line, i, no, "' ' after the timestamp")?;
+            }
+            if !line[i..].starts_with("# {") {
+                return Err(syntax(no, i, "exemplar (\"# {\")", line));
+            }
+            i += 2;
+            let (elabels, qname, j) = self.labels(line, i, no, false)?;
+            debug_assert!(qname.is_none());
+            i = self.sep(line, j, no, "' ' before the exemplar value")?;
+            let vend = token_end(b, i, true);
+            let evalue = parse_value_at(line, i, vend, no)?.0;
+            i = vend;
+            let mut ex = Exemplar {
+                labels: elabels,
+                value: evalue,
+                timestamp_ms: None,
+            };
+            if i < b.len() {
+                i = self.sep(line, i, no, "' ' after the exemplar value")?;
+                let tend = token_end(b, i, true);
+                ex.timestamp_ms = Some(om_timestamp(line, i, tend, no)?);
+                i = tend;
+                if i < b.len() {
+                    return Err(syntax(no, i, "end of line after the exemplar", line));
+                }
+            }
+            sample.exemplar = Some(ex);
+            return Ok(sample);
+        }
+        // Text: optional timestamp (digits), then optional blanks.
+        let mut j = skip_ws(b, i);
+        if j == b.len() {
+            return Ok(sample);
+        }
+        if j == i {
+            return Err(syntax(no, i, "whitespace after the value", line));
+        }
+        let tend = token_end(b, j, false);
+        sample.ts_text = Some(&line[j..tend]);
+        sample.timestamp_ms =
+            Some(
+                number::parse_ms(&line[j..tend]).ok_or_else(|| Error::Syntax {
+                    line: no,
+                    column: col(j),
+                    expected: "timestamp (integer milliseconds)".into(),
+                    found: format!("{:?}", &line[j..tend]),
+                })?,
+            );
+        j = skip_ws(b, tend);
+        if j < b.len() {
+            return Err(syntax(no, j, "end of line after the timestamp", line));
+        }
+        Ok(sample)
+    }
+
+    /// The separator between tokens: one space in OpenMetrics, blanks in text.
+    fn sep(&self, line: &str, i: usize, no: u32, what: &'static str) -> Result<usize> {
+        let b = line.as_bytes();
+        if self.om {
+            if b.get(i) == Some(&b' ') && b.get(i + 1).is_some_and(|&c| c != b' ') {
+                return Ok(i + 1);
+            }
+            if b.get(i) == Some(&b' ') {
+                return Err(syntax(no, i + 1, "a single space", line));
+            }
+            return Err(syntax(no, i, what, line));
+        }
+        let j = skip_ws(b, i);
+        if j == i || j == b.len() {
+            return Err(syntax(no, j, what, line));
+        }
+        Ok(j)
+    }
+
+    /// A brace-enclosed label set starting at `i` (the `{`). Returns the view,
+    /// a quoted metric name found inside (when `name_allowed`), and the index
+    /// after the `}`.
+    fn labels(
+        &mut self,
+        line: &'a str,
+        open: usize,
+        no: u32,
+        name_allowed: bool,
+    ) -> Result<(Labels<'a>, Option<Str<'a>>, usize)> {
+        let b = line.as_bytes();
+        let om = self.om;
+        let strict = self.strict.is_some();
+        let mut i = open + 1;
+        let mut count: u16 = 0;
+        let mut qname: Option<Str<'a>> = None;
+        self.names.clear();
+        let mut after_comma = false;
+        loop {
+            if !om {
+                i = skip_ws(b, i);
+            }
+            let Some(&c) = b.get(i) else {
+                return Err(syntax(no, i, "label name or '}'", line));
+            };
+            if c == b'}' {
+                if after_comma && strict {
+                    return Err(syntax(no, i, "label name after ','", line));
+                }
+                break;
+            }
+            // An item: label name, or quoted string (a UTF-8 label name, or
+            // the metric name when followed by ',' or '}').
+            let (item_start, item_end, quoted) = if c == b'"' {
+                if strict {
+                    return Err(syntax(no, i, "label name", line));
+                }
+                let (end, _) = quoted_end(b, i + 1)
+                    .ok_or_else(|| syntax(no, b.len(), "closing '\"'", line))?;
+                (i + 1, end, true)
+            } else {
+                let n = label_name_len(b, i);
+                if n == 0 {
+                    return Err(syntax(no, i, "label name", line));
+                }
+                (i, i + n, false)
+            };
+            i = item_end + usize::from(quoted);
+            if !om {
+                i = skip_ws(b, i);
+            }
+            match b.get(i) {
+                Some(b'=') => {}
+                Some(b',' | b'}') if quoted => {
+                    if !name_allowed || qname.is_some() {
+                        return Err(syntax(
+                            no,
+                            item_start - 1,
+                            "label name (the metric name is already given)",
+                            line,
+                        ));
+                    }
+                    let s = Str::quoted(&line[item_start..item_end]);
+                    if s.raw.is_empty() {
+                        return Err(syntax(no, item_start - 1, "a non-empty metric name", line));
+                    }
+                    qname = Some(s);
+                    after_comma = b[i] == b',';
+                    if after_comma {
+                        i += 1;
+                    }
+                    continue;
+                }
+                _ => return Err(syntax(no, i, "'='", line)),
+            }
+            i += 1;
+            if !om {
+                i = skip_ws(b, i);
+            }
+            if b.get(i) != Some(&b'"') {
+                return Err(syntax(no, i, "'\"' opening the label value", line));
+            }
+            let (vend, _) = quoted_end(b, i + 1)
+                .ok_or_else(|| syntax(no, b.len(), "'\"' closing the label value", line))?;
+            // Duplicate names: refused in strict mode; in scrape mode left to
+            // the consumer, as Prometheus's parser leaves them to its store
+            // (which drops the sample, not the scrape).
+            let nm = &b[item_start..item_end];
+            if strict && self.names.iter().any(|&(s, e)| &b[s..e] == nm) {
+                return Err(Error::Invalid {
+                    line: no,
+                    column: col(item_start),
+                    reason: format!("duplicate label name {:?}", &line[item_start..item_end]),
+                });
+            }
+            if strict {
+                self.names.push((item_start, item_end));
+            }
+            count = count.saturating_add(1);
+            i = vend + 1;
+            if !om {
+                i = skip_ws(b, i);
+            }
+            match b.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    after_comma = true;
+                }
+                Some(b'}') => break,
+                // Prometheus's text parser takes pairs without commas
+                // (`{a="1" b="2"}`); so do we, in text only.
+                Some(&c) if !om && (c == b'"' || c.is_ascii_alphabetic() || c == b'_') => {
+                    after_comma = false;
+                }
+                _ => return Err(syntax(no, i, "',' or '}'", line)),
+            }
+        }
+        let labels = Labels {
+            raw: &line[open + 1..i],
+            len: count,
+        };
+        Ok((labels, qname, i + 1))
+    }
+}
+
+impl<'a> Iterator for Parser<'a> {
+    type Item = Result<Entry<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.state == ParseState::Done {
+            return None;
+        }
+        self.next_entry()
+    }
+}
+
+fn om_timestamp(line: &str, i: usize, end: usize, no: u32) -> Result<i64> {
+    number::parse_seconds_as_ms(&line[i..end]).ok_or_else(|| Error::Syntax {
+        line: no,
+        column: col(i),
+        expected: "timestamp (seconds, a real number)".into(),
+        found: if i == end {
+            "end of line".into()
+        } else {
+            format!("{:?}", &line[i..end])
+        },
+    })
+}
+
+fn parse_value_at(line: &str, i: usize, end: usize, no: u32) -> Result<(f64, NumberKind)> {
+    number::parse_value(&line[i..end]).ok_or_else(|| Error::Syntax {
+        line: no,
+        column: col(i),
+        expected: "sample value (a number, Inf or NaN)".into(),
+        found: if i == end {
+            "end of line".into()
+        } else {
+            format!("{:?}", &line[i..end])
+        },
+    })
+}
+
+static NAME_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+        c += 1;
+    }
+    t
+};
+
+#[inline]
+fn is_name_char(c: u8) -> bool {
+    NAME_CHAR[usize::from(c)]
+}
+
+#[inline]
+fn is_label_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Length of a classic metric name at `i` (0 if none).
+#[inline]
+fn name_len(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {}
+        _ => return 0,
+    }
+    1 + b[i + 1..].iter().take_while(|&&c| is_name_char(c)).count()
+}
+
+/// Length of a classic label name at `i` (0 if none).
+#[inline]
+fn label_name_len(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
+        _ => return 0,
+    }
+    1 + b[i + 1..].iter().take_while(|&&c| is_label_char(c)).count()
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// End of a value or timestamp token: up to a space (and, in text, a tab).
+#[inline]
+fn token_end(b: &[u8], i: usize, om: bool) -> usize {
+    let mut j = i;
+    while j < b.len() && b[j] != b' ' && (om || b[j] != b'\t') {
+        j += 1;
+    }
+    j
+}
+
+fn col(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+/// What is at byte `i` of `line`, for messages.
+fn found_at(line: &str, i: usize) -> String {
+    match line.get(i..).and_then(|s| s.chars().next()) {
+        None => "end of line".into(),
+        Some(_) => {
+            let rest = &line[i..];
+            let cut = rest.char_indices().nth(16).map_or(rest.len(), |(k, _)| k);
+            format!("{:?}", &rest[..cut])
+        }
+    }
+}
+
+fn syntax(line_no: u32, i: usize, expected: &'static str, line: &str) -> Error {
+    Error::Syntax {
+        line: line_no,
+        column: col(i),
+        expected: expected.into(),
+        found: found_at(line, i),
+    }
+}
+
+/// Line and column (from 1) of byte offset `at`.
+fn line_col(src: &[u8], at: usize) -> (u32, u32) {
+    let before = &src[..at.min(src.len())];
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        col(at - line_start),
+    )
+}

@@ -1,0 +1,383 @@
+//! Number parsing for sample values and timestamps.
+//!
+//! Values accept what Prometheus's parsers accept (Go's `ParseFloat` without
+//! hex or underscores): decimal with optional sign, point and exponent,
+//! `Inf`/`Infinity` with optional sign and `NaN`, case-insensitive. Out-of-range
+//! values (`1e400`) are refused, as Go's `ParseFloat` refuses them. Most values
+//! on the wire are short decimals, which take an exact fast path.
+
+/// Powers of ten exactly representable as f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The shape of a decimal real number, as the OpenMetrics ABNF defines it.
+struct Decimal {
+    neg: bool,
+    /// Up to 19 significant digits as an integer; `exact` says whether all
+    /// digits fit.
+    mantissa: u64,
+    exact: bool,
+    /// Decimal exponent to apply to `mantissa`.
+    exp: i64,
+    has_point: bool,
+    has_exp: bool,
+}
+
+/// Scans `[sign] digits [. digits] [e [sign] digits]` with at least one digit
+/// in the mantissa. `None` if `s` is not entirely that.
+fn scan_decimal(s: &[u8]) -> Option<Decimal> {
+    let mut i = 0;
+    let mut neg = false;
+    if let Some(&c) = s.first() {
+        if c == b'+' || c == b'-' {
+            neg = c == b'-';
+            i = 1;
+        }
+    }
+    let mut mantissa: u64 = 0;
+    let mut exact = true;
+    let mut exp: i64 = 0;
+    let mut digits = 0usize;
+    let mut leading = true;
+    let mut sig = 0usize;
+    while i < s.len() && s[i].is_ascii_digit() {
+        push_digit(
+            s[i],
+            &mut mantissa,
+            &mut exact,
+            &mut exp,
+            &mut sig,
+            &mut leading,
+            false,
+        );
+        digits += 1;
+        i += 1;
+    }
+    let mut has_point = false;
+    if i < s.len() && s[i] == b'.' {
+        has_point = true;
+        i += 1;
+        while i < s.len() && s[i].is_ascii_digit() {
+            push_digit(
+                s[i],
+                &mut mantissa,
+                &mut exact,
+                &mut exp,
+                &mut sig,
+                &mut leading,
+                true,
+            );
+            digits += 1;
+            i += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let mut has_exp = false;
+    if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
+        has_exp = true;
+        i += 1;
+        let mut eneg = false;
+        if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+            eneg = s[i] == b'-';
+            i += 1;
+        }
+        let start = i;
+        let mut e: i64 = 0;
+        while i < s.len() && s[i].is_ascii_digit() {
+            e = (e * 10 + i64::from(s[i] - b'0')).min(1_000_000);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exp += if eneg { -e } else { e };
+    }
+    if i != s.len() {
+        return None;
+    }
+    Some(Decimal {
+        neg,
+        mantissa,
+        exact,
+        exp,
+        has_point,
+        has_exp,
+    })
+}
+
+fn push_digit(
+    c: u8,
+    mantissa: &mut u64,
+    exact: &mut bool,
+    exp: &mut i64,
+    sig: &mut usize,
+    leading: &mut bool,
+    fraction: bool,
+) {
+    let d = u64::from(c - b'0');
+    if *leading && d == 0 {
+        if fraction {
+            *exp -= 1;
+        }
+        return;
+    }
+    *leading = false;
+    if *sig < 19 {
+        *mantissa = *mantissa * 10 + d;
+        *sig += 1;
+        if fraction {
+            *exp -= 1;
+        }
+    } else {
+        if d != 0 {
+            *exact = false;
+        }
+        if !fraction {
+            *exp += 1;
+        }
+    }
+}
+
+/// Exact conversion when the mantissa and the power of ten are both exact
+/// doubles (Clinger's fast path); `None` when it does not apply.
+fn fast_value(d: &Decimal) -> Option<f64> {
+    if !d.exact || d.mantissa > (1u64 << 53) {
+        return None;
+    }
+    let m = d.mantissa as f64;
+    let v = if d.exp == 0 {
+        m
+    } else if (1..=22).contains(&d.exp) {
+        m * POW10[d.exp as usize]
+    } else if (-22..0).contains(&d.exp) {
+        m / POW10[(-d.exp) as usize]
+    } else {
+        return None;
+    };
+    Some(if d.neg { -v } else { v })
+}
+
+/// What kind of number text was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumberKind {
+    /// Digits only (with optional sign): an integer as OpenMetrics means it.
+    Integer,
+    /// Has a point or an exponent.
+    Float,
+    /// `Inf`, `Infinity`, `NaN` in any case, with sign for the infinities.
+    Special,
+}
+
+/// Parses a sample or exemplar value. `None` when `s` is not a number.
+pub(crate) fn parse_value(s: &str) -> Option<(f64, NumberKind)> {
+    let b = s.as_bytes();
+    if let Some(d) = scan_decimal(b) {
+        let kind = if d.has_point || d.has_exp {
+            NumberKind::Float
+        } else {
+            NumberKind::Integer
+        };
+        if let Some(v) = fast_value(&d) {
+            return Some((v, kind));
+        }
+        let v: f64 = s.parse().ok()?;
+        // Go's ParseFloat refuses values beyond the f64 range.
+        if v.is_infinite() {
+            return None;
+        }
+        return Some((v, kind));
+    }
+    special(b).map(|v| (v, NumberKind::Special))
+}
+
+fn special(b: &[u8]) -> Option<f64> {
+    let (neg, signed, rest) = match b.first() {
+        Some(b'-') => (true, true, &b[1..]),
+        Some(b'+') => (false, true, &b[1..]),
+        _ => (false, false, b),
+    };
+    if rest.eq_ignore_ascii_case(b"inf") || rest.eq_ignore_ascii_case(b"infinity") {
+        return Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if !signed && rest.eq_ignore_ascii_case(b"nan") {
+        return Some(f64::NAN);
+    }
+    None
+}
+
+/// Parses a text 0.0.4 timestamp: integer milliseconds, optional sign.
+pub(crate) fn parse_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return s.parse().ok();
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        // Accumulate toward the sign so i64::MIN is reachable.
+        let d = i64::from(c - b'0');
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(d)?
+        } else {
+            v.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+/// Parses an OpenMetrics timestamp (seconds, a real number) into
+/// milliseconds, exactly: digits past the millisecond are truncated toward
+/// zero as Prometheus truncates, so `1.0019` is 1001 ms and `-0.0005` is 0
+/// (but `1.005` is 1005, where Prometheus's float product gives 1004).
+/// Timestamps beyond the i64 millisecond range (about 292 million years)
+/// saturate. `None` when not a real number.
+pub(crate) fn parse_seconds_as_ms(s: &str) -> Option<i64> {
+    let d = scan_decimal(s.as_bytes())?;
+    let saturated = if d.neg { i64::MIN } else { i64::MAX };
+    if d.exact {
+        // value = mantissa * 10^exp seconds = mantissa * 10^(exp+3) ms.
+        let e = d.exp + 3;
+        let mag: i128 = i128::from(d.mantissa);
+        let ms = if d.mantissa == 0 {
+            0
+        } else if e >= 0 {
+            match (e <= 19)
+                .then(|| mag.checked_mul(10i128.pow(e as u32)))
+                .flatten()
+            {
+                Some(m) => m,
+                None => return Some(saturated),
+            }
+        } else if e < -38 {
+            0
+        } else {
+            mag / 10i128.pow((-e) as u32)
+        };
+        let ms = if d.neg { -ms } else { ms };
+        return Some(i64::try_from(ms).unwrap_or(saturated));
+    }
+    let v: f64 = s.parse().ok()?;
+    let ms = (v * 1000.0).trunc();
+    // `as` saturates out-of-range floats.
+    Some(ms as i64)
+}
+
+/// The value of an OpenMetrics real number as f64 seconds, for ordering
+/// timestamps at their full written precision.
+pub(crate) fn real_seconds(s: &str) -> Option<f64> {
+    scan_decimal(s.as_bytes())?;
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        let ok: &[(&str, f64)] = &[
+            ("0", 0.0),
+            ("17", 17.0),
+            ("-17", -17.0),
+            ("+1.5", 1.5),
+            ("1.", 1.0),
+            (".5", 0.5),
+            ("1e3", 1000.0),
+            ("1E-3", 0.001),
+            ("2.665928e+06", 2665928.0),
+            ("1.8446744073709552e+19", 1.8446744073709552e19),
+            ("0.1", 0.1),
+            ("123456789012345678901234567890", 1.2345678901234568e29),
+            ("5e-324", 5e-324),
+            ("1e-400", 0.0),
+            ("Inf", f64::INFINITY),
+            ("+inf", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("0042", 42.0),
+        ];
+        for &(s, want) in ok {
+            let (v, _) = parse_value(s).unwrap_or_else(|| panic!("{s} refused"));
+            assert_eq!(v.to_bits(), want.to_bits(), "{s}");
+        }
+        assert!(parse_value("NaN").unwrap().0.is_nan());
+        assert!(parse_value("nan").unwrap().0.is_nan());
+        for bad in [
+            "", "+", ".", "e5", "1e", "1e+", "0x10", "1_000", "+NaN", "-nan", "1e400", "1 ", "infx",
+        ] {
+            assert!(parse_value(bad).is_none(), "{bad:?} accepted");
+        }
+        assert_eq!(parse_value("12").unwrap().1, NumberKind::Integer);
+        assert_eq!(parse_value("12.0").unwrap().1, NumberKind::Float);
+        assert_eq!(parse_value("1e2").unwrap().1, NumberKind::Float);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_std() {
+        let mut x: u64 = 7;
+        for _ in 0..200_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let digits = (x >> 40) % 10_000_000_000;
+            let scale = (x >> 20) % 12;
+            let s = format!(
+                "{}.{:0>width$}",
+                digits / 10u64.pow(scale as u32),
+                digits % 10u64.pow(scale as u32),
+                width = scale as usize
+            );
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(parse_value(&s).unwrap().0.to_bits(), want.to_bits(), "{s}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_ms("1795328359972"), Some(1795328359972));
+        assert_eq!(parse_ms("-5"), Some(-5));
+        assert_eq!(parse_ms("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_ms("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_ms("1.5"), None);
+        assert_eq!(parse_ms("99999999999999999999"), None);
+        let cases: &[(&str, i64)] = &[
+            ("1520879607.789", 1520879607789),
+            ("1520879607", 1520879607000),
+            ("1.0019", 1001),
+            ("-0.0005", 0),
+            ("-1.0019", -1001),
+            ("1.005", 1005),
+            ("-1.5", -1500),
+            ("1.5e3", 1500000),
+            ("1e-9", 0),
+            ("0", 0),
+        ];
+        for &(s, want) in cases {
+            assert_eq!(parse_seconds_as_ms(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_seconds_as_ms("NaN"), None);
+        assert_eq!(parse_seconds_as_ms("Inf"), None);
+        assert_eq!(parse_seconds_as_ms("1e30"), Some(i64::MAX));
+        assert_eq!(parse_seconds_as_ms("-1e30"), Some(i64::MIN));
+        assert_eq!(
+            parse_seconds_as_ms("12345678901234567890.1234567890"),
+            Some(i64::MAX)
+        );
+        assert_eq!(parse_seconds_as_ms("0e999999"), Some(0));
+    }
+}
