@@ -1,0 +1,303 @@
+//! Histograms: observations counted into buckets.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use super::atomic::add_f64;
+use super::metric::{
+    ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_seconds, write_created,
+};
+use crate::model::MetricType;
+
+/// Prometheus's default buckets (client_golang's `DefBuckets`), for
+/// latencies in seconds from 5 ms to 10 s.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `count` buckets starting at `start`, each `width` above the last.
+///
+/// ```
+/// assert_eq!(vigil_exposition::client::linear_buckets(1.0, 0.5, 3), [1.0, 1.5, 2.0]);
+/// ```
+///
+/// # Panics
+///
+/// When `count` is 0 or `width` is not positive: those are mistakes in the
+/// program, not conditions to handle.
+pub fn linear_buckets(start: f64, width: f64, count: usize) -> Vec<f64> {
+    assert!(count > 0, "linear_buckets needs a positive count");
+    assert!(
+        width > 0.0,
+        "linear_buckets needs a positive width, got {width}"
+    );
+    (0..count).map(|i| start + width * i as f64).collect()
+}
+
+/// `count` buckets starting at `start`, each `factor` times the last.
+///
+/// ```
+/// assert_eq!(vigil_exposition::client::exponential_buckets(0.001, 10.0, 3), [0.001, 0.01, 0.1]);
+/// ```
+///
+/// # Panics
+///
+/// When `count` is 0, `start` is not positive or `factor` is not above 1.
+pub fn exponential_buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
+    assert!(count > 0, "exponential_buckets needs a positive count");
+    assert!(
+        start > 0.0,
+        "exponential_buckets needs a positive start, got {start}"
+    );
+    assert!(
+        factor > 1.0,
+        "exponential_buckets needs a factor above 1, got {factor}"
+    );
+    let mut v = start;
+    (0..count)
+        .map(|_| {
+            let b = v;
+            v *= factor;
+            // Round away float noise (0.1 * 10 * 10 = 10.000000000000002).
+            round_sig(b)
+        })
+        .collect()
+}
+
+/// `count` exponential buckets from `min` to `max` (both included), as
+/// client_golang's `ExponentialBucketsRange`.
+///
+/// ```
+/// let b = vigil_exposition::client::exponential_buckets_range(1.0, 1000.0, 4);
+/// assert_eq!(b, [1.0, 10.0, 100.0, 1000.0]);
+/// ```
+///
+/// # Panics
+///
+/// When `count` is below 2, `min` is not positive or `max` is not above
+/// `min`.
+pub fn exponential_buckets_range(min: f64, max: f64, count: usize) -> Vec<f64> {
+    assert!(
+        count >= 2,
+        "exponential_buckets_range needs a count of at least 2"
+    );
+    assert!(
+        min > 0.0,
+        "exponential_buckets_range needs a positive min, got {min}"
+    );
+    assert!(max > min, "exponential_buckets_range needs max > min");
+    let factor = (max / min).powf(1.0 / (count - 1) as f64);
+    exponential_buckets(min, factor, count)
+}
+
+/// Rounds to 15 significant digits, which drops the last-bit noise of
+/// repeated multiplication while keeping every bound distinct.
+fn round_sig(v: f64) -> f64 {
+    format!("{v:.14e}").parse().unwrap_or(v)
+}
+
+/// Counts observations into buckets, and keeps their count and sum.
+///
+/// A cheap handle: clones share the buckets. [`observe`](Histogram::observe)
+/// finds the bucket by binary search and does one atomic add for it and a
+/// compare-and-swap loop for the sum; no lock, no allocation.
+///
+/// Written as cumulative `name_bucket{le="..."}` samples ending with
+/// `le="+Inf"`, then `name_count` and `name_sum` (and `name_created` in
+/// OpenMetrics). OpenMetrics treats the sum as a counter: when a bucket
+/// bound is negative, or the sum is negative or NaN, that format (and
+/// [`gather`](super::Registry::gather)) leaves out `_sum` and `_count`, as
+/// the specification requires. The `+Inf` bucket and `_count` are computed from the same
+/// reading, so they always agree; `_sum` is read beside them and may lag an
+/// observation in flight.
+///
+/// ```
+/// use vigil_exposition::client::{exponential_buckets, Histogram};
+///
+/// let latency = Histogram::new(exponential_buckets(0.001, 2.0, 10));
+/// latency.observe(0.003);
+/// latency.observe(0.5);
+/// let snap = latency.snapshot();
+/// assert_eq!(snap.count, 2);
+/// assert_eq!(snap.buckets[2], (0.004, 1)); // cumulative: 1 observation <= 0.004
+/// ```
+pub struct Histogram {
+    core: Arc<Core>,
+}
+
+struct Core {
+    /// Upper bounds, strictly increasing, finite; `+Inf` is implicit.
+    bounds: Box<[f64]>,
+    /// One counter per bound plus the `+Inf` bucket: non-cumulative.
+    counts: Box<[AtomicU64]>,
+    sum: AtomicU64,
+    created: f64,
+}
+
+/// A reading of a [`Histogram`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound, cumulative count)`, the last bound `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Number of observations (equal to the `+Inf` bucket).
+    pub count: u64,
+    /// Sum of observations.
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// A histogram with these upper bounds. They are sorted; NaN, infinite
+    /// and repeated bounds are dropped, and the `+Inf` bucket is always
+    /// there (so an empty list gives a histogram of one bucket).
+    pub fn new(buckets: impl IntoIterator<Item = f64>) -> Histogram {
+        Histogram::with_created(buckets, SystemTime::now())
+    }
+
+    /// As [`new`](Histogram::new), with this `_created` time.
+    pub fn with_created(buckets: impl IntoIterator<Item = f64>, created: SystemTime) -> Histogram {
+        let mut bounds: Vec<f64> = buckets.into_iter().filter(|b| b.is_finite()).collect();
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Histogram {
+            core: Arc::new(Core {
+                bounds: bounds.into_boxed_slice(),
+                counts,
+                sum: AtomicU64::new(0f64.to_bits()),
+                created: unix_seconds(created),
+            }),
+        }
+    }
+
+    /// Records one observation. NaN counts only in the `+Inf` bucket (and
+    /// makes the sum NaN), as in client_golang.
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        let core = &*self.core;
+        // First bound >= v; NaN goes past every bound.
+        let i = if v.is_nan() {
+            core.bounds.len()
+        } else {
+            core.bounds.partition_point(|&b| b < v)
+        };
+        if let Some(c) = core.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        add_f64(&core.sum, v);
+    }
+
+    /// The upper bounds, without the implicit `+Inf`.
+    pub fn bounds(&self) -> &[f64] {
+        &self.core.bounds
+    }
+
+    /// Reads the buckets (cumulative), count and sum.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut buckets = Vec::with_capacity(self.core.counts.len());
+        let mut total = 0u64;
+        for (i, c) in self.core.counts.iter().enumerate() {
+            total += c.load(Ordering::Relaxed);
+            let bound = self.core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            buckets.push((bound, total));
+        }
+        HistogramSnapshot {
+            buckets,
+            count: total,
+            sum: f64::from_bits(self.core.sum.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Default for Histogram {
+    /// A histogram with [`DEFAULT_BUCKETS`].
+    fn default() -> Self {
+        Histogram::new(DEFAULT_BUCKETS)
+    }
+}
+
+impl Clone for Histogram {
+    fn clone(&self) -> Self {
+        Histogram {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.snapshot();
+        f.debug_struct("Histogram")
+            .field("buckets", &s.buckets)
+            .field("sum", &s.sum)
+            .finish()
+    }
+}
+
+impl EncodeMetric for Histogram {
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+
+    fn encode_child(&self, w: &mut MetricWriter<'_>, fam: &Fam<'_>, labels: &ChildLabels<'_>) {
+        let core = &*self.core;
+        let mut total = 0u64;
+        for (i, c) in core.counts.iter().enumerate() {
+            total += c.load(Ordering::Relaxed);
+            let bound = core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            w.sample(
+                fam,
+                "_bucket",
+                labels,
+                Extra::Number("le", bound),
+                Value::U64(total),
+            );
+        }
+        // OpenMetrics: the sum is a counter, so with a negative bucket it
+        // must be left out (and `_count` goes with it); a negative or NaN sum
+        // (negative or NaN observations) is left out of that format too.
+        let sum = f64::from_bits(core.sum.load(Ordering::Relaxed));
+        let sum_ok = core.bounds.first().is_none_or(|&b| b >= 0.0) && sum >= 0.0;
+        if sum_ok || !w.openmetrics_rules() {
+            w.sample(fam, "_count", labels, Extra::None, Value::U64(total));
+            w.sample(fam, "_sum", labels, Extra::None, Value::F64(sum));
+        }
+        write_created(w, fam, labels, core.created);
+    }
+
+    fn reserved_label(&self) -> Option<&'static str> {
+        Some("le")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_helpers() {
+        assert_eq!(exponential_buckets(0.1, 10.0, 4), [0.1, 1.0, 10.0, 100.0]);
+        assert_eq!(linear_buckets(-1.0, 1.0, 3), [-1.0, 0.0, 1.0]);
+        let r = exponential_buckets_range(0.001, 10.0, 5);
+        assert_eq!(r, [0.001, 0.01, 0.1, 1.0, 10.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "factor above 1")]
+    fn exponential_factor_must_grow() {
+        exponential_buckets(1.0, 1.0, 3);
+    }
+
+    #[test]
+    fn bounds_are_cleaned() {
+        let h = Histogram::new([5.0, 1.0, f64::NAN, 1.0, f64::INFINITY]);
+        assert_eq!(h.bounds(), [1.0, 5.0]);
+        h.observe(1.0);
+        h.observe(f64::NAN);
+        h.observe(7.0);
+        let s = h.snapshot();
+        assert_eq!(s.buckets, [(1.0, 1), (5.0, 1), (f64::INFINITY, 3)]);
+        assert!(s.sum.is_nan());
+    }
+}
