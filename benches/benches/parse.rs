@@ -51,6 +51,17 @@ fn bench(c: &mut Criterion) {
         g.bench_function("vigil", |b| {
             b.iter(|| black_box(vigil_parse(black_box(&input), Format::Text)))
         });
+        g.bench_function("vigil_no_label_decode", |b| {
+            b.iter(|| {
+                let mut acc = 0.0;
+                for e in Parser::new(black_box(&input), Format::Text) {
+                    if let Entry::Sample(s) = e.expect("corpus parses") {
+                        acc += s.value;
+                    }
+                }
+                black_box(acc)
+            })
+        });
         g.bench_function("vigil_owned_families", |b| {
             b.iter(|| {
                 black_box(parse_families(black_box(&input), Format::Text, Mode::Scrape).unwrap())

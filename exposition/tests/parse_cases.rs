@@ -4,13 +4,12 @@
 use vigil_exposition::parse::{Entry, Mode, Parser};
 use vigil_exposition::{Error, Format};
 
+/// A parsed sample: name, labels, value, timestamp.
+type Got = (String, Vec<(String, String)>, f64, Option<i64>);
+
 /// Parses everything; returns the samples as (name, labels, value, ts) or the
 /// first error.
-fn run(
-    input: &str,
-    format: Format,
-    mode: Mode,
-) -> Result<Vec<(String, Vec<(String, String)>, f64, Option<i64>)>, Error> {
+fn run(input: &str, format: Format, mode: Mode) -> Result<Vec<Got>, Error> {
     let mut out = Vec::new();
     for e in Parser::with_mode(input.as_bytes(), format, mode) {
         if let Entry::Sample(s) = e? {
@@ -30,7 +29,7 @@ fn run(
     Ok(out)
 }
 
-fn text_ok(input: &str) -> Vec<(String, Vec<(String, String)>, f64, Option<i64>)> {
+fn text_ok(input: &str) -> Vec<Got> {
     run(input, Format::Text, Mode::Scrape).unwrap_or_else(|e| panic!("{input:?}: {e}"))
 }
 
@@ -41,10 +40,7 @@ fn text_err(input: &str) -> String {
     }
 }
 
-fn om(
-    input: &str,
-    mode: Mode,
-) -> Result<Vec<(String, Vec<(String, String)>, f64, Option<i64>)>, Error> {
+fn om(input: &str, mode: Mode) -> Result<Vec<Got>, Error> {
     run(input, Format::OpenMetrics, mode)
 }
 

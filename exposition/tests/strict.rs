@@ -236,6 +236,7 @@ fn syntax_that_only_strict_refuses() {
         "a{\"x.y\"=\"1\"} 1\n",
         "# TYPE \"a.b\" gauge\n",
         "a{a=\"1\",a=\"2\"} 1\n",
+        "a{__name__=\"1\"} 1\n",
     ] {
         assert!(strict(body).is_err(), "strict accepted {body:?}");
         let input = format!("{body}# EOF\n");

@@ -113,13 +113,16 @@ struct ArbFamily {
     samples: Vec<ArbSample>,
 }
 
+/// Exemplar labels, value and timestamp.
+type ArbExemplar = (Vec<(String, String)>, f64, Option<i64>);
+
 #[derive(Arbitrary, Debug)]
 struct ArbSample {
     suffix: u8,
     labels: Vec<(String, String)>,
     value: f64,
     ts: Option<i64>,
-    exemplar: Option<(Vec<(String, String)>, f64, Option<i64>)>,
+    exemplar: Option<ArbExemplar>,
 }
 
 const TYPES: [MetricType; 8] = [

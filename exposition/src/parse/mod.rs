@@ -15,6 +15,7 @@
 
 mod families;
 pub(crate) mod number;
+mod scan;
 mod strict;
 
 use std::borrow::Cow;
@@ -140,16 +141,34 @@ fn unescape(raw: &str, quote: bool) -> String {
     out
 }
 
+/// How many label pairs a [`Labels`] view remembers the positions of; a set
+/// with more is decoded by scanning its text again.
+const SPANS: usize = 8;
+
 /// The labels of a sample or exemplar: a view over the text between the
-/// braces, decoded pair by pair on iteration.
+/// braces. The parser records where the first pairs are while it checks
+/// them, so iterating them costs no second scan.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<'a> {
     raw: &'a str,
     len: u16,
+    /// Pairs whose positions are in `spans` (all of them, or 0 when there are
+    /// more than `SPANS` or an offset does not fit).
+    cached: u8,
+    /// Bit 2k: name k has escapes; bit 2k+1: value k has.
+    esc: u16,
+    /// name start, name end, value start, value end, relative to `raw`.
+    spans: [[u16; 4]; SPANS],
 }
 
 impl<'a> Labels<'a> {
-    const EMPTY: Labels<'static> = Labels { raw: "", len: 0 };
+    const EMPTY: Labels<'static> = Labels {
+        raw: "",
+        len: 0,
+        cached: 0,
+        esc: 0,
+        spans: [[0; 4]; SPANS],
+    };
 
     /// Number of label pairs (a quoted metric name inside the braces is not
     /// one).
@@ -168,6 +187,14 @@ impl<'a> Labels<'a> {
             rest: self.raw.as_bytes(),
             src: self.raw,
             off: 0,
+            cached: if usize::from(self.cached) == self.len() {
+                self.cached
+            } else {
+                0
+            },
+            next: 0,
+            esc: self.esc,
+            spans: self.spans,
         }
     }
 
@@ -196,6 +223,10 @@ pub struct LabelIter<'a> {
     src: &'a str,
     rest: &'a [u8],
     off: usize,
+    cached: u8,
+    next: u8,
+    esc: u16,
+    spans: [[u16; 4]; SPANS],
 }
 
 impl<'a> LabelIter<'a> {
@@ -224,7 +255,7 @@ impl<'a> LabelIter<'a> {
             self.advance(end + 1);
             Some(s)
         } else {
-            let n = self.rest.iter().take_while(|&&c| is_label_char(c)).count();
+            let n = scan::label_chars(self.rest, 0);
             if n == 0 {
                 return None;
             }
@@ -239,6 +270,30 @@ impl<'a> Iterator for LabelIter<'a> {
     type Item = (Str<'a>, Str<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.cached > 0 {
+            if self.next == self.cached {
+                return None;
+            }
+            let k = usize::from(self.next);
+            self.next += 1;
+            let [ns, ne, vs, ve] = self.spans[k].map(usize::from);
+            let esc = |bit: usize| {
+                if self.esc >> bit & 1 == 1 {
+                    Esc::Quoted
+                } else {
+                    Esc::None
+                }
+            };
+            let name = Str {
+                raw: self.src.get(ns..ne)?,
+                esc: esc(2 * k),
+            };
+            let value = Str {
+                raw: self.src.get(vs..ve)?,
+                esc: esc(2 * k + 1),
+            };
+            return Some((name, value));
+        }
         loop {
             self.skip_ws();
             if self.rest.is_empty() {
@@ -266,32 +321,21 @@ impl<'a> Iterator for LabelIter<'a> {
 }
 
 /// Index of the closing quote of a quoted string whose content starts at
-/// `from`, skipping backslash escapes.
-/// Also says whether an escape was seen.
+/// `from`, skipping backslash escapes; also says whether an escape was seen.
 #[inline]
 fn quoted_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
-    // Most label values are short: a plain loop beats the SIMD search's setup
-    // for the first bytes; long values go to memchr.
     let mut i = from;
     let mut esc = false;
-    let short_end = b.len().min(from + 24);
-    while i < short_end {
-        match b[i] {
-            b'"' => return Some((i, esc)),
-            b'\\' => {
-                esc = true;
-                i += 2;
-            }
-            _ => i += 1,
-        }
-    }
     loop {
-        let j = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        let j = scan::find_quote_or_backslash(b, i)?;
         if b[j] == b'"' {
             return Some((j, esc));
         }
         esc = true;
         i = j + 2;
+        if i > b.len() {
+            return None;
+        }
     }
 }
 
@@ -335,6 +379,10 @@ impl<'a> Sample<'a> {
 }
 
 /// One entry of an exposition.
+// A sample is much larger than the metadata variants (its label view keeps
+// the label positions); boxing it would cost an allocation per sample, and
+// entries are handed out one at a time, never stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Entry<'a> {
     /// `# HELP name text`.
@@ -846,6 +894,10 @@ impl<'a> Parser<'a> {
         let mut qname: Option<Str<'a>> = None;
         self.names.clear();
         let mut after_comma = false;
+        let base = open + 1;
+        let mut spans = [[0u16; 4]; SPANS];
+        let mut esc: u16 = 0;
+        let mut cacheable = true;
         loop {
             if !om {
                 i = skip_ws(b, i);
@@ -861,12 +913,14 @@ impl<'a> Parser<'a> {
             }
             // An item: label name, or quoted string (a UTF-8 label name, or
             // the metric name when followed by ',' or '}').
+            let mut name_esc = false;
             let (item_start, item_end, quoted) = if c == b'"' {
                 if strict {
                     return Err(syntax(no, i, "label name", line));
                 }
-                let (end, _) = quoted_end(b, i + 1)
+                let (end, e) = quoted_end(b, i + 1)
                     .ok_or_else(|| syntax(no, b.len(), "closing '\"'", line))?;
+                name_esc = e;
                 (i + 1, end, true)
             } else {
                 let n = label_name_len(b, i);
@@ -910,8 +964,16 @@ impl<'a> Parser<'a> {
             if b.get(i) != Some(&b'"') {
                 return Err(syntax(no, i, "'\"' opening the label value", line));
             }
-            let (vend, _) = quoted_end(b, i + 1)
+            let (vend, value_esc) = quoted_end(b, i + 1)
                 .ok_or_else(|| syntax(no, b.len(), "'\"' closing the label value", line))?;
+            let k = usize::from(count);
+            if cacheable && k < SPANS && vend - base <= usize::from(u16::MAX) {
+                let at = |x: usize| (x - base) as u16;
+                spans[k] = [at(item_start), at(item_end), at(i + 1), at(vend)];
+                esc |= (u16::from(name_esc) | u16::from(value_esc) << 1) << (2 * k);
+            } else {
+                cacheable = false;
+            }
             // Duplicate names: refused in strict mode; in scrape mode left to
             // the consumer, as Prometheus's parser leaves them to its store
             // (which drops the sample, not the scrape).
@@ -945,9 +1007,13 @@ impl<'a> Parser<'a> {
                 _ => return Err(syntax(no, i, "',' or '}'", line)),
             }
         }
+        let cached = if cacheable { count as u8 } else { 0 };
         let labels = Labels {
             raw: &line[open + 1..i],
             len: count,
+            cached,
+            esc,
+            spans,
         };
         Ok((labels, qname, i + 1))
     }
@@ -990,25 +1056,9 @@ fn parse_value_at(line: &str, i: usize, end: usize, no: u32) -> Result<(f64, Num
     })
 }
 
-static NAME_CHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
-        c += 1;
-    }
-    t
-};
-
 #[inline]
 fn is_name_char(c: u8) -> bool {
-    NAME_CHAR[usize::from(c)]
-}
-
-#[inline]
-fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    scan::is_metric_char(c)
 }
 
 /// Length of a classic metric name at `i` (0 if none).
@@ -1018,7 +1068,7 @@ fn name_len(b: &[u8], i: usize) -> usize {
         Some(&c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {}
         _ => return 0,
     }
-    1 + b[i + 1..].iter().take_while(|&&c| is_name_char(c)).count()
+    1 + scan::metric_chars(b, i + 1)
 }
 
 /// Length of a classic label name at `i` (0 if none).
@@ -1028,7 +1078,7 @@ fn label_name_len(b: &[u8], i: usize) -> usize {
         Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
         _ => return 0,
     }
-    1 + b[i + 1..].iter().take_while(|&&c| is_label_char(c)).count()
+    1 + scan::label_chars(b, i + 1)
 }
 
 #[inline]

@@ -219,6 +219,12 @@ impl Validator {
         for (n, v) in s.labels.iter() {
             let n = n.as_cow();
             let v = v.as_cow();
+            if n.starts_with("__") {
+                return Err(invalid(
+                    no,
+                    format!("{name:?}: label name {n:?} is reserved (names starting with __)"),
+                ));
+            }
             if Some(n.as_ref()) == special {
                 special_value = Some(v.into_owned());
                 continue;
@@ -437,11 +443,17 @@ fn check_value(
                 _ => {
                     return Err(invalid(
                         no,
-                        format!("summary sample {name:?}: quantile {q:?} must be a number between 0 and 1"),
+                        format!(
+                            "summary sample {name:?}: quantile {q:?} must be a number between 0 and 1"
+                        ),
                     ));
                 }
             }
-            if v < 0.0 { bad("a quantile value must not be negative") } else { Ok(()) }
+            if v < 0.0 {
+                bad("a quantile value must not be negative")
+            } else {
+                Ok(())
+            }
         }
         (MetricType::Info, _) if v != 1.0 => bad("an info value must be 1"),
         (MetricType::StateSet, _) if v != 0.0 && v != 1.0 => bad("a state must be 0 or 1"),
