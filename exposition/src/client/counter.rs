@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::atomic::sealed::Number;
 use super::metric::{
-    ChildLabels, Extra, Fam, MetricWriter, sealed::EncodeMetric, unix_seconds, write_created,
+    ChildLabels, Extra, Fam, MetricWriter, sealed::EncodeMetric, unix_millis, write_created,
 };
 use crate::model::MetricType;
 
@@ -43,9 +43,12 @@ pub struct Counter<N: CounterValue = u64> {
     core: Arc<Core<N>>,
 }
 
+/// Aligned to a cache line, so counters updated from different threads
+/// (children of one family, allocated one after the other) do not share one.
+#[repr(align(64))]
 struct Core<N: CounterValue> {
     value: N::Atomic,
-    created: f64,
+    created: i64,
 }
 
 impl<N: CounterValue> Counter<N> {
@@ -60,7 +63,7 @@ impl<N: CounterValue> Counter<N> {
         Counter {
             core: Arc::new(Core {
                 value: N::new_atomic(N::ZERO),
-                created: unix_seconds(created),
+                created: unix_millis(created),
             }),
         }
     }

@@ -34,39 +34,44 @@ impl GaugeValue for f64 {}
 /// assert_eq!(temperature.get(), 21.0);
 /// ```
 pub struct Gauge<N: GaugeValue = i64> {
-    value: Arc<N::Atomic>,
+    value: Arc<Padded<N::Atomic>>,
 }
+
+/// Aligned to a cache line, so gauges updated from different threads do not
+/// share one.
+#[repr(align(64))]
+struct Padded<T>(T);
 
 impl<N: GaugeValue> Gauge<N> {
     /// A gauge at zero.
     pub fn new() -> Self {
         Gauge {
-            value: Arc::new(N::new_atomic(N::ZERO)),
+            value: Arc::new(Padded(N::new_atomic(N::ZERO))),
         }
     }
 
     /// Sets the value.
     #[inline]
     pub fn set(&self, v: N) {
-        N::set(&self.value, v);
+        N::set(&self.value.0, v);
     }
 
     /// Sets the value and returns the previous one.
     #[inline]
     pub fn swap(&self, v: N) -> N {
-        N::swap(&self.value, v)
+        N::swap(&self.value.0, v)
     }
 
     /// Adds `v`.
     #[inline]
     pub fn add(&self, v: N) {
-        N::add(&self.value, v);
+        N::add(&self.value.0, v);
     }
 
     /// Subtracts `v`.
     #[inline]
     pub fn sub(&self, v: N) {
-        N::sub(&self.value, v);
+        N::sub(&self.value.0, v);
     }
 
     /// Adds one.
@@ -75,7 +80,7 @@ impl<N: GaugeValue> Gauge<N> {
     where
         N: From<i8>,
     {
-        N::add(&self.value, N::from(1i8));
+        N::add(&self.value.0, N::from(1i8));
     }
 
     /// Subtracts one.
@@ -84,13 +89,13 @@ impl<N: GaugeValue> Gauge<N> {
     where
         N: From<i8>,
     {
-        N::sub(&self.value, N::from(1i8));
+        N::sub(&self.value.0, N::from(1i8));
     }
 
     /// The current value.
     #[inline]
     pub fn get(&self) -> N {
-        N::get(&self.value)
+        N::get(&self.value.0)
     }
 }
 

@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use super::atomic::add_f64;
 use super::metric::{
-    ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_seconds, write_created,
+    ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_millis, write_created,
 };
+use crate::encode::float;
 use crate::model::MetricType;
 
 /// Prometheus's default buckets (client_golang's `DefBuckets`), for
@@ -127,13 +128,22 @@ pub struct Histogram {
     core: Arc<Core>,
 }
 
+/// Aligned to a cache line, so the sums of histograms observed from
+/// different threads do not share one.
+#[repr(align(64))]
 struct Core {
     /// Upper bounds, strictly increasing, finite; `+Inf` is implicit.
     bounds: Box<[f64]>,
     /// One counter per bound plus the `+Inf` bucket: non-cumulative.
     counts: Box<[AtomicU64]>,
     sum: AtomicU64,
-    created: f64,
+    created: i64,
+    /// `le="..."` of every bucket, `+Inf` included, rendered once: for
+    /// bucket `i`, the text 0.0.4 form ends at `le_ends[2i]` and the
+    /// OpenMetrics form at `le_ends[2i + 1]`, each starting where the
+    /// previous one ends.
+    le: Box<[u8]>,
+    le_ends: Box<[u32]>,
 }
 
 /// A reading of a [`Histogram`].
@@ -161,12 +171,15 @@ impl Histogram {
         bounds.sort_by(f64::total_cmp);
         bounds.dedup();
         let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        let (le, le_ends) = render_bounds(&bounds);
         Histogram {
             core: Arc::new(Core {
                 bounds: bounds.into_boxed_slice(),
                 counts,
                 sum: AtomicU64::new(0f64.to_bits()),
-                created: unix_seconds(created),
+                created: unix_millis(created),
+                le,
+                le_ends,
             }),
         }
     }
@@ -210,6 +223,26 @@ impl Histogram {
     }
 }
 
+/// Renders `le="bound"` for every bound and `+Inf`, in both formats (see
+/// `Core::le`), as the encoder's `label_f64` writes them.
+fn render_bounds(bounds: &[f64]) -> (Box<[u8]>, Box<[u32]>) {
+    let mut out = Vec::new();
+    let mut ends = Vec::with_capacity(2 * (bounds.len() + 1));
+    for b in bounds.iter().copied().chain([f64::INFINITY]) {
+        for om in [false, true] {
+            out.extend_from_slice(b"le=\"");
+            if om {
+                float::write_float_om(&mut out, b);
+            } else {
+                float::write_float(&mut out, b);
+            }
+            out.push(b'"');
+            ends.push(u32::try_from(out.len()).unwrap_or(u32::MAX));
+        }
+    }
+    (out.into_boxed_slice(), ends.into_boxed_slice())
+}
+
 impl Default for Histogram {
     /// A histogram with [`DEFAULT_BUCKETS`].
     fn default() -> Self {
@@ -246,13 +279,14 @@ impl EncodeMetric for Histogram {
         for (i, c) in core.counts.iter().enumerate() {
             total += c.load(Ordering::Relaxed);
             let bound = core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-            w.sample(
-                fam,
-                "_bucket",
-                labels,
-                Extra::Number("le", bound),
-                Value::U64(total),
+            let at = |k: usize| core.le_ends.get(k).map_or(0, |&e| e as usize);
+            let start = if i == 0 { 0 } else { at(2 * i - 1) };
+            let (text, om) = (
+                &core.le[start..at(2 * i)],
+                &core.le[at(2 * i)..at(2 * i + 1)],
             );
+            let extra = Extra::NumberRendered("le", bound, text, om);
+            w.sample(fam, "_bucket", labels, extra, Value::U64(total));
         }
         // OpenMetrics: the sum is a counter, so with a negative bucket it
         // must be left out (and `_count` goes with it); a negative or NaN sum

@@ -130,6 +130,8 @@ pub enum Value {
     I64(i64),
     /// A float.
     F64(f64),
+    /// Milliseconds since the epoch, written as seconds (`_created`).
+    Millis(i64),
 }
 
 impl Value {
@@ -138,6 +140,7 @@ impl Value {
             Value::U64(v) => v as f64,
             Value::I64(v) => v as f64,
             Value::F64(v) => v,
+            Value::Millis(ms) => ms as f64 / 1000.0,
         }
     }
 }
@@ -148,6 +151,9 @@ pub(crate) enum Extra<'a> {
     None,
     /// A numeric label (`le`, `quantile`), in canonical form.
     Number(&'static str, f64),
+    /// A numeric label rendered beforehand for each format (a histogram's
+    /// `le`): `name="value"` for text 0.0.4, then for OpenMetrics.
+    NumberRendered(&'static str, f64, &'a [u8], &'a [u8]),
     /// A plain label (a stateset's state).
     Label(&'a str, &'a str),
     /// Several labels rendered beforehand, and the same as pairs (an info's).
@@ -246,6 +252,7 @@ impl<'a> MetricWriter<'a> {
     ) {
         match &mut self.sink {
             Sink::Encode(enc) => {
+                let enc_format = enc.format();
                 let sw = enc
                     .sample(fam.name, suffix)
                     .labels_rendered(&fam.consts.rendered)
@@ -255,11 +262,16 @@ impl<'a> MetricWriter<'a> {
                     Extra::Number(name, v) => sw.label_f64(name, v),
                     Extra::Label(name, v) => sw.label(name, v),
                     Extra::Rendered(bytes, _) => sw.labels_rendered(bytes),
+                    Extra::NumberRendered(_, _, text, om) => match enc_format {
+                        Format::Text => sw.labels_rendered(text),
+                        Format::OpenMetrics => sw.labels_rendered(om),
+                    },
                 };
                 match value {
                     Value::U64(v) => sw.value_u64(v),
                     Value::I64(v) => sw.value_i64(v),
                     Value::F64(v) => sw.value(v),
+                    Value::Millis(ms) => sw.value_ms_as_seconds(ms),
                 }
                 .finish();
             }
@@ -270,7 +282,7 @@ impl<'a> MetricWriter<'a> {
                 }
                 match extra {
                     Extra::None => {}
-                    Extra::Number(name, v) => {
+                    Extra::Number(name, v) | Extra::NumberRendered(name, v, _, _) => {
                         let mut buf = Vec::new();
                         float::write_float_om(&mut buf, v);
                         labels.push((name.to_owned(), String::from_utf8_lossy(&buf).into_owned()));
@@ -339,12 +351,12 @@ fn push_sample(
     }
 }
 
-/// Seconds since the Unix epoch of `t`, to the millisecond, for `_created`
-/// (negative before the epoch).
-pub(crate) fn unix_seconds(t: std::time::SystemTime) -> f64 {
+/// Milliseconds since the Unix epoch of `t`, for `_created` (negative
+/// before the epoch).
+pub(crate) fn unix_millis(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as f64 / 1000.0,
-        Err(e) => -(e.duration().as_millis() as f64) / 1000.0,
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
 
@@ -353,9 +365,15 @@ pub(crate) fn write_created(
     w: &mut MetricWriter<'_>,
     fam: &Fam<'_>,
     labels: &ChildLabels<'_>,
-    created: f64,
+    created_ms: i64,
 ) {
     if w.wants_created() {
-        w.sample(fam, "_created", labels, Extra::None, Value::F64(created));
+        w.sample(
+            fam,
+            "_created",
+            labels,
+            Extra::None,
+            Value::Millis(created_ms),
+        );
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::atomic::add_f64;
 use super::metric::{
-    ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_seconds, write_created,
+    ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_millis, write_created,
 };
 use crate::model::MetricType;
 
@@ -53,10 +53,12 @@ pub struct Summary {
     core: Arc<Core>,
 }
 
+/// Aligned to a cache line (see [`Histogram`](super::Histogram)).
+#[repr(align(64))]
 struct Core {
     count: AtomicU64,
     sum: AtomicU64,
-    created: f64,
+    created: i64,
     window: Option<Window>,
 }
 
@@ -188,7 +190,7 @@ impl SummaryBuilder {
             core: Arc::new(Core {
                 count: AtomicU64::new(0),
                 sum: AtomicU64::new(0f64.to_bits()),
-                created: unix_seconds(self.created.unwrap_or_else(SystemTime::now)),
+                created: unix_millis(self.created.unwrap_or_else(SystemTime::now)),
                 window,
             }),
         }

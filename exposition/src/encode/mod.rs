@@ -260,6 +260,14 @@ impl SampleWriter<'_, '_> {
         ValueWriter(self)
     }
 
+    /// Writes a value given in milliseconds as seconds (`1520430000.123`),
+    /// with integer arithmetic: the client's `_created` samples.
+    pub(crate) fn value_ms_as_seconds(mut self, ms: i64) -> ValueWriter<Self> {
+        self.close_labels();
+        float::write_ms_as_seconds(self.enc.out, ms);
+        ValueWriter(self)
+    }
+
     /// Writes a signed integer value.
     pub fn value_i64(mut self, v: i64) -> ValueWriter<Self> {
         self.close_labels();
