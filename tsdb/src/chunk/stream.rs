@@ -1,0 +1,548 @@
+//! Integer streams: the workhorse of the sealed encoding (`FORMAT.md`,
+//! "Integer streams").
+//!
+//! A stream holds `n` `i64`s (`n` is known to the reader from the chunk
+//! header). The encoder computes the exact size of three layouts and writes
+//! the smallest:
+//!
+//! - **packed**: every `(x - min) / g` in `w` bits (frame of reference);
+//! - **tiered**: `(x - base) / g` zigzagged, in a prefix code of three widths
+//!   chosen for this stream (`0` = the base itself);
+//! - **sparse**: the base, then only the elements that differ from it, each
+//!   with its position;
+//! - **constant**: every element is the base (no payload).
+//!
+//! `base` is the most frequent element, `g` the greatest common divisor of
+//! the differences (so multiples of 4096, or of 1000, cost no bits for their
+//! zeros). All arithmetic wraps mod 2^64 on both sides.
+
+use super::bits::{BitReader, BitWriter, VarintError, bit_len, unzigzag, uvarint_len, zigzag};
+use crate::Error;
+
+pub(crate) const KIND_PACKED: u8 = 0;
+pub(crate) const KIND_TIERED: u8 = 1;
+pub(crate) const KIND_SPARSE: u8 = 2;
+/// Every element equals the base: no payload.
+pub(crate) const KIND_CONST: u8 = 3;
+const HAS_G: u8 = 0b100;
+
+/// Which stream layouts the encoder may pick (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layouts {
+    pub(crate) tiered: bool,
+    pub(crate) sparse: bool,
+    pub(crate) gcd: bool,
+}
+
+impl Default for Layouts {
+    fn default() -> Self {
+        Self {
+            tiered: true,
+            sparse: true,
+            gcd: true,
+        }
+    }
+}
+
+/// The chosen layout of one stream, and its exact size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    kind: u8,
+    base: i64,
+    g: u64,
+    widths: [u8; 3],
+    exceptions: usize,
+    /// Size in bits, header included, before padding.
+    pub(crate) bits: usize,
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 {
+        return b;
+    }
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+fn header_bits(base: i64, g: u64) -> usize {
+    8 + 8 * uvarint_len(zigzag(base)) + if g > 1 { 8 * uvarint_len(g) } else { 0 }
+}
+
+/// Chooses the smallest layout for `xs`. `sorted` is scratch space.
+pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
+    let n = xs.len();
+    if n == 0 {
+        return Plan {
+            kind: KIND_PACKED,
+            base: 0,
+            g: 1,
+            widths: [0; 3],
+            exceptions: 0,
+            bits: 0,
+        };
+    }
+    sorted.clear();
+    sorted.extend_from_slice(xs);
+    sorted.sort_unstable();
+    let min = sorted[0];
+    let max = sorted[n - 1];
+    // The most frequent element (the first of the longest run).
+    let (mut mode, mut best, mut run) = (min, 0usize, 0usize);
+    for i in 0..n {
+        run = if i > 0 && sorted[i] == sorted[i - 1] {
+            run + 1
+        } else {
+            1
+        };
+        if run > best {
+            best = run;
+            mode = sorted[i];
+        }
+    }
+
+    // Packed, relative to the minimum: differences fit u64 exactly.
+    let mut g_min = 0u64;
+    let mut g_mode = 0u64;
+    if allow.gcd {
+        for &x in xs {
+            g_min = gcd(g_min, (x as u64).wrapping_sub(min as u64));
+            g_mode = gcd(g_mode, x.wrapping_sub(mode).unsigned_abs());
+            if g_min == 1 && g_mode == 1 {
+                break;
+            }
+        }
+    }
+    let g_min = g_min.max(1);
+    // Signed layouts divide an i64, so g must fit one.
+    let g_mode = if g_mode == 0 || g_mode > i64::MAX as u64 {
+        1
+    } else {
+        g_mode
+    };
+    if min == max {
+        return Plan {
+            kind: KIND_CONST,
+            base: min,
+            g: 1,
+            widths: [0; 3],
+            exceptions: 0,
+            bits: header_bits(min, 1),
+        };
+    }
+    let range = (max as u64).wrapping_sub(min as u64) / g_min;
+    let w = bit_len(range);
+    let mut best_plan = Plan {
+        kind: KIND_PACKED,
+        base: min,
+        g: g_min,
+        widths: [w as u8, 0, 0],
+        exceptions: 0,
+        bits: header_bits(min, g_min) + 8 + n * w as usize,
+    };
+    if !(allow.tiered || allow.sparse) {
+        return best_plan;
+    }
+
+    // Histogram of zigzagged quotient widths around the mode.
+    let mut hist = [0usize; 65];
+    for &x in xs {
+        let q = x.wrapping_sub(mode) / g_mode as i64;
+        hist[bit_len(zigzag(q)) as usize] += 1;
+    }
+    let head = header_bits(mode, g_mode);
+    let exceptions = n - hist[0];
+    let max_w = (0..=64).rev().find(|&b| hist[b] > 0).unwrap_or(0);
+
+    if allow.sparse {
+        let pb = bit_len(n as u64 - 1) as usize;
+        let bits = head + 8 + 8 * uvarint_len(exceptions as u64) + exceptions * (pb + max_w);
+        if bits < best_plan.bits {
+            best_plan = Plan {
+                kind: KIND_SPARSE,
+                base: mode,
+                g: g_mode,
+                widths: [max_w as u8, 0, 0],
+                exceptions,
+                bits,
+            };
+        }
+    }
+    if allow.tiered {
+        let present: Vec<usize> = (1..=64).filter(|&b| hist[b] > 0).collect();
+        let w3 = max_w;
+        // cum[b] = elements of width 1..=b.
+        let mut cum = [0usize; 65];
+        for b in 1..=64 {
+            cum[b] = cum[b - 1] + hist[b];
+        }
+        let nonzero = cum[64];
+        for (i, &w1) in present.iter().enumerate() {
+            for &w2 in &present[i..] {
+                let t1 = cum[w1];
+                let t2 = cum[w2] - t1;
+                let t3 = nonzero - cum[w2];
+                let bits = head + 24 + hist[0] + t1 * (2 + w1) + t2 * (3 + w2) + t3 * (3 + w3);
+                if bits < best_plan.bits {
+                    best_plan = Plan {
+                        kind: KIND_TIERED,
+                        base: mode,
+                        g: g_mode,
+                        widths: [w1 as u8, w2 as u8, w3 as u8],
+                        exceptions: 0,
+                        bits,
+                    };
+                }
+            }
+        }
+        if present.is_empty() {
+            // All equal to the base: one bit each.
+            let bits = head + 24 + hist[0];
+            if bits < best_plan.bits {
+                best_plan = Plan {
+                    kind: KIND_TIERED,
+                    base: mode,
+                    g: g_mode,
+                    widths: [0; 3],
+                    exceptions: 0,
+                    bits,
+                };
+            }
+        }
+    }
+    best_plan
+}
+
+/// Writes `xs` in the layout `p` (from [`plan`] on the same `xs`).
+pub(crate) fn write(w: &mut BitWriter, xs: &[i64], p: &Plan) {
+    if xs.is_empty() {
+        return;
+    }
+    let start = w.bit_len();
+    let has_g = p.g > 1;
+    w.write(u64::from(p.kind | if has_g { HAS_G } else { 0 }), 8);
+    w.write_ivarint(p.base);
+    if has_g {
+        w.write_uvarint(p.g);
+    }
+    match p.kind {
+        KIND_PACKED => {
+            let width = u32::from(p.widths[0]);
+            w.write(u64::from(p.widths[0]), 8);
+            for &x in xs {
+                w.write((x as u64).wrapping_sub(p.base as u64) / p.g, width);
+            }
+        }
+        KIND_TIERED => {
+            for &b in &p.widths {
+                w.write(u64::from(b), 8);
+            }
+            let [w1, w2, w3] = p.widths.map(u32::from);
+            for &x in xs {
+                let zz = zigzag(x.wrapping_sub(p.base) / p.g as i64);
+                let b = bit_len(zz);
+                if zz == 0 {
+                    w.write(0, 1);
+                } else if b <= w1 {
+                    w.write(0b10, 2);
+                    w.write(zz, w1);
+                } else if b <= w2 {
+                    w.write(0b110, 3);
+                    w.write(zz, w2);
+                } else {
+                    w.write(0b111, 3);
+                    w.write(zz, w3);
+                }
+            }
+        }
+        KIND_CONST => {}
+        _ => {
+            let we = u32::from(p.widths[0]);
+            w.write(u64::from(p.widths[0]), 8);
+            w.write_uvarint(p.exceptions as u64);
+            let pb = bit_len(xs.len() as u64 - 1);
+            for (i, &x) in xs.iter().enumerate() {
+                let zz = zigzag(x.wrapping_sub(p.base) / p.g as i64);
+                if zz != 0 {
+                    w.write(i as u64, pb);
+                    w.write(zz, we);
+                }
+            }
+        }
+    }
+    debug_assert_eq!(w.bit_len() - start, p.bits, "plan size of {:?}", p);
+}
+
+/// Decodes one stream, element by element.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamReader {
+    kind: u8,
+    base: i64,
+    g: u64,
+    widths: [u32; 3],
+    /// Sparse: exceptions not yet read, the next one's position and value.
+    exc_left: u64,
+    next_pos: u64,
+    next_val: i64,
+    pb: u32,
+    i: u64,
+    n: u64,
+}
+
+pub(crate) fn truncated(what: &'static str, r: &BitReader<'_>) -> Error {
+    Error::Truncated {
+        what,
+        offset: r.offset(),
+    }
+}
+
+impl StreamReader {
+    /// Reads the header of a stream of `n` elements (nothing when `n == 0`).
+    pub(crate) fn new(r: &mut BitReader<'_>, n: usize) -> Result<Self, Error> {
+        let mut s = Self {
+            kind: KIND_PACKED,
+            base: 0,
+            g: 1,
+            widths: [0; 3],
+            exc_left: 0,
+            next_pos: u64::MAX,
+            next_val: 0,
+            pb: 0,
+            i: 0,
+            n: n as u64,
+        };
+        if n == 0 {
+            return Ok(s);
+        }
+        let at = r.offset();
+        let head = r.read(8).map_err(|_| truncated("stream layout byte", r))? as u8;
+        if head & !(HAS_G | 0b11) != 0 || head == KIND_CONST | HAS_G {
+            return Err(Error::Invalid {
+                what: "unknown stream layout",
+                offset: at,
+            });
+        }
+        s.kind = head & 0b11;
+        s.base = r
+            .read_ivarint()
+            .map_err(|e| varint_err("stream base", r, e))?;
+        if head & HAS_G != 0 {
+            let at = r.offset();
+            s.g = r
+                .read_uvarint()
+                .map_err(|e| varint_err("stream divisor", r, e))?;
+            if s.g < 2 {
+                return Err(Error::Invalid {
+                    what: "stream divisor below 2",
+                    offset: at,
+                });
+            }
+        }
+        let nw = match s.kind {
+            KIND_TIERED => 3,
+            KIND_CONST => 0,
+            _ => 1,
+        };
+        for k in 0..nw {
+            let at = r.offset();
+            let b = r.read(8).map_err(|_| truncated("stream width", r))?;
+            if b > 64 {
+                return Err(Error::Invalid {
+                    what: "stream width above 64",
+                    offset: at,
+                });
+            }
+            s.widths[k] = b as u32;
+        }
+        if s.kind == KIND_SPARSE {
+            let at = r.offset();
+            s.exc_left = r
+                .read_uvarint()
+                .map_err(|e| varint_err("exception count", r, e))?;
+            if s.exc_left > n as u64 {
+                return Err(Error::Invalid {
+                    what: "more exceptions than elements",
+                    offset: at,
+                });
+            }
+            s.pb = bit_len(n as u64 - 1);
+            s.load_exception(r)?;
+        }
+        Ok(s)
+    }
+
+    fn load_exception(&mut self, r: &mut BitReader<'_>) -> Result<(), Error> {
+        if self.exc_left == 0 {
+            self.next_pos = u64::MAX;
+            return Ok(());
+        }
+        self.exc_left -= 1;
+        let at = r.offset();
+        let pos = r
+            .read(self.pb)
+            .map_err(|_| truncated("exception position", r))?;
+        if pos < self.i || pos >= self.n || (self.next_pos != u64::MAX && pos <= self.next_pos) {
+            return Err(Error::Invalid {
+                what: "exception positions not increasing",
+                offset: at,
+            });
+        }
+        let zz = r
+            .read(self.widths[0])
+            .map_err(|_| truncated("exception value", r))?;
+        self.next_pos = pos;
+        self.next_val = unzigzag(zz);
+        Ok(())
+    }
+
+    /// The next element. The caller reads exactly `n` of them.
+    #[inline]
+    pub(crate) fn next(&mut self, r: &mut BitReader<'_>) -> Result<i64, Error> {
+        let x = match self.kind {
+            KIND_PACKED => {
+                let q = r
+                    .read(self.widths[0])
+                    .map_err(|_| truncated("packed element", r))?;
+                (self.base as u64).wrapping_add(q.wrapping_mul(self.g)) as i64
+            }
+            KIND_CONST => self.base,
+            KIND_TIERED => {
+                let zz = if !r.read_bit().map_err(|_| truncated("tier code", r))? {
+                    0
+                } else {
+                    let width = if !r.read_bit().map_err(|_| truncated("tier code", r))? {
+                        self.widths[0]
+                    } else if !r.read_bit().map_err(|_| truncated("tier code", r))? {
+                        self.widths[1]
+                    } else {
+                        self.widths[2]
+                    };
+                    r.read(width).map_err(|_| truncated("tiered element", r))?
+                };
+                self.base
+                    .wrapping_add(unzigzag(zz).wrapping_mul(self.g as i64))
+            }
+            _ => {
+                let q = if self.i == self.next_pos {
+                    let q = self.next_val;
+                    self.load_exception(r)?;
+                    q
+                } else {
+                    0
+                };
+                self.base.wrapping_add(q.wrapping_mul(self.g as i64))
+            }
+        };
+        self.i += 1;
+        Ok(x)
+    }
+}
+
+/// The error for a varint that could not be read.
+pub(crate) fn varint_err(what: &'static str, r: &BitReader<'_>, e: VarintError) -> Error {
+    match e {
+        VarintError::Eof => truncated(what, r),
+        VarintError::Overflow => Error::Invalid {
+            what: "varint longer than 64 bits",
+            offset: r.offset(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(xs: &[i64], allow: Layouts) -> Plan {
+        let mut sorted = Vec::new();
+        let p = plan(xs, &mut sorted, allow);
+        let mut w = BitWriter::default();
+        w.write(0b101, 3); // start unaligned
+        write(&mut w, xs, &p);
+        let mut r = BitReader::new(&w.buf);
+        assert_eq!(r.read(3), Ok(0b101));
+        let mut s = StreamReader::new(&mut r, xs.len()).expect("header");
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!(s.next(&mut r), Ok(x), "element {i} of {xs:?} as {p:?}");
+        }
+        assert!(r.remaining() < 8, "{} bits left", r.remaining());
+        p
+    }
+
+    #[test]
+    fn layouts_round_trip() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![5],
+            vec![0; 100],
+            vec![15_000; 100],
+            (0..100).map(|i| i * 4096).collect(),
+            (0..100).map(|i| if i % 37 == 5 { 3 } else { 0 }).collect(),
+            (0..100).map(|i| (i * 7919 % 13) - 6).collect(),
+            vec![i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX],
+            vec![i64::MIN, i64::MIN, i64::MAX],
+            vec![i64::MIN, 0, 0, 0],
+            vec![i64::MAX, -1, -1],
+        ];
+        for xs in &cases {
+            for allow in [
+                Layouts::default(),
+                Layouts {
+                    tiered: false,
+                    sparse: false,
+                    gcd: false,
+                },
+                Layouts {
+                    tiered: true,
+                    sparse: false,
+                    gcd: true,
+                },
+                Layouts {
+                    tiered: false,
+                    sparse: true,
+                    gcd: true,
+                },
+            ] {
+                round_trip(xs, allow);
+            }
+        }
+    }
+
+    #[test]
+    fn picks_the_layout_that_fits() {
+        let sparse: Vec<i64> = (0..200).map(|i| if i == 77 { 5 } else { 0 }).collect();
+        assert_eq!(round_trip(&sparse, Layouts::default()).kind, KIND_SPARSE);
+        let pages: Vec<i64> = (0..100).map(|i| ((i * 7 % 5) * 4096) + (1 << 20)).collect();
+        let p = round_trip(&pages, Layouts::default());
+        assert!(p.g >= 4096, "{p:?}");
+        let laplace: Vec<i64> = (0..200)
+            .map(|i| match i % 10 {
+                0..=5 => 0,
+                6 | 7 => 1,
+                8 => -3,
+                _ => 200,
+            })
+            .collect();
+        assert_eq!(round_trip(&laplace, Layouts::default()).kind, KIND_TIERED);
+    }
+
+    #[test]
+    fn gcd_is_right() {
+        assert_eq!(gcd(0, 0), 0);
+        assert_eq!(gcd(12, 18), 6);
+        assert_eq!(gcd(0, 7), 7);
+        assert_eq!(gcd(1 << 63, 1 << 62), 1 << 62);
+    }
+}

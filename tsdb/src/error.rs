@@ -1,0 +1,53 @@
+//! The crate's one error type.
+
+/// What went wrong, and where.
+///
+/// Offsets are byte offsets from the start of the chunk; `sample` is the
+/// zero-based index of the sample being appended or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The chunk has no bytes at all.
+    #[error("empty chunk: no encoding byte at offset 0")]
+    Empty,
+    /// The first byte names no encoding this version knows.
+    #[error("unknown chunk encoding {0:#04x} at offset 0")]
+    UnknownEncoding(u8),
+    /// The bytes end before the part being read.
+    #[error("chunk truncated at offset {offset}: {what} runs past the end")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Where it started (byte offset).
+        offset: usize,
+    },
+    /// A field holds a value the format does not allow.
+    #[error("invalid chunk at offset {offset}: {what}")]
+    Invalid {
+        /// What is wrong.
+        what: &'static str,
+        /// Where the field is (byte offset).
+        offset: usize,
+    },
+    /// Decoded timestamps do not increase: the bytes are damaged.
+    #[error("damaged chunk: timestamp {t} of sample {sample} is not after {prev}")]
+    NotIncreasing {
+        /// Index of the offending sample.
+        sample: usize,
+        /// Its decoded timestamp.
+        t: i64,
+        /// The previous sample's timestamp.
+        prev: i64,
+    },
+    /// `append` was given a timestamp that is not after the last one.
+    #[error("out of order: timestamp {t} is not after the chunk's last timestamp {last}")]
+    OutOfOrder {
+        /// The rejected timestamp.
+        t: i64,
+        /// The chunk's last timestamp.
+        last: i64,
+    },
+    /// The chunk holds the most samples one chunk may hold.
+    #[error("chunk full: it already holds {0} samples, the most a chunk may hold")]
+    Full(usize),
+}

@@ -1,0 +1,36 @@
+//! Vigil's time-series store. So far: the chunk codec.
+//!
+//! A series' samples `(timestamp_ms: i64, value: f64)` live in compressed
+//! chunks. [`chunk::ChunkWriter`] appends samples in time order into an open
+//! chunk (a Gorilla stream: delta-of-delta timestamps, XOR floats) and seals
+//! it into the smallest of several per-chunk encodings (timestamps on a grid,
+//! values as scaled decimals, constants, bit-packed, tiered or sparse integer
+//! streams). [`chunk::Chunk`] reads either form back, bit-exactly, and never
+//! panics on damaged bytes. `FORMAT.md` gives the bytes.
+//!
+//! ```
+//! use vigil_tsdb::chunk::{Chunk, ChunkWriter};
+//!
+//! # fn main() -> Result<(), vigil_tsdb::Error> {
+//! let mut w = ChunkWriter::new();
+//! for i in 0..120 {
+//!     w.append(1_700_000_000_000 + i * 15_000, (i * 3) as f64)?;
+//! }
+//! let sealed = w.seal();
+//! assert!(sealed.len() < 40);
+//! let chunk = Chunk::new(&sealed)?;
+//! let samples: Vec<(i64, f64)> = chunk.iter().collect::<Result<_, _>>()?;
+//! assert_eq!(samples.len(), 120);
+//! assert_eq!(samples[119], (1_700_000_000_000 + 119 * 15_000, 357.0));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod chunk;
+mod error;
+#[cfg(feature = "testdata")]
+pub mod testdata;
+
+pub use error::Error;
