@@ -128,15 +128,15 @@ pub struct Histogram {
     core: Arc<Core>,
 }
 
-/// Aligned to a cache line, so the sums of histograms observed from
-/// different threads do not share one.
-#[repr(align(64))]
 struct Core {
     /// Upper bounds, strictly increasing, finite; `+Inf` is implicit.
     bounds: Box<[f64]>,
     /// One counter per bound plus the `+Inf` bucket: non-cumulative.
-    counts: Box<[AtomicU64]>,
-    sum: AtomicU64,
+    /// The sum (cell 0, f64 bits), then one counter per bound plus the
+    /// `+Inf` bucket (non-cumulative), contiguous on cache-line-aligned
+    /// lines: an observation then often moves one line between cores, not
+    /// two.
+    cells: Box<[Line]>,
     created: i64,
     /// `le="..."` of every bucket, `+Inf` included, rendered once: for
     /// bucket `i`, the text 0.0.4 form ends at `le_ends[2i]` and the
@@ -144,6 +144,32 @@ struct Core {
     /// previous one ends.
     le: Box<[u8]>,
     le_ends: Box<[u32]>,
+}
+
+/// Eight atomic cells on one cache line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Line([AtomicU64; 8]);
+
+impl Core {
+    fn cell(&self, i: usize) -> Option<&AtomicU64> {
+        self.cells.get(i / 8).map(|l| &l.0[i % 8])
+    }
+
+    /// The counter of bucket `i` (`bounds.len()` is `+Inf`).
+    #[inline]
+    fn count(&self, i: usize) -> Option<&AtomicU64> {
+        self.cell(i + 1)
+    }
+
+    fn counts(&self) -> impl Iterator<Item = &AtomicU64> {
+        (0..=self.bounds.len()).filter_map(|i| self.count(i))
+    }
+
+    fn sum(&self) -> f64 {
+        self.cell(0)
+            .map_or(0.0, |c| f64::from_bits(c.load(Ordering::Relaxed)))
+    }
 }
 
 /// A reading of a [`Histogram`].
@@ -170,13 +196,14 @@ impl Histogram {
         let mut bounds: Vec<f64> = buckets.into_iter().filter(|b| b.is_finite()).collect();
         bounds.sort_by(f64::total_cmp);
         bounds.dedup();
-        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        let cells = (0..(bounds.len() + 2).div_ceil(8))
+            .map(|_| Line(Default::default()))
+            .collect();
         let (le, le_ends) = render_bounds(&bounds);
         Histogram {
             core: Arc::new(Core {
                 bounds: bounds.into_boxed_slice(),
-                counts,
-                sum: AtomicU64::new(0f64.to_bits()),
+                cells,
                 created: unix_millis(created),
                 le,
                 le_ends,
@@ -195,10 +222,12 @@ impl Histogram {
         } else {
             core.bounds.partition_point(|&b| b < v)
         };
-        if let Some(c) = core.counts.get(i) {
+        if let Some(c) = core.count(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        add_f64(&core.sum, v);
+        if let Some(sum) = core.cell(0) {
+            add_f64(sum, v);
+        }
     }
 
     /// The upper bounds, without the implicit `+Inf`.
@@ -208,9 +237,9 @@ impl Histogram {
 
     /// Reads the buckets (cumulative), count and sum.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut buckets = Vec::with_capacity(self.core.counts.len());
+        let mut buckets = Vec::with_capacity(self.core.bounds.len() + 1);
         let mut total = 0u64;
-        for (i, c) in self.core.counts.iter().enumerate() {
+        for (i, c) in self.core.counts().enumerate() {
             total += c.load(Ordering::Relaxed);
             let bound = self.core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
             buckets.push((bound, total));
@@ -218,7 +247,7 @@ impl Histogram {
         HistogramSnapshot {
             buckets,
             count: total,
-            sum: f64::from_bits(self.core.sum.load(Ordering::Relaxed)),
+            sum: self.core.sum(),
         }
     }
 }
@@ -276,7 +305,7 @@ impl EncodeMetric for Histogram {
     fn encode_child(&self, w: &mut MetricWriter<'_>, fam: &Fam<'_>, labels: &ChildLabels<'_>) {
         let core = &*self.core;
         let mut total = 0u64;
-        for (i, c) in core.counts.iter().enumerate() {
+        for (i, c) in core.counts().enumerate() {
             total += c.load(Ordering::Relaxed);
             let bound = core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
             let at = |k: usize| core.le_ends.get(k).map_or(0, |&e| e as usize);
@@ -291,7 +320,7 @@ impl EncodeMetric for Histogram {
         // OpenMetrics: the sum is a counter, so with a negative bucket it
         // must be left out (and `_count` goes with it); a negative or NaN sum
         // (negative or NaN observations) is left out of that format too.
-        let sum = f64::from_bits(core.sum.load(Ordering::Relaxed));
+        let sum = core.sum();
         let sum_ok = core.bounds.first().is_none_or(|&b| b >= 0.0) && sum >= 0.0;
         if sum_ok || !w.openmetrics_rules() {
             w.sample(fam, "_count", labels, Extra::None, Value::U64(total));
