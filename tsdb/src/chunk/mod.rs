@@ -207,6 +207,8 @@ pub enum ValueLayout {
     Constant,
     /// Integers scaled by a power of ten, non-finite values aside.
     Decimal,
+    /// Differences of the float bits read as integers.
+    FloatDelta,
 }
 
 /// A read-only view of one chunk's bytes, checked at its headers.

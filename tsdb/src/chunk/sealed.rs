@@ -20,6 +20,7 @@ const TS_DELTA: u8 = 1;
 const V_XOR: u8 = 0;
 const V_CONST: u8 = 1;
 const V_DECIMAL: u8 = 2;
+const V_BITS: u8 = 3;
 
 /// Largest decimal scale: 10^22 is the largest power of ten an f64 holds
 /// exactly.
@@ -80,6 +81,8 @@ pub struct Encodings {
     pub sparse_streams: bool,
     /// Integer columns divided by their common divisor.
     pub common_divisor: bool,
+    /// Other floats as differences of their bits (else XOR).
+    pub float_deltas: bool,
 }
 
 impl Default for Encodings {
@@ -98,6 +101,7 @@ impl Encodings {
             tiered_streams: true,
             sparse_streams: true,
             common_divisor: true,
+            float_deltas: true,
         }
     }
 
@@ -110,6 +114,7 @@ impl Encodings {
             tiered_streams: false,
             sparse_streams: false,
             common_divisor: false,
+            float_deltas: false,
         }
     }
 
@@ -208,20 +213,38 @@ impl Encoder {
         let mut ts_bits = 8 * uvarint_len(zigzag(self.ts[0])) + delta_plan.bits;
         let mut grid = None;
         if self.enc.grid_timestamps && n > 2 {
-            let d = most_frequent(&self.col, &mut self.sorted);
-            self.col2.clear();
-            self.col2.extend(
-                self.ts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| t.wrapping_sub((i as i64).wrapping_mul(d))),
-            );
-            let p = stream::plan(&self.col2, &mut self.sorted, layouts);
-            let bits = 8 * uvarint_len(zigzag(d)) + p.bits;
-            if bits < ts_bits {
-                ts_mode = TS_GRID;
-                ts_bits = bits;
-                grid = Some((d, p));
+            // The grid's interval: the most frequent delta, or the median
+            // one (a ms-jittered series' most frequent delta can be off by
+            // one, which would make the offsets drift).
+            let (mode, median) = mode_and_median(&self.col, &mut self.sorted);
+            for d in [median, mode] {
+                if grid.is_some_and(|(g, _)| g == d) {
+                    continue;
+                }
+                self.col2.clear();
+                self.col2.extend(
+                    self.ts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| t.wrapping_sub((i as i64).wrapping_mul(d))),
+                );
+                let p = stream::plan(&self.col2, &mut self.sorted, layouts);
+                let bits = 8 * uvarint_len(zigzag(d)) + p.bits;
+                if bits < ts_bits {
+                    ts_mode = TS_GRID;
+                    ts_bits = bits;
+                    grid = Some((d, p));
+                }
+            }
+            // Leave the chosen grid's offsets in col2.
+            if let Some((d, _)) = grid {
+                self.col2.clear();
+                self.col2.extend(
+                    self.ts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| t.wrapping_sub((i as i64).wrapping_mul(d))),
+                );
             }
         }
         let _ = ts_bits;
@@ -280,8 +303,30 @@ impl Encoder {
                 }
             }
         }
+        // Float bits as integers, in differences: a slowly moving float of
+        // any precision changes its bits by a small integer.
+        let mut bits_plan = None;
+        if self.enc.float_deltas && v_mode == V_XOR {
+            self.col.clear();
+            self.col.extend(
+                self.vs
+                    .windows(2)
+                    .map(|p| (p[1].to_bits() as i64).wrapping_sub(p[0].to_bits() as i64)),
+            );
+            let p = stream::plan(&self.col, &mut self.sorted, layouts);
+            if 64 + p.bits < v_bits {
+                v_mode = V_BITS;
+                bits_plan = Some(p);
+            }
+        }
         match v_mode {
             V_CONST => w.write(first, 64),
+            V_BITS => {
+                if let Some(p) = bits_plan {
+                    w.write(first, 64);
+                    stream::write(&mut w, &self.col, &p);
+                }
+            }
             V_DECIMAL => {
                 if let Some((k, m0, p)) = dec {
                     w.write(u64::from(k), 8);
@@ -380,8 +425,8 @@ fn push_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// The most frequent element (`sorted` is scratch).
-fn most_frequent(xs: &[i64], sorted: &mut Vec<i64>) -> i64 {
+/// The most frequent element and the median (`sorted` is scratch).
+fn mode_and_median(xs: &[i64], sorted: &mut Vec<i64>) -> (i64, i64) {
     sorted.clear();
     sorted.extend_from_slice(xs);
     sorted.sort_unstable();
@@ -397,7 +442,7 @@ fn most_frequent(xs: &[i64], sorted: &mut Vec<i64>) -> i64 {
             best = sorted[i];
         }
     }
-    best
+    (best, sorted.get(sorted.len() / 2).copied().unwrap_or(0))
 }
 
 /// Decoder of a sealed chunk.
@@ -423,6 +468,11 @@ enum TsDec {
 #[derive(Debug, Clone)]
 enum ValDec {
     Xor(XorState),
+    /// Differences of the float bits as integers.
+    Bits {
+        prev: u64,
+        s: StreamReader,
+    },
     Const(u64),
     Decimal {
         k: u32,
@@ -452,7 +502,7 @@ pub(crate) fn open(data: &[u8]) -> Result<(usize, Encoding, SealedIter<'_>), Err
     let at = r.offset();
     let modes = r.read(8).map_err(|_| truncated("layout byte", &r))? as u8;
     let (ts_mode, v_mode) = (modes & 0xf, modes >> 4);
-    if ts_mode > TS_DELTA || v_mode > V_DECIMAL {
+    if ts_mode > TS_DELTA || v_mode > V_BITS {
         return Err(Error::Invalid {
             what: "unknown column layout",
             offset: at,
@@ -497,6 +547,13 @@ pub(crate) fn open(data: &[u8]) -> Result<(usize, Encoding, SealedIter<'_>), Err
     let mut v_r = BitReader::with_range(data, ts_end, data.len() * 8);
     let vals = match v_mode {
         V_XOR => ValDec::Xor(XorState::default()),
+        V_BITS => {
+            let first = v_r.read(64).map_err(|_| truncated("first value", &v_r))?;
+            ValDec::Bits {
+                prev: first,
+                s: StreamReader::new(&mut v_r, n - 1)?,
+            }
+        }
         V_CONST => ValDec::Const(
             v_r.read(64)
                 .map_err(|_| truncated("constant value", &v_r))?,
@@ -561,10 +618,10 @@ pub(crate) fn open(data: &[u8]) -> Result<(usize, Encoding, SealedIter<'_>), Err
             ));
         }
     };
-    let values = if v_mode == V_XOR {
-        ValueLayout::Xor
-    } else {
-        ValueLayout::Constant
+    let values = match v_mode {
+        V_XOR => ValueLayout::Xor,
+        V_BITS => ValueLayout::FloatDelta,
+        _ => ValueLayout::Constant,
     };
     Ok((
         n,
@@ -658,6 +715,12 @@ impl SealedIter<'_> {
         let mut aside = false;
         let bits = match &mut self.vals {
             ValDec::Const(b) => *b,
+            ValDec::Bits { prev, s } => {
+                if i > 0 {
+                    *prev = prev.wrapping_add(s.next(&mut self.v_r)? as u64);
+                }
+                *prev
+            }
             ValDec::Xor(st) => {
                 if i == 0 {
                     let b = self
