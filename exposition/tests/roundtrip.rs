@@ -1,5 +1,12 @@
 //! parse(encode(x)) == x for arbitrary families, in both formats.
 
+// The fuzz harness's family comparison (NaN equal to NaN, -0 apart from +0),
+// so the proptest and the fuzz targets judge a round trip alike.
+#[path = "../../fuzz/src/expo.rs"]
+#[allow(dead_code)]
+mod expo;
+
+use expo::same;
 use proptest::prelude::*;
 use vigil_exposition::encode::encode_families;
 use vigil_exposition::parse::{Mode, parse_families};
@@ -142,34 +149,6 @@ fn families(om: bool) -> impl Strategy<Value = Vec<MetricFamily>> {
         });
         v
     })
-}
-
-/// Equality that treats every NaN as equal and keeps -0 apart from +0.
-fn same(a: &[MetricFamily], b: &[MetricFamily]) -> bool {
-    let f = |x: f64, y: f64| (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits();
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.name == y.name
-                && x.metric_type == y.metric_type
-                && x.help == y.help
-                && x.unit == y.unit
-                && x.samples.len() == y.samples.len()
-                && x.samples.iter().zip(&y.samples).all(|(s, t)| {
-                    s.name == t.name
-                        && s.labels == t.labels
-                        && f(s.value, t.value)
-                        && s.timestamp_ms == t.timestamp_ms
-                        && match (&s.exemplar, &t.exemplar) {
-                            (None, None) => true,
-                            (Some(e), Some(g)) => {
-                                e.labels == g.labels
-                                    && f(e.value, g.value)
-                                    && e.timestamp_ms == g.timestamp_ms
-                            }
-                            _ => false,
-                        }
-                })
-        })
 }
 
 proptest! {

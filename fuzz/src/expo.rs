@@ -39,7 +39,9 @@ fn same_f(x: f64, y: f64) -> bool {
     (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
 }
 
-fn same(a: &[MetricFamily], b: &[MetricFamily]) -> bool {
+/// Whether two family lists are equal, every NaN equal to every NaN and -0
+/// apart from +0.
+pub fn same(a: &[MetricFamily], b: &[MetricFamily]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             x.name == y.name

@@ -9,9 +9,8 @@
 //! escapes nothing that did not change.
 
 use crate::Format;
-use crate::encode::{Encoder, escape_into, float};
+use crate::encode::{Encoder, escape_into, float, write_label_name};
 use crate::model::{MetricFamily, MetricType, Sample};
-use crate::names::is_legacy_label_name;
 
 pub(crate) mod sealed {
     use super::{ChildLabels, Fam, MetricWriter};
@@ -86,13 +85,7 @@ pub(crate) fn render_label(out: &mut Vec<u8>, name: &str, value: &str) {
     if !out.is_empty() {
         out.push(b',');
     }
-    if is_legacy_label_name(name) {
-        out.extend_from_slice(name.as_bytes());
-    } else {
-        out.push(b'"');
-        escape_into(out, name, true);
-        out.push(b'"');
-    }
+    write_label_name(out, name);
     out.extend_from_slice(b"=\"");
     escape_into(out, value, true);
     out.push(b'"');

@@ -221,13 +221,7 @@ impl SampleWriter<'_, '_> {
         let out = &mut *self.enc.out;
         out.push(if self.open { b',' } else { b'{' });
         self.open = true;
-        if is_legacy_label_name(name) {
-            out.extend_from_slice(name.as_bytes());
-        } else {
-            out.push(b'"');
-            escape_into(out, name, true);
-            out.push(b'"');
-        }
+        write_label_name(out, name);
         out.extend_from_slice(b"=\"");
     }
 
@@ -327,6 +321,17 @@ impl<'e, 'o> ValueWriter<SampleWriter<'e, 'o>> {
     /// Ends the line.
     pub fn finish(self) {
         self.0.enc.out.push(b'\n');
+    }
+}
+
+/// Writes a label name, quoted and escaped when it is not a classic name.
+pub(crate) fn write_label_name(out: &mut Vec<u8>, name: &str) {
+    if is_legacy_label_name(name) {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        out.push(b'"');
+        escape_into(out, name, true);
+        out.push(b'"');
     }
 }
 

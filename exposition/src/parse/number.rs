@@ -36,22 +36,15 @@ fn scan_decimal(s: &[u8]) -> Option<Decimal> {
             i = 1;
         }
     }
-    let mut mantissa: u64 = 0;
-    let mut exact = true;
-    let mut exp: i64 = 0;
+    let mut acc = Digits {
+        mantissa: 0,
+        exact: true,
+        exp: 0,
+        sig: 0,
+    };
     let mut digits = 0usize;
-    let mut leading = true;
-    let mut sig = 0usize;
     while i < s.len() && s[i].is_ascii_digit() {
-        push_digit(
-            s[i],
-            &mut mantissa,
-            &mut exact,
-            &mut exp,
-            &mut sig,
-            &mut leading,
-            false,
-        );
+        acc.push(s[i], false);
         digits += 1;
         i += 1;
     }
@@ -60,15 +53,7 @@ fn scan_decimal(s: &[u8]) -> Option<Decimal> {
         has_point = true;
         i += 1;
         while i < s.len() && s[i].is_ascii_digit() {
-            push_digit(
-                s[i],
-                &mut mantissa,
-                &mut exact,
-                &mut exp,
-                &mut sig,
-                &mut leading,
-                true,
-            );
+            acc.push(s[i], true);
             digits += 1;
             i += 1;
         }
@@ -94,50 +79,47 @@ fn scan_decimal(s: &[u8]) -> Option<Decimal> {
         if i == start {
             return None;
         }
-        exp += if eneg { -e } else { e };
+        acc.exp += if eneg { -e } else { e };
     }
     if i != s.len() {
         return None;
     }
     Some(Decimal {
         neg,
-        mantissa,
-        exact,
-        exp,
+        mantissa: acc.mantissa,
+        exact: acc.exact,
+        exp: acc.exp,
         has_point,
         has_exp,
     })
 }
 
-fn push_digit(
-    c: u8,
-    mantissa: &mut u64,
-    exact: &mut bool,
-    exp: &mut i64,
-    sig: &mut usize,
-    leading: &mut bool,
-    fraction: bool,
-) {
-    let d = u64::from(c - b'0');
-    if *leading && d == 0 {
-        if fraction {
-            *exp -= 1;
-        }
-        return;
-    }
-    *leading = false;
-    if *sig < 19 {
-        *mantissa = *mantissa * 10 + d;
-        *sig += 1;
-        if fraction {
-            *exp -= 1;
-        }
-    } else {
-        if d != 0 {
-            *exact = false;
-        }
-        if !fraction {
-            *exp += 1;
+/// The significant digits read so far.
+struct Digits {
+    /// Up to 19 significant digits.
+    mantissa: u64,
+    /// No non-zero digit was dropped.
+    exact: bool,
+    /// Decimal exponent to apply to `mantissa`.
+    exp: i64,
+    /// Significant digits in `mantissa` (leading zeros are not).
+    sig: u32,
+}
+
+impl Digits {
+    #[inline]
+    fn push(&mut self, c: u8, fraction: bool) {
+        let d = u64::from(c - b'0');
+        if self.sig == 0 && d == 0 {
+            // A leading zero: only its place value matters.
+            self.exp -= i64::from(fraction);
+        } else if self.sig < 19 {
+            self.mantissa = self.mantissa * 10 + d;
+            self.sig += 1;
+            self.exp -= i64::from(fraction);
+        } else {
+            self.exact &= d == 0;
+            self.exp += i64::from(!fraction);
         }
     }
 }
