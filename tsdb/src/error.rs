@@ -50,4 +50,18 @@ pub enum Error {
     /// The chunk holds the most samples one chunk may hold.
     #[error("chunk full: it already holds {0} samples, the most a chunk may hold")]
     Full(usize),
+    /// A label set is not valid (a repeated or empty name).
+    #[error("invalid labels: {reason}")]
+    InvalidLabels {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// A label matcher's regular expression does not compile.
+    #[error("invalid matcher {matcher}: {reason}")]
+    InvalidMatcher {
+        /// The matcher as written (`name=~"value"`).
+        matcher: String,
+        /// The regex compiler's message.
+        reason: String,
+    },
 }

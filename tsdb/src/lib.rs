@@ -30,6 +30,8 @@
 
 pub mod chunk;
 mod error;
+pub mod index;
+pub mod labels;
 #[cfg(feature = "testdata")]
 pub mod testdata;
 
