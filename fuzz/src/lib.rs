@@ -5,8 +5,10 @@
 //! `wal/tests/fuzz_regressions.rs`) include these same files with `#[path]`,
 //! so a saved crash input replays through exactly the code that found it.
 //! Each module depends only on `std`, `arbitrary`, `crc32fast` and the crate
-//! it tests. `expo` serves the three vigil-exposition targets.
+//! it tests. `expo` serves the three vigil-exposition targets, `tsdb_chunk`
+//! the vigil-tsdb chunk codec's `tsdb_chunk_decode`.
 
 pub mod expo;
+pub mod tsdb_chunk;
 pub mod wal_model;
 pub mod wal_open;
