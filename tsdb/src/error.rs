@@ -64,4 +64,41 @@ pub enum Error {
         /// The regex compiler's message.
         reason: String,
     },
+    /// A sample is older than its series' newest one (beyond the
+    /// out-of-order window, if any).
+    #[error("out of order sample: timestamp {t} is before the series' newest sample at {last}")]
+    OutOfOrderSample {
+        /// The refused sample's timestamp.
+        t: i64,
+        /// The series' newest timestamp.
+        last: i64,
+    },
+    /// A second, different value for a timestamp the series already has.
+    #[error("duplicate sample for timestamp {t} with a different value")]
+    DuplicateSample {
+        /// The timestamp.
+        t: i64,
+    },
+    /// `append_ref` with a reference no series has.
+    #[error("unknown series reference {0}")]
+    UnknownSeries(u64),
+    /// A WAL record does not decode.
+    #[error("WAL record at sequence number {lsn}, byte {offset}: {what}")]
+    BadRecord {
+        /// The record's sequence number in the WAL.
+        lsn: u64,
+        /// Byte offset in the record.
+        offset: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The WAL failed (I/O, corruption): its own error says where.
+    #[error("WAL: {0}")]
+    Wal(String),
+}
+
+impl From<vigil_wal::Error> for Error {
+    fn from(e: vigil_wal::Error) -> Error {
+        Error::Wal(e.to_string())
+    }
 }

@@ -30,6 +30,7 @@
 
 pub mod chunk;
 mod error;
+pub mod head;
 pub mod index;
 pub mod labels;
 #[cfg(feature = "testdata")]

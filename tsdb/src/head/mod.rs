@@ -1,0 +1,567 @@
+//! The head: the series being written, in memory, made durable through
+//! vigil-wal.
+//!
+//! Each series keeps its sealed chunks (immutable, shared with readers by
+//! reference count), one open chunk, and, when an out-of-order window is
+//! set, the late samples it accepted. An [`Appender`] gathers a batch; its
+//! [`commit`](Appender::commit) writes the batch to the WAL as one atomic
+//! record batch (durable per the WAL's sync policy) and only then applies it,
+//! under the head's write lock, so a querier sees all of a commit or none of
+//! it. [`Head::open`] replays the WAL.
+
+mod record;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use vigil_wal::Wal;
+
+use crate::Error;
+use crate::chunk::{Chunk, ChunkPolicy, ChunkWriter};
+use crate::index::{Index, Matcher, SeriesId};
+use crate::labels::Labels;
+
+/// How the head behaves.
+#[derive(Clone, Default)]
+pub struct HeadOptions {
+    /// When to cut chunks.
+    pub chunk_policy: ChunkPolicy,
+    /// Accept samples up to this many milliseconds older than a series'
+    /// newest sample (Prometheus's `out_of_order_time_window`). 0, the
+    /// default, rejects every out-of-order sample.
+    pub out_of_order_window_ms: i64,
+    /// The WAL's options (sync policy, segment size, storage).
+    pub wal: vigil_wal::Options,
+}
+
+/// A sealed chunk and the time range it covers.
+#[derive(Clone)]
+struct Sealed {
+    mint: i64,
+    maxt: i64,
+    bytes: Arc<[u8]>,
+}
+
+#[derive(Default)]
+struct MemSeries {
+    sealed: Vec<Sealed>,
+    open: ChunkWriter,
+    /// Late samples accepted within the out-of-order window.
+    ooo: BTreeMap<i64, f64>,
+}
+
+impl MemSeries {
+    fn max_time(&self) -> Option<i64> {
+        self.open
+            .last_time()
+            .or_else(|| self.sealed.last().map(|s| s.maxt))
+    }
+
+    /// Adds a sample; `Ok(false)` when it was a duplicate of a stored one.
+    fn append(&mut self, t: i64, v: f64, policy: &ChunkPolicy, window: i64) -> Result<bool, Error> {
+        match self.max_time() {
+            Some(last) if t < last || (t == last && !self.same_as_last(v)) => {
+                if t == last {
+                    return Err(Error::DuplicateSample { t });
+                }
+                if window == 0 || last.saturating_sub(t) > window {
+                    return Err(Error::OutOfOrderSample { t, last });
+                }
+                return match self.ooo.get(&t) {
+                    Some(old) if old.to_bits() == v.to_bits() => Ok(false),
+                    Some(_) => Err(Error::DuplicateSample { t }),
+                    None if self
+                        .stored_at(t)
+                        .is_some_and(|old| old.to_bits() != v.to_bits()) =>
+                    {
+                        Err(Error::DuplicateSample { t })
+                    }
+                    None if self.stored_at(t).is_some() => Ok(false),
+                    None => {
+                        self.ooo.insert(t, v);
+                        Ok(true)
+                    }
+                };
+            }
+            Some(last) if t == last => return Ok(false),
+            _ => {}
+        }
+        if policy.should_cut(&self.open, t) {
+            let sealed = self.open.seal();
+            let (mint, maxt) = (
+                self.open.first_time().unwrap_or(t),
+                self.open.last_time().unwrap_or(t),
+            );
+            self.sealed.push(Sealed {
+                mint,
+                maxt,
+                bytes: sealed.into(),
+            });
+            self.open = ChunkWriter::new();
+        }
+        self.open.append(t, v)?;
+        Ok(true)
+    }
+
+    fn same_as_last(&self, v: f64) -> bool {
+        self.max_time()
+            .and_then(|t| self.stored_at(t))
+            .is_some_and(|old| old.to_bits() == v.to_bits())
+    }
+
+    /// The in-order value stored at `t`, if any (decodes one chunk).
+    fn stored_at(&self, t: i64) -> Option<f64> {
+        let find = |bytes: &[u8]| {
+            Chunk::new(bytes)
+                .ok()?
+                .iter()
+                .filter_map(Result::ok)
+                .find(|&(ts, _)| ts == t)
+                .map(|(_, v)| v)
+        };
+        if self.open.first_time().is_some_and(|f| f <= t) {
+            return find(self.open.bytes());
+        }
+        let i = self.sealed.partition_point(|s| s.maxt < t);
+        self.sealed
+            .get(i)
+            .filter(|s| s.mint <= t)
+            .and_then(|s| find(&s.bytes))
+    }
+}
+
+struct State {
+    index: Index,
+    by_labels: HashMap<Labels, SeriesId>,
+    series: HashMap<SeriesId, MemSeries>,
+    next_id: SeriesId,
+    /// Series created in memory whose record is not in the WAL yet: the
+    /// first commit with a sample of theirs writes it (whichever appender
+    /// created them, even one rolled back since).
+    unlogged: HashSet<SeriesId>,
+}
+
+impl State {
+    fn create(&mut self, id: SeriesId, labels: Labels) {
+        if self.series.contains_key(&id) {
+            // Two commits may both have logged a new series; the first wins.
+            return;
+        }
+        self.index.add(id, &labels);
+        self.by_labels.insert(labels, id);
+        self.series.insert(id, MemSeries::default());
+        self.next_id = self.next_id.max(id + 1);
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitSummary {
+    /// Samples stored.
+    pub appended: usize,
+    /// Samples that were already stored with the same value (ignored).
+    pub duplicates: usize,
+}
+
+/// The in-memory head of the store, durable through its WAL.
+///
+/// ```
+/// use vigil_tsdb::head::{Head, HeadOptions};
+/// use vigil_tsdb::index::Matcher;
+/// use vigil_tsdb::labels::Labels;
+///
+/// let dir = std::env::temp_dir().join(format!("vigil-head-doc-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let head = Head::open(&dir, HeadOptions::default())?;
+/// let up = Labels::new([("__name__", "up"), ("job", "node")])?;
+/// let mut app = head.appender();
+/// let r = app.append(&up, 1_000, 1.0)?;
+/// app.append_ref(r, 16_000, 0.0)?;
+/// app.commit()?;
+/// drop(head);
+///
+/// let head = Head::open(&dir, HeadOptions::default())?; // replays the WAL
+/// let series = head.querier(0, 20_000).select(&[Matcher::equal("job", "node")]);
+/// let samples: Vec<(i64, f64)> = series[0].samples().collect::<Result<_, _>>()?;
+/// assert_eq!(samples, [(1_000, 1.0), (16_000, 0.0)]);
+/// # drop(head); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), vigil_tsdb::Error>(())
+/// ```
+pub struct Head {
+    wal: Option<Wal>,
+    opts: HeadOptions,
+    state: RwLock<State>,
+}
+
+impl Head {
+    /// A head that keeps nothing on disk (tests, caches).
+    pub fn in_memory(opts: HeadOptions) -> Head {
+        Head {
+            wal: None,
+            opts,
+            state: RwLock::new(State::new()),
+        }
+    }
+
+    /// Opens the head whose WAL lives in `dir` (created if missing) and
+    /// replays it.
+    pub fn open(dir: impl AsRef<Path>, opts: HeadOptions) -> Result<Head, Error> {
+        let wal = Wal::open(dir.as_ref(), opts.wal.clone())?;
+        let mut state = State::new();
+        for rec in wal.reader(wal.oldest_lsn())? {
+            let (lsn, bytes) = rec?;
+            match record::decode(&bytes, lsn)? {
+                record::Record::Series(list) => {
+                    for (id, labels) in list {
+                        state.create(id, labels);
+                    }
+                }
+                record::Record::Samples(list) => {
+                    for (id, t, v) in list {
+                        let s = state.series.get_mut(&id).ok_or(Error::BadRecord {
+                            lsn,
+                            offset: 0,
+                            what: "sample of a series no record created",
+                        })?;
+                        // Samples refused when first committed were refused
+                        // then too; the same rules give the same result.
+                        let _ = s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms);
+                    }
+                }
+            }
+        }
+        Ok(Head {
+            wal: Some(wal),
+            opts,
+            state: RwLock::new(state),
+        })
+    }
+
+    /// A new batch of appends.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            head: self,
+            samples: Vec::new(),
+            newest: HashMap::new(),
+        }
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> usize {
+        self.state.read().series.len()
+    }
+
+    /// A querier over samples with `mint <= t <= maxt`.
+    pub fn querier(&self, mint: i64, maxt: i64) -> Querier<'_> {
+        Querier {
+            head: self,
+            mint,
+            maxt,
+        }
+    }
+
+    /// The series reference for `labels`, creating the series (in memory)
+    /// if needed; also says whether it was created.
+    fn get_or_create(&self, labels: &Labels) -> (SeriesId, bool) {
+        if let Some(&id) = self.state.read().by_labels.get(labels) {
+            return (id, false);
+        }
+        let mut st = self.state.write();
+        if let Some(&id) = st.by_labels.get(labels) {
+            return (id, false);
+        }
+        let id = st.next_id;
+        st.create(id, labels.clone());
+        st.unlogged.insert(id);
+        (id, true)
+    }
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            index: Index::new(),
+            by_labels: HashMap::new(),
+            series: HashMap::new(),
+            next_id: 1,
+            unlogged: HashSet::new(),
+        }
+    }
+}
+
+/// A batch of samples, durable and visible together at [`commit`](Appender::commit).
+pub struct Appender<'h> {
+    head: &'h Head,
+    samples: Vec<(SeriesId, i64, f64)>,
+    /// The newest timestamp this batch holds per series.
+    newest: HashMap<SeriesId, i64>,
+}
+
+impl Appender<'_> {
+    /// Adds a sample for the series `labels`; returns its reference for
+    /// [`append_ref`](Appender::append_ref). A sample older than the series'
+    /// newest (beyond the out-of-order window) or a second value at the same
+    /// timestamp is refused here.
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesId, Error> {
+        if labels.is_empty() {
+            return Err(Error::InvalidLabels {
+                reason: "a series needs at least one label".into(),
+            });
+        }
+        let (id, _) = self.head.get_or_create(labels);
+        self.append_ref(id, t, v)?;
+        Ok(id)
+    }
+
+    /// Adds a sample for a series by reference (fast path: no label lookup).
+    pub fn append_ref(&mut self, id: SeriesId, t: i64, v: f64) -> Result<(), Error> {
+        let st = self.head.state.read();
+        let s = st.series.get(&id).ok_or(Error::UnknownSeries(id))?;
+        let pending = self.newest.get(&id).copied();
+        let last = match (s.max_time(), pending) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(last) = last {
+            let window = self.head.opts.out_of_order_window_ms;
+            if t < last && (window == 0 || last.saturating_sub(t) > window) {
+                return Err(Error::OutOfOrderSample { t, last });
+            }
+        }
+        drop(st);
+        self.samples.push((id, t, v));
+        let newest = self.newest.entry(id).or_insert(t);
+        *newest = (*newest).max(t);
+        Ok(())
+    }
+
+    /// Writes the batch to the WAL and, once it is there, makes it visible.
+    /// Samples that turn out to be out of order against another appender's
+    /// commit are refused with an error; the others are kept.
+    pub fn commit(self) -> Result<CommitSummary, Error> {
+        let mut logged: Vec<SeriesId> = Vec::new();
+        if let Some(wal) = &self.head.wal {
+            let series: Vec<(SeriesId, Labels)> = {
+                let st = self.head.state.read();
+                let mut ids: Vec<SeriesId> = self
+                    .samples
+                    .iter()
+                    .map(|s| s.0)
+                    .filter(|id| st.unlogged.contains(id))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.into_iter()
+                    .filter_map(|id| st.index.labels(id).map(|l| (id, l)))
+                    .collect()
+            };
+            let mut recs: Vec<Vec<u8>> = Vec::with_capacity(2);
+            if !series.is_empty() {
+                let mut b = Vec::new();
+                record::encode_series(&series, &mut b);
+                recs.push(b);
+            }
+            if !self.samples.is_empty() {
+                let mut b = Vec::with_capacity(4 + self.samples.len() * 12);
+                record::encode_samples(&self.samples, &mut b);
+                recs.push(b);
+            }
+            if !recs.is_empty() {
+                wal.append_batch(&recs)?;
+            }
+            logged = series.into_iter().map(|(id, _)| id).collect();
+        }
+        let opts = &self.head.opts;
+        let mut st = self.head.state.write();
+        for id in logged {
+            st.unlogged.remove(&id);
+        }
+        let mut summary = CommitSummary::default();
+        let mut first_err = None;
+        for &(id, t, v) in &self.samples {
+            let Some(s) = st.series.get_mut(&id) else {
+                continue;
+            };
+            match s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms) {
+                Ok(true) => summary.appended += 1,
+                Ok(false) => summary.duplicates += 1,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+
+    /// Drops the batch. Series it created stay (empty, and not logged until
+    /// a sample of theirs is committed), as in Prometheus.
+    pub fn rollback(self) {}
+}
+
+/// Reads the head over a time range.
+pub struct Querier<'h> {
+    head: &'h Head,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Querier<'_> {
+    /// The series all `matchers` select whose chunks overlap the range,
+    /// sorted by labels, each with a lazily decoded sample iterator over a
+    /// snapshot taken now. (Overlap is judged by chunk, so an iterator may
+    /// yield nothing when a chunk spans the range without a sample in it.)
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<Series> {
+        let st = self.head.state.read();
+        let mut out = Vec::new();
+        for id in st.index.select(matchers) {
+            let Some(s) = st.series.get(&id) else {
+                continue;
+            };
+            let mut chunks: Vec<Arc<[u8]>> = s
+                .sealed
+                .iter()
+                .filter(|c| c.maxt >= self.mint && c.mint <= self.maxt)
+                .map(|c| c.bytes.clone())
+                .collect();
+            if s.open.first_time().is_some_and(|f| f <= self.maxt)
+                && s.open.last_time().is_some_and(|l| l >= self.mint)
+            {
+                chunks.push(Arc::from(s.open.bytes()));
+            }
+            let ooo: Vec<(i64, f64)> = s
+                .ooo
+                .range(self.mint..=self.maxt)
+                .map(|(&t, &v)| (t, v))
+                .collect();
+            if chunks.is_empty() && ooo.is_empty() {
+                continue;
+            }
+            let Some(labels) = st.index.labels(id) else {
+                continue;
+            };
+            out.push(Series {
+                id,
+                labels,
+                chunks,
+                ooo,
+                mint: self.mint,
+                maxt: self.maxt,
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Label names of the selected series (all series with no matchers).
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        self.head.state.read().index.label_names(matchers)
+    }
+
+    /// Values of label `name` among the selected series.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        self.head.state.read().index.label_values(name, matchers)
+    }
+}
+
+/// One selected series: its labels and its samples in the range.
+pub struct Series {
+    /// The series reference.
+    pub id: SeriesId,
+    /// The labels.
+    pub labels: Labels,
+    chunks: Vec<Arc<[u8]>>,
+    ooo: Vec<(i64, f64)>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Series {
+    /// The samples, oldest first, decoded as they are read.
+    pub fn samples(&self) -> SeriesSamples<'_> {
+        SeriesSamples {
+            s: self,
+            chunk: 0,
+            buf: Vec::new(),
+            at: 0,
+            ooo: 0,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator over a [`Series`]' samples: in-order chunks merged with the
+/// out-of-order samples.
+pub struct SeriesSamples<'s> {
+    s: &'s Series,
+    chunk: usize,
+    buf: Vec<(i64, f64)>,
+    at: usize,
+    ooo: usize,
+    failed: bool,
+}
+
+impl SeriesSamples<'_> {
+    /// The next in-order sample in range, decoding chunks as needed.
+    fn peek_in_order(&mut self) -> Option<Result<(i64, f64), Error>> {
+        loop {
+            if let Some(&x) = self.buf.get(self.at) {
+                if x.0 < self.s.mint {
+                    self.at += 1;
+                    continue;
+                }
+                if x.0 > self.s.maxt {
+                    return None;
+                }
+                return Some(Ok(x));
+            }
+            let bytes = self.s.chunks.get(self.chunk)?;
+            self.chunk += 1;
+            self.buf.clear();
+            self.at = 0;
+            if let Err(e) = Chunk::new(bytes).and_then(|c| c.decode_into(&mut self.buf)) {
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+impl Iterator for SeriesSamples<'_> {
+    type Item = Result<(i64, f64), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let late = self.s.ooo.get(self.ooo).copied();
+        match self.peek_in_order() {
+            Some(Err(e)) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+            Some(Ok(x)) => match late {
+                Some(o) if o.0 < x.0 => {
+                    self.ooo += 1;
+                    Some(Ok(o))
+                }
+                Some(o) if o.0 == x.0 => {
+                    self.ooo += 1;
+                    self.at += 1;
+                    Some(Ok(x))
+                }
+                _ => {
+                    self.at += 1;
+                    Some(Ok(x))
+                }
+            },
+            None => {
+                self.ooo += 1;
+                late.map(Ok)
+            }
+        }
+    }
+}
