@@ -216,11 +216,14 @@ impl Encoder {
             // The grid's interval: the most frequent delta, or the median
             // one (a ms-jittered series' most frequent delta can be off by
             // one, which would make the offsets drift).
-            let (mode, median) = mode_and_median(&self.col, &mut self.sorted);
-            for d in [median, mode] {
-                if grid.is_some_and(|(g, _)| g == d) {
-                    continue;
-                }
+            let c = stream::center(&self.col, &mut self.sorted);
+            let both = [c.median, c.mode];
+            let candidates = if c.mode == c.median {
+                &both[..1]
+            } else {
+                &both[..]
+            };
+            for &d in candidates {
                 self.col2.clear();
                 self.col2.extend(
                     self.ts
@@ -261,18 +264,12 @@ impl Encoder {
         w.align();
         let ts_len = w.buf.len();
 
-        // Values: XOR always works; constant and decimal when they apply.
-        self.xor.buf.clear();
-        self.xor.align();
+        // Values: constant and decimal when they apply; XOR (always
+        // possible) only when they do not beat its least possible size.
         let first = self.vs[0].to_bits();
-        self.xor.write(first, 64);
-        let mut st = XorState::new(first);
-        for v in &self.vs[1..] {
-            st.write(&mut self.xor, v.to_bits());
-        }
         let mut v_mode = V_XOR;
-        let mut v_bits = self.xor.bit_len();
-        if self.enc.constant_values && self.vs.iter().all(|v| v.to_bits() == first) && 64 < v_bits {
+        let mut v_bits = usize::MAX;
+        if self.enc.constant_values && self.vs.iter().all(|v| v.to_bits() == first) {
             v_mode = V_CONST;
             v_bits = 64;
         }
@@ -299,8 +296,23 @@ impl Encoder {
                     + p.bits;
                 if bits < v_bits {
                     v_mode = V_DECIMAL;
+                    v_bits = bits;
                     dec = Some((k, m0, p));
                 }
+            }
+        }
+        // XOR takes at least 64 bits and one a sample after the first.
+        if v_bits > 64 + (n - 1) {
+            self.xor.buf.clear();
+            self.xor.align();
+            self.xor.write(first, 64);
+            let mut st = XorState::new(first);
+            for v in &self.vs[1..] {
+                st.write(&mut self.xor, v.to_bits());
+            }
+            if self.xor.bit_len() <= v_bits {
+                v_mode = V_XOR;
+                v_bits = self.xor.bit_len();
             }
         }
         // Float bits as integers, in differences: a slowly moving float of
@@ -423,26 +435,6 @@ fn push_uvarint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
-}
-
-/// The most frequent element and the median (`sorted` is scratch).
-fn mode_and_median(xs: &[i64], sorted: &mut Vec<i64>) -> (i64, i64) {
-    sorted.clear();
-    sorted.extend_from_slice(xs);
-    sorted.sort_unstable();
-    let (mut best, mut best_run, mut run) = (0i64, 0usize, 0usize);
-    for i in 0..sorted.len() {
-        run = if i > 0 && sorted[i] == sorted[i - 1] {
-            run + 1
-        } else {
-            1
-        };
-        if run > best_run {
-            best_run = run;
-            best = sorted[i];
-        }
-    }
-    (best, sorted.get(sorted.len() / 2).copied().unwrap_or(0))
 }
 
 /// Decoder of a sealed chunk.

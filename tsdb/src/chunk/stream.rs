@@ -77,8 +77,87 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     }
 }
 
+/// `y / g` for the signed layouts (`1 <= g <= i64::MAX`), without a
+/// division in the common case `g == 1`.
+#[inline]
+fn div(y: i64, g: u64) -> i64 {
+    if g == 1 { y } else { y / g as i64 }
+}
+
 fn header_bits(base: i64, g: u64) -> usize {
     8 + 8 * uvarint_len(zigzag(base)) + if g > 1 { 8 * uvarint_len(g) } else { 0 }
+}
+
+/// Where a column sits: its extremes, most frequent element and median.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Center {
+    pub(crate) min: i64,
+    pub(crate) max: i64,
+    /// The most frequent element when the column's range is small or one
+    /// element is a majority; otherwise the median.
+    pub(crate) mode: i64,
+    pub(crate) median: i64,
+}
+
+/// Range below which [`center`] counts every value exactly.
+const COUNT_RANGE: u64 = 512;
+
+/// Computes a [`Center`] in linear time (no sort): exact counts when the
+/// range is small, else a majority vote, else a selection for the median.
+/// `scratch` is scratch space. `xs` must not be empty.
+pub(crate) fn center(xs: &[i64], scratch: &mut Vec<i64>) -> Center {
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    // Boyer-Moore majority vote.
+    let (mut cand, mut votes) = (0i64, 0usize);
+    for &x in xs {
+        min = min.min(x);
+        max = max.max(x);
+        if votes == 0 {
+            cand = x;
+            votes = 1;
+        } else if x == cand {
+            votes += 1;
+        } else {
+            votes -= 1;
+        }
+    }
+    let n = xs.len();
+    let range = (max as u64).wrapping_sub(min as u64);
+    if range < COUNT_RANGE {
+        let mut counts = [0u16; COUNT_RANGE as usize];
+        for &x in xs {
+            let i = (x as u64).wrapping_sub(min as u64) as usize;
+            counts[i] = counts[i].saturating_add(1);
+        }
+        let (mut mode, mut best, mut seen, mut median) = (0usize, 0u16, 0usize, None);
+        for (i, &c) in counts.iter().enumerate().take(range as usize + 1) {
+            if c > best {
+                best = c;
+                mode = i;
+            }
+            seen += usize::from(c);
+            if median.is_none() && seen > n / 2 {
+                median = Some(i);
+            }
+        }
+        let at = |i: usize| (min as u64).wrapping_add(i as u64) as i64;
+        return Center {
+            min,
+            max,
+            mode: at(mode),
+            median: at(median.unwrap_or(0)),
+        };
+    }
+    scratch.clear();
+    scratch.extend_from_slice(xs);
+    let (_, &mut median, _) = scratch.select_nth_unstable(n / 2);
+    let majority = xs.iter().filter(|&&x| x == cand).count() * 2 > n;
+    Center {
+        min,
+        max,
+        mode: if majority { cand } else { median },
+        median,
+    }
 }
 
 /// Chooses the smallest layout for `xs`. `sorted` is scratch space.
@@ -94,24 +173,12 @@ pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
             bits: 0,
         };
     }
-    sorted.clear();
-    sorted.extend_from_slice(xs);
-    sorted.sort_unstable();
-    let min = sorted[0];
-    let max = sorted[n - 1];
-    // The most frequent element (the first of the longest run).
-    let (mut mode, mut best, mut run) = (min, 0usize, 0usize);
-    for i in 0..n {
-        run = if i > 0 && sorted[i] == sorted[i - 1] {
-            run + 1
-        } else {
-            1
-        };
-        if run > best {
-            best = run;
-            mode = sorted[i];
-        }
-    }
+    let Center {
+        min,
+        max,
+        mode,
+        median: _,
+    } = center(xs, sorted);
 
     // Packed, relative to the minimum: differences fit u64 exactly.
     let mut g_min = 0u64;
@@ -159,7 +226,7 @@ pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
     // Histogram of zigzagged quotient widths around the mode.
     let mut hist = [0usize; 65];
     for &x in xs {
-        let q = x.wrapping_sub(mode) / g_mode as i64;
+        let q = div(x.wrapping_sub(mode), g_mode);
         hist[bit_len(zigzag(q)) as usize] += 1;
     }
     let head = header_bits(mode, g_mode);
@@ -181,7 +248,15 @@ pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
         }
     }
     if allow.tiered {
-        let present: Vec<usize> = (1..=64).filter(|&b| hist[b] > 0).collect();
+        let mut present = [0usize; 64];
+        let mut np = 0;
+        for (b, &h) in hist.iter().enumerate().skip(1) {
+            if h > 0 {
+                present[np] = b;
+                np += 1;
+            }
+        }
+        let present = &present[..np];
         let w3 = max_w;
         // cum[b] = elements of width 1..=b.
         let mut cum = [0usize; 65];
@@ -242,7 +317,8 @@ pub(crate) fn write(w: &mut BitWriter, xs: &[i64], p: &Plan) {
             let width = u32::from(p.widths[0]);
             w.write(u64::from(p.widths[0]), 8);
             for &x in xs {
-                w.write((x as u64).wrapping_sub(p.base as u64) / p.g, width);
+                let d = (x as u64).wrapping_sub(p.base as u64);
+                w.write(if p.g == 1 { d } else { d / p.g }, width);
             }
         }
         KIND_TIERED => {
@@ -251,7 +327,7 @@ pub(crate) fn write(w: &mut BitWriter, xs: &[i64], p: &Plan) {
             }
             let [w1, w2, w3] = p.widths.map(u32::from);
             for &x in xs {
-                let zz = zigzag(x.wrapping_sub(p.base) / p.g as i64);
+                let zz = zigzag(div(x.wrapping_sub(p.base), p.g));
                 let b = bit_len(zz);
                 if zz == 0 {
                     w.write(0, 1);
@@ -274,7 +350,7 @@ pub(crate) fn write(w: &mut BitWriter, xs: &[i64], p: &Plan) {
             w.write_uvarint(p.exceptions as u64);
             let pb = bit_len(xs.len() as u64 - 1);
             for (i, &x) in xs.iter().enumerate() {
-                let zz = zigzag(x.wrapping_sub(p.base) / p.g as i64);
+                let zz = zigzag(div(x.wrapping_sub(p.base), p.g));
                 if zz != 0 {
                     w.write(i as u64, pb);
                     w.write(zz, we);
@@ -536,6 +612,22 @@ mod tests {
             })
             .collect();
         assert_eq!(round_trip(&laplace, Layouts::default()).kind, KIND_TIERED);
+    }
+
+    #[test]
+    fn center_small_and_wide() {
+        let mut s = Vec::new();
+        let c = center(&[5, 3, 5, 9, 5, 3], &mut s);
+        assert_eq!((c.min, c.max, c.mode, c.median), (3, 9, 5, 5));
+        let c = center(&[i64::MIN, 7, 7, i64::MAX, 7], &mut s);
+        assert_eq!((c.min, c.max, c.mode, c.median), (i64::MIN, i64::MAX, 7, 7));
+        let c = center(&[0, 1000, 2000, 3000, 4000], &mut s);
+        assert_eq!((c.mode, c.median), (2000, 2000));
+        let c = center(&[i64::MAX], &mut s);
+        assert_eq!(
+            (c.min, c.max, c.mode, c.median),
+            (i64::MAX, i64::MAX, i64::MAX, i64::MAX)
+        );
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in vigil-rules.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A PromQL expression did not lex, parse or type-check. `line` and
+    /// `column` are 1-based (column counts characters) and point at the
+    /// offending token in the query text.
+    #[error("{line}:{column}: parse error: {message}")]
+    Parse {
+        /// 1-based line in the query.
+        line: usize,
+        /// 1-based column (in characters) in that line.
+        column: usize,
+        /// What was wrong, in Prometheus's words where it has them
+        /// ("unexpected X, expected Y").
+        message: String,
+    },
+    /// Evaluation failed. The message is Prometheus's own text for the same
+    /// failure (for example "vector cannot contain metrics with the same
+    /// labelset"), which conformance tests compare verbatim.
+    #[error("{0}")]
+    Eval(String),
+    /// A regular expression in a matcher or function argument did not compile.
+    #[error("invalid regular expression {pattern:?}: {source}")]
+    Regex {
+        /// The pattern as written in the query.
+        pattern: String,
+        /// Why the regex crate refused it.
+        source: Box<regex::Error>,
+    },
+    /// The storage behind a [`crate::Queryable`] failed.
+    #[error("storage error while selecting series: {0}")]
+    Storage(String),
+}
+
+impl Error {
+    pub(crate) fn parse_at(input: &str, offset: usize, message: impl Into<String>) -> Self {
+        let offset = offset.min(input.len());
+        let before = &input[..floor_char_boundary(input, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Error::Parse {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

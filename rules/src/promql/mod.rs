@@ -1,0 +1,10 @@
+//! PromQL: lexer, parser, values, storage seam and evaluator.
+
+pub(crate) mod ast;
+pub(crate) mod engine;
+pub(crate) mod functions;
+pub(crate) mod labels;
+mod lexer;
+pub(crate) mod parser;
+pub(crate) mod storage;
+pub(crate) mod value;

@@ -1,0 +1,956 @@
+//! Recursive-descent PromQL parser with precedence climbing for binary
+//! operators.
+//!
+//! Precedence, lowest first, as in Prometheus's grammar: `or`; `and`
+//! `unless`; comparisons; `+ -`; `* / % atan2`; `^` (right-associative).
+//! Unary minus binds like `*` (so `-2^2` is `-(2^2)` and `-a * b` is
+//! `(-a) * b`); `[range]`, `offset` and `@` bind tightest. After parsing,
+//! every node is type-checked with Prometheus's rules and messages.
+
+use crate::Error;
+use crate::promql::ast::*;
+use crate::promql::functions::{Function, lookup_function};
+use crate::promql::lexer::{Tok, Token, lex};
+
+/// Parses and type-checks a PromQL expression.
+pub fn parse(input: &str) -> Result<Expr, Error> {
+    let tokens = lex(input)?;
+    let mut p = Parser {
+        input,
+        tokens,
+        pos: 0,
+    };
+    let e = p.expr(0)?;
+    if p.peek() != &Tok::Eof {
+        return Err(p.unexpected("end of input"));
+    }
+    Ok(e)
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+fn binary_op(t: &Tok) -> Option<BinaryOp> {
+    Some(match t {
+        Tok::Add => BinaryOp::Add,
+        Tok::Sub => BinaryOp::Sub,
+        Tok::Mul => BinaryOp::Mul,
+        Tok::Div => BinaryOp::Div,
+        Tok::Mod => BinaryOp::Mod,
+        Tok::Pow => BinaryOp::Pow,
+        Tok::Eql => BinaryOp::Eql,
+        Tok::Neq => BinaryOp::Neq,
+        Tok::Lss => BinaryOp::Lss,
+        Tok::Lte => BinaryOp::Lte,
+        Tok::Gtr => BinaryOp::Gtr,
+        Tok::Gte => BinaryOp::Gte,
+        Tok::Ident(s) => match s.to_ascii_lowercase().as_str() {
+            "and" => BinaryOp::And,
+            "or" => BinaryOp::Or,
+            "unless" => BinaryOp::Unless,
+            "atan2" => BinaryOp::Atan2,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+fn is_kw(t: &Tok, kw: &str) -> bool {
+    matches!(t, Tok::Ident(s) if s.eq_ignore_ascii_case(kw))
+}
+
+fn bytes_to_string(b: Vec<u8>) -> (String, Option<Vec<u8>>) {
+    match String::from_utf8(b) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            (String::from_utf8_lossy(&bytes).into_owned(), Some(bytes))
+        }
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
+    }
+
+    fn peek_at(&self, n: usize) -> &Tok {
+        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)].tok
+    }
+
+    fn tok(&self) -> &Token {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.tok().clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn prev_end(&self) -> usize {
+        if self.pos == 0 {
+            0
+        } else {
+            self.tokens[self.pos - 1].end
+        }
+    }
+
+    fn err_at(&self, offset: usize, msg: impl Into<String>) -> Error {
+        Error::parse_at(self.input, offset, msg)
+    }
+
+    fn unexpected(&self, expected: &str) -> Error {
+        let t = self.tok();
+        let what = t.tok.describe();
+        if expected.is_empty() {
+            self.err_at(t.start, format!("unexpected {what}"))
+        } else {
+            self.err_at(t.start, format!("unexpected {what}, expected {expected}"))
+        }
+    }
+
+    fn expect(&mut self, t: Tok, what: &str) -> Result<Token, Error> {
+        if *self.peek() == t {
+            Ok(self.next())
+        } else {
+            Err(self.unexpected(what))
+        }
+    }
+
+    fn expr(&mut self, min_prec: u8) -> Result<Expr, Error> {
+        let mut lhs = self.unary()?;
+        while let Some(op) = binary_op(self.peek()) {
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            let op_tok = self.next();
+            let mut return_bool = false;
+            if is_kw(self.peek(), "bool") {
+                self.next();
+                return_bool = true;
+            }
+            let mut matching = None;
+            if is_kw(self.peek(), "on") || is_kw(self.peek(), "ignoring") {
+                let on = is_kw(self.peek(), "on");
+                self.next();
+                let labels = self.label_list()?;
+                let mut m = VectorMatching {
+                    card: Cardinality::OneToOne,
+                    on,
+                    labels,
+                    include: Vec::new(),
+                };
+                if is_kw(self.peek(), "group_left") || is_kw(self.peek(), "group_right") {
+                    let left = is_kw(self.peek(), "group_left");
+                    let g = self.next();
+                    m.card = if left {
+                        Cardinality::ManyToOne
+                    } else {
+                        Cardinality::OneToMany
+                    };
+                    if *self.peek() == Tok::LParen {
+                        m.include = self.label_list()?;
+                    }
+                    if op.is_set() {
+                        return Err(self.err_at(
+                            g.start,
+                            format!("no grouping allowed for \"{}\" operation", op.as_str()),
+                        ));
+                    }
+                    for l in &m.include {
+                        if m.on && m.labels.contains(l) {
+                            return Err(self.err_at(
+                                g.start,
+                                format!(
+                                    "label \"{l}\" must not occur in ON and GROUP clause at once"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                matching = Some(m);
+            } else if is_kw(self.peek(), "group_left") || is_kw(self.peek(), "group_right") {
+                return Err(self.unexpected("\"on\" or \"ignoring\" before group modifier"));
+            }
+            let next_min = if op == BinaryOp::Pow { prec } else { prec + 1 };
+            let rhs = self.expr(next_min)?;
+            lhs = self.binary(op, op_tok.start, lhs, rhs, return_bool, matching)?;
+        }
+        Ok(lhs)
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        op_pos: usize,
+        lhs: Expr,
+        rhs: Expr,
+        return_bool: bool,
+        matching: Option<VectorMatching>,
+    ) -> Result<Expr, Error> {
+        let span = Span {
+            start: lhs.span.start,
+            end: rhs.span.end,
+        };
+        let (lt, rt) = (lhs.value_type(), rhs.value_type());
+        let ok = |t| t == ValueType::Scalar || t == ValueType::Vector;
+        if return_bool && !op.is_comparison() {
+            return Err(self.err_at(
+                op_pos,
+                "bool modifier can only be used on comparison operators",
+            ));
+        }
+        if !ok(lt) || !ok(rt) {
+            return Err(self.err_at(
+                span.start,
+                "binary expression must contain only scalar and instant vector types",
+            ));
+        }
+        if op.is_comparison() && !return_bool && lt == ValueType::Scalar && rt == ValueType::Scalar
+        {
+            return Err(self.err_at(
+                span.start,
+                "comparisons between scalars must use BOOL modifier",
+            ));
+        }
+        if op.is_set() && (lt == ValueType::Scalar || rt == ValueType::Scalar) {
+            return Err(self.err_at(
+                span.start,
+                format!(
+                    "set operator \"{}\" not allowed in binary scalar expression",
+                    op.as_str()
+                ),
+            ));
+        }
+        let both_vectors = lt == ValueType::Vector && rt == ValueType::Vector;
+        let matching = if both_vectors {
+            let mut m = matching.unwrap_or(VectorMatching {
+                card: Cardinality::OneToOne,
+                on: false,
+                labels: Vec::new(),
+                include: Vec::new(),
+            });
+            if op.is_set() {
+                m.card = Cardinality::ManyToMany;
+            }
+            Some(m)
+        } else {
+            if let Some(m) = &matching {
+                if !m.labels.is_empty() || m.on || m.card != Cardinality::OneToOne {
+                    return Err(self.err_at(
+                        span.start,
+                        "vector matching only allowed between instant vectors",
+                    ));
+                }
+            }
+            None
+        };
+        Ok(Expr {
+            kind: ExprKind::Binary {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+                return_bool,
+                matching,
+            },
+            span,
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, Error> {
+        if matches!(self.peek(), Tok::Sub | Tok::Add) {
+            let t = self.next();
+            let negate = t.tok == Tok::Sub;
+            let e = self.expr(BinaryOp::Pow.precedence())?;
+            let span = Span {
+                start: t.start,
+                end: e.span.end,
+            };
+            if let ExprKind::Number(v) = e.kind {
+                return Ok(Expr {
+                    kind: ExprKind::Number(if negate { -v } else { v }),
+                    span,
+                });
+            }
+            let ty = e.value_type();
+            if ty != ValueType::Scalar && ty != ValueType::Vector {
+                return Err(self.err_at(
+                    t.start,
+                    format!(
+                        "unary expression only allowed on expressions of type scalar or instant vector, got \"{ty}\""
+                    ),
+                ));
+            }
+            return Ok(Expr {
+                kind: ExprKind::Unary {
+                    negate,
+                    expr: Box::new(e),
+                },
+                span,
+            });
+        }
+        let p = self.primary()?;
+        self.postfix(p)
+    }
+
+    /// A duration or a number of seconds, in milliseconds.
+    fn duration(&mut self, what: &str) -> Result<i64, Error> {
+        let t = self.tok().clone();
+        match t.tok {
+            Tok::Duration(ms) => {
+                self.next();
+                Ok(ms)
+            }
+            Tok::Number(v) => {
+                self.next();
+                if !v.is_finite() || (v * 1000.0).abs() > 9.2e18 {
+                    return Err(self.err_at(t.start, format!("{what} is out of range")));
+                }
+                Ok((v * 1000.0).round() as i64)
+            }
+            _ => Err(self.unexpected(what)),
+        }
+    }
+
+    fn postfix(&mut self, mut e: Expr) -> Result<Expr, Error> {
+        loop {
+            match self.peek().clone() {
+                Tok::LBracket => {
+                    let lb = self.next();
+                    let range = self.duration("number or duration")?;
+                    if *self.peek() == Tok::Colon {
+                        self.next();
+                        let step = if *self.peek() == Tok::RBracket {
+                            None
+                        } else {
+                            Some(self.duration("number or duration")?)
+                        };
+                        let rb = self.expect(Tok::RBracket, "\"]\"")?;
+                        let ty = e.value_type();
+                        if ty != ValueType::Vector {
+                            return Err(self.err_at(
+                                lb.start,
+                                format!(
+                                    "subquery is only allowed on instant vector, got {ty} instead"
+                                ),
+                            ));
+                        }
+                        if range <= 0 {
+                            return Err(self.err_at(lb.start, "subquery range must be positive"));
+                        }
+                        if step.is_some_and(|s| s <= 0) {
+                            return Err(self.err_at(lb.start, "subquery step must be positive"));
+                        }
+                        let span = Span {
+                            start: e.span.start,
+                            end: rb.end,
+                        };
+                        e = Expr {
+                            kind: ExprKind::Subquery {
+                                expr: Box::new(e),
+                                range,
+                                step,
+                                offset: 0,
+                                at: None,
+                            },
+                            span,
+                        };
+                    } else {
+                        let rb = self.expect(Tok::RBracket, "\"]\" or \":\"")?;
+                        let ExprKind::VectorSelector(vs) = e.kind else {
+                            return Err(
+                                self.err_at(lb.start, "ranges only allowed for vector selectors")
+                            );
+                        };
+                        if vs.offset != 0 {
+                            return Err(
+                                self.err_at(lb.start, "no offset modifiers allowed before range")
+                            );
+                        }
+                        if vs.at.is_some() {
+                            return Err(
+                                self.err_at(lb.start, "no @ modifiers allowed before range")
+                            );
+                        }
+                        if range <= 0 {
+                            return Err(self.err_at(lb.start, "range must be positive"));
+                        }
+                        e = Expr {
+                            kind: ExprKind::MatrixSelector {
+                                selector: vs,
+                                range,
+                            },
+                            span: Span {
+                                start: e.span.start,
+                                end: rb.end,
+                            },
+                        };
+                    }
+                }
+                Tok::Ident(s) if s.eq_ignore_ascii_case("offset") => {
+                    let t = self.next();
+                    let neg = match self.peek() {
+                        Tok::Sub => {
+                            self.next();
+                            true
+                        }
+                        Tok::Add => {
+                            self.next();
+                            false
+                        }
+                        _ => false,
+                    };
+                    let mut d = self.duration("number or duration")?;
+                    if neg {
+                        d = -d;
+                    }
+                    let slot = match &mut e.kind {
+                        ExprKind::VectorSelector(vs) => &mut vs.offset,
+                        ExprKind::MatrixSelector { selector, .. } => &mut selector.offset,
+                        ExprKind::Subquery { offset, .. } => offset,
+                        _ => {
+                            return Err(self.err_at(
+                                t.start,
+                                "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
+                            ));
+                        }
+                    };
+                    if *slot != 0 {
+                        return Err(self.err_at(t.start, "offset may not be set multiple times"));
+                    }
+                    *slot = d;
+                    e.span.end = self.prev_end();
+                }
+                Tok::At => {
+                    let t = self.next();
+                    let at = self.at_value()?;
+                    let slot = match &mut e.kind {
+                        ExprKind::VectorSelector(vs) => &mut vs.at,
+                        ExprKind::MatrixSelector { selector, .. } => &mut selector.at,
+                        ExprKind::Subquery { at, .. } => at,
+                        _ => {
+                            return Err(self.err_at(
+                                t.start,
+                                "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery",
+                            ));
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(
+                            self.err_at(t.start, "@ <timestamp> may not be set multiple times")
+                        );
+                    }
+                    *slot = Some(at);
+                    e.span.end = self.prev_end();
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+
+    fn at_value(&mut self) -> Result<AtModifier, Error> {
+        let t = self.tok().clone();
+        match &t.tok {
+            Tok::Ident(s) if (s == "start" || s == "end") && *self.peek_at(1) == Tok::LParen => {
+                let start = s == "start";
+                self.next();
+                self.next();
+                self.expect(Tok::RParen, "\")\"")?;
+                Ok(if start {
+                    AtModifier::Start
+                } else {
+                    AtModifier::End
+                })
+            }
+            Tok::Number(_) | Tok::Sub | Tok::Add | Tok::Duration(_) => {
+                let neg = match self.peek() {
+                    Tok::Sub => {
+                        self.next();
+                        true
+                    }
+                    Tok::Add => {
+                        self.next();
+                        false
+                    }
+                    _ => false,
+                };
+                let nt = self.next();
+                let v = match nt.tok {
+                    Tok::Number(v) => v,
+                    Tok::Duration(ms) => ms as f64 / 1000.0,
+                    _ => {
+                        self.pos -= 1;
+                        return Err(self.unexpected("number, duration, \"start()\" or \"end()\""));
+                    }
+                };
+                let v = if neg { -v } else { v };
+                let ms = (v * 1000.0).round();
+                if !ms.is_finite() || ms.abs() > 9.2e18 {
+                    return Err(self.err_at(t.start, "timestamp out of bounds for @ modifier"));
+                }
+                Ok(AtModifier::Timestamp(ms as i64))
+            }
+            _ => Err(self.unexpected("timestamp for @ modifier")),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, Error> {
+        let t = self.tok().clone();
+        let span = Span {
+            start: t.start,
+            end: t.end,
+        };
+        match t.tok {
+            Tok::Number(v) => {
+                self.next();
+                Ok(Expr {
+                    kind: ExprKind::Number(v),
+                    span,
+                })
+            }
+            Tok::Duration(ms) => {
+                self.next();
+                Ok(Expr {
+                    kind: ExprKind::Number(ms as f64 / 1000.0),
+                    span,
+                })
+            }
+            Tok::Str(b) => {
+                self.next();
+                let (value, bytes) = bytes_to_string(b);
+                Ok(Expr {
+                    kind: ExprKind::String { value, bytes },
+                    span,
+                })
+            }
+            Tok::LParen => {
+                self.next();
+                let inner = self.expr(0)?;
+                let rp = self.expect(Tok::RParen, "\")\"")?;
+                Ok(Expr {
+                    kind: ExprKind::Paren(Box::new(inner)),
+                    span: Span {
+                        start: t.start,
+                        end: rp.end,
+                    },
+                })
+            }
+            Tok::LBrace => self.selector(None, t.start),
+            Tok::Ident(name) => {
+                let next = self.peek_at(1).clone();
+                if let Some(op) = AggregateOp::from_name(&name) {
+                    if next == Tok::LParen || is_kw(&next, "by") || is_kw(&next, "without") {
+                        self.next();
+                        return self.aggregate(op, t.start);
+                    }
+                }
+                if next == Tok::LParen {
+                    self.next();
+                    let f = lookup_function(&name).ok_or_else(|| {
+                        self.err_at(t.start, format!("unknown function with name {name:?}"))
+                    })?;
+                    return self.call(f, t.start);
+                }
+                if binary_op(&Tok::Ident(name.clone())).is_some() {
+                    return Err(self.unexpected("expression"));
+                }
+                self.next();
+                self.selector(Some(name), t.start)
+            }
+            _ => Err(self.unexpected("expression")),
+        }
+    }
+
+    fn label_name(&mut self) -> Result<String, Error> {
+        let t = self.next();
+        match t.tok {
+            Tok::Ident(s) if !s.contains(':') => Ok(s),
+            Tok::Str(b) => match String::from_utf8(b) {
+                Ok(s) => Ok(s),
+                Err(_) => Err(self.err_at(t.start, "invalid UTF-8 in label name")),
+            },
+            _ => {
+                self.pos -= 1;
+                Err(self.unexpected("label"))
+            }
+        }
+    }
+
+    fn label_list(&mut self) -> Result<Vec<String>, Error> {
+        self.expect(Tok::LParen, "\"(\"")?;
+        let mut out = Vec::new();
+        loop {
+            if *self.peek() == Tok::RParen {
+                self.next();
+                return Ok(out);
+            }
+            out.push(self.label_name()?);
+            match self.peek() {
+                Tok::Comma => {
+                    self.next();
+                }
+                Tok::RParen => {}
+                _ => return Err(self.unexpected("\",\" or \")\"")),
+            }
+        }
+    }
+
+    fn selector(&mut self, name: Option<String>, start: usize) -> Result<Expr, Error> {
+        let mut name = name;
+        let mut matchers = Vec::new();
+        if let Some(n) = &name {
+            matchers.push(Matcher::new(MatchOp::Equal, "__name__", n)?);
+        }
+        if *self.peek() == Tok::LBrace {
+            self.next();
+            loop {
+                if *self.peek() == Tok::RBrace {
+                    self.next();
+                    break;
+                }
+                let lt = self.tok().clone();
+                let is_str = matches!(lt.tok, Tok::Str(_));
+                let lname = self.label_name()?;
+                let op = match self.peek() {
+                    Tok::Assign => Some(MatchOp::Equal),
+                    Tok::Neq => Some(MatchOp::NotEqual),
+                    Tok::EqlRegex => Some(MatchOp::Regex),
+                    Tok::NeqRegex => Some(MatchOp::NotRegex),
+                    _ => None,
+                };
+                match op {
+                    None if is_str => {
+                        if name.is_some() {
+                            return Err(self.err_at(
+                                lt.start,
+                                format!(
+                                    "metric name must not be set twice: {:?} or {:?}",
+                                    name.unwrap_or_default(),
+                                    lname
+                                ),
+                            ));
+                        }
+                        matchers.push(Matcher::new(MatchOp::Equal, "__name__", &lname)?);
+                        name = Some(lname);
+                    }
+                    None => return Err(self.unexpected("label matching operator")),
+                    Some(op) => {
+                        self.next();
+                        let vt = self.next();
+                        let Tok::Str(b) = vt.tok else {
+                            self.pos -= 1;
+                            return Err(self.unexpected("string"));
+                        };
+                        let (value, _) = bytes_to_string(b);
+                        let m = Matcher::new(op, &lname, &value).map_err(|e| match e {
+                            Error::Regex { source, .. } => self.err_at(
+                                vt.start,
+                                format!("invalid regular expression in matcher: {source}"),
+                            ),
+                            e => e,
+                        })?;
+                        if lname == "__name__" && name.is_some() && op == MatchOp::Equal {
+                            if let Some(n) = &name {
+                                return Err(self.err_at(
+                                    lt.start,
+                                    format!(
+                                        "metric name must not be set twice: {n:?} or {value:?}"
+                                    ),
+                                ));
+                            }
+                        }
+                        matchers.push(m);
+                    }
+                }
+                match self.peek() {
+                    Tok::Comma => {
+                        self.next();
+                    }
+                    Tok::RBrace => {}
+                    _ => return Err(self.unexpected("\",\" or \"}\"")),
+                }
+            }
+        }
+        let end = self.prev_end();
+        if !matchers.iter().any(|m| !m.matches("")) {
+            return Err(self.err_at(
+                start,
+                "vector selector must contain at least one non-empty matcher",
+            ));
+        }
+        Ok(Expr {
+            kind: ExprKind::VectorSelector(VectorSelector {
+                name,
+                matchers,
+                offset: 0,
+                at: None,
+            }),
+            span: Span { start, end },
+        })
+    }
+
+    fn args(&mut self) -> Result<Vec<Expr>, Error> {
+        self.expect(Tok::LParen, "\"(\"")?;
+        let mut args = Vec::new();
+        loop {
+            if *self.peek() == Tok::RParen {
+                self.next();
+                return Ok(args);
+            }
+            args.push(self.expr(0)?);
+            match self.peek() {
+                Tok::Comma => {
+                    self.next();
+                }
+                Tok::RParen => {}
+                _ => return Err(self.unexpected("\",\" or \")\"")),
+            }
+        }
+    }
+
+    fn grouping(&mut self) -> Result<Option<(bool, Vec<String>)>, Error> {
+        if is_kw(self.peek(), "by") || is_kw(self.peek(), "without") {
+            let without = is_kw(self.peek(), "without");
+            self.next();
+            let labels = self.label_list()?;
+            return Ok(Some((without, labels)));
+        }
+        Ok(None)
+    }
+
+    fn aggregate(&mut self, op: AggregateOp, start: usize) -> Result<Expr, Error> {
+        let before = self.grouping()?;
+        let args_at = self.tok().start;
+        let mut args = self.args()?;
+        let after = self.grouping()?;
+        if before.is_some() && after.is_some() {
+            return Err(self.err_at(args_at, "grouping may be given only once"));
+        }
+        let (without, grouping) = before.or(after).unwrap_or((false, Vec::new()));
+        let want = if op.has_param() { 2 } else { 1 };
+        if args.len() != want {
+            return Err(self.err_at(
+                args_at,
+                format!(
+                    "wrong number of arguments for aggregate expression provided, expected {want}, got {}",
+                    args.len()
+                ),
+            ));
+        }
+        let expr = args.pop().expect("checked length");
+        let param = args.pop();
+        if expr.value_type() != ValueType::Vector {
+            return Err(self.err_at(
+                expr.span.start,
+                format!(
+                    "expected type instant vector in aggregation expression, got {}",
+                    expr.value_type()
+                ),
+            ));
+        }
+        if let Some(p) = &param {
+            let want = if op == AggregateOp::CountValues {
+                ValueType::String
+            } else {
+                ValueType::Scalar
+            };
+            if p.value_type() != want {
+                return Err(self.err_at(
+                    p.span.start,
+                    format!(
+                        "expected type {want} in aggregation parameter, got {}",
+                        p.value_type()
+                    ),
+                ));
+            }
+        }
+        Ok(Expr {
+            kind: ExprKind::Aggregate {
+                op,
+                expr: Box::new(expr),
+                param: param.map(Box::new),
+                grouping,
+                without,
+            },
+            span: Span {
+                start,
+                end: self.prev_end(),
+            },
+        })
+    }
+
+    fn call(&mut self, func: &'static Function, start: usize) -> Result<Expr, Error> {
+        let args = self.args()?;
+        let span = Span {
+            start,
+            end: self.prev_end(),
+        };
+        let nargs = func.args.len();
+        let got = args.len();
+        if func.variadic == 0 {
+            if nargs != got {
+                return Err(self.err_at(
+                    start,
+                    format!(
+                        "expected {nargs} argument(s) in call to {:?}, got {got}",
+                        func.name
+                    ),
+                ));
+            }
+        } else {
+            let min = nargs - 1;
+            if got < min {
+                return Err(self.err_at(
+                    start,
+                    format!(
+                        "expected at least {min} argument(s) in call to {:?}, got {got}",
+                        func.name
+                    ),
+                ));
+            }
+            if func.variadic > 0 && got > min + func.variadic as usize {
+                return Err(self.err_at(
+                    start,
+                    format!(
+                        "expected at most {} argument(s) in call to {:?}, got {got}",
+                        min + func.variadic as usize,
+                        func.name
+                    ),
+                ));
+            }
+        }
+        for (i, a) in args.iter().enumerate() {
+            let want = func.args[i.min(nargs.saturating_sub(1))];
+            if a.value_type() != want {
+                return Err(self.err_at(
+                    a.span.start,
+                    format!(
+                        "expected type {want} in call to function {:?}, got {}",
+                        func.name,
+                        a.value_type()
+                    ),
+                ));
+            }
+        }
+        Ok(Expr {
+            kind: ExprKind::Call { func, args },
+            span,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(q: &str) -> Expr {
+        parse(q).unwrap_or_else(|e| panic!("{q}: {e}"))
+    }
+
+    fn fails(q: &str, msg: &str) {
+        match parse(q) {
+            Ok(e) => panic!("{q} parsed: {e:?}"),
+            Err(e) => assert!(e.to_string().contains(msg), "{q}: {e}"),
+        }
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(ok("0x1f").kind, ExprKind::Number(31.0));
+        assert_eq!(ok("010").kind, ExprKind::Number(8.0));
+        assert_eq!(ok("1e3").kind, ExprKind::Number(1000.0));
+        assert_eq!(ok(".5").kind, ExprKind::Number(0.5));
+        assert_eq!(ok("-Inf").kind, ExprKind::Number(f64::NEG_INFINITY));
+        assert_eq!(ok("1h30m").kind, ExprKind::Number(5400.0));
+        match ok(r#""a\x41\u00e9\101\n""#).kind {
+            ExprKind::String { value, .. } => assert_eq!(value, "aAéA\n"),
+            k => panic!("{k:?}"),
+        }
+        match ok("`a\\n`").kind {
+            ExprKind::String { value, .. } => assert_eq!(value, "a\\n"),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        // -2^2 is -(2^2); 2^3^2 is 2^(3^2).
+        let ExprKind::Number(v) = ok("-2 ^ 2").kind else {
+            // Folding only applies to a literal operand; this is a Unary.
+            return;
+        };
+        assert_eq!(v, -2.0);
+        let e = ok("2 ^ 3 ^ 2");
+        let ExprKind::Binary { rhs, .. } = e.kind else {
+            panic!()
+        };
+        assert!(matches!(
+            rhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Pow,
+                ..
+            }
+        ));
+        let e = ok("a + b * c or d and e");
+        let ExprKind::Binary { op, .. } = e.kind else {
+            panic!()
+        };
+        assert_eq!(op, BinaryOp::Or);
+    }
+
+    #[test]
+    fn selectors_and_modifiers() {
+        ok(r#"foo{a="b", c!="d", e=~"f.*", g!~"h",}"#);
+        ok(r#"{"a.b", "c.d"="x"}"#);
+        ok("foo[5m] offset -1h @ 100");
+        ok("rate(foo[5m])[30m:1m] @ end()");
+        ok("sum by (a) (foo)");
+        ok("sum(foo) without (a, b)");
+        ok("topk(3, foo)");
+        ok("foo * on(a) group_left(b) bar");
+        ok("1 > bool 2");
+        ok("foo # a comment\n + bar");
+    }
+
+    #[test]
+    fn errors() {
+        fails("{}", "at least one non-empty matcher");
+        fails(r#"{a=~".*"}"#, "at least one non-empty matcher");
+        fails(
+            "rate(foo)",
+            "expected type range vector in call to function \"rate\", got instant vector",
+        );
+        fails(
+            "foo[5m] + 1",
+            "binary expression must contain only scalar and instant vector types",
+        );
+        fails(
+            "1 > 2",
+            "comparisons between scalars must use BOOL modifier",
+        );
+        fails(
+            "sum(foo[5m])",
+            "expected type instant vector in aggregation expression",
+        );
+        fails("foo + ", "unexpected end of input");
+        fails("label_join(a)", "expected at least 3 argument(s)");
+        fails("(foo)[5m]", "ranges only allowed for vector selectors");
+        fails("nosuchfn(a)", "unknown function with name \"nosuchfn\"");
+        fails("foo and 1", "set operator \"and\" not allowed");
+        fails(
+            "foo offset 1m offset 2m",
+            "offset may not be set multiple times",
+        );
+        fails(
+            "1 + on(a) 2",
+            "vector matching only allowed between instant vectors",
+        );
+    }
+}
