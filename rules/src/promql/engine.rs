@@ -836,7 +836,7 @@ impl<'a> Evaluator<'a> {
             "label_join" => return self.label_join(args, ts),
             "sort" | "sort_desc" => {
                 if self.start != self.end {
-                    self.warn(format!("{name} is ineffective for range queries since results are always ordered by labels"), span);
+                    self.warn("sort is ineffective for range queries since results are always ordered by labels".into(), span);
                 }
                 let mut v = self.eval_vector(&args[0], ts)?;
                 let desc = name == "sort_desc";
@@ -856,7 +856,7 @@ impl<'a> Evaluator<'a> {
             }
             "sort_by_label" | "sort_by_label_desc" => {
                 if self.start != self.end {
-                    self.warn(format!("{name} is ineffective for range queries since results are always ordered by labels"), span);
+                    self.warn("sort is ineffective for range queries since results are always ordered by labels".into(), span);
                 }
                 let mut v = self.eval_vector(&args[0], ts)?;
                 let mut names = Vec::new();
@@ -878,6 +878,16 @@ impl<'a> Evaluator<'a> {
             }
             "histogram_quantile" => return self.histogram_quantile(args, ts),
             "histogram_fraction" => return self.histogram_fraction(args, ts),
+            "histogram_quantiles" => return self.histogram_quantiles(args, ts),
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(&args[0], ts)?;
+                let b = self.eval_scalar(&args[1], ts)?;
+                return Ok(Val::Scalar(if name == "min_of" {
+                    go_min(a, b)
+                } else {
+                    go_max(a, b)
+                }));
+            }
             _ => {}
         }
         if matches!(
@@ -1086,6 +1096,7 @@ impl<'a> Evaluator<'a> {
                     let mut vals: Vec<f64> = pts.iter().map(|p| p.v).collect();
                     Some(quantile(scalars[0], &mut vals))
                 }
+                "mad_over_time" if pts.iter().any(|p| p.v.is_nan()) => Some(f64::NAN),
                 "mad_over_time" => {
                     let mut vals: Vec<f64> = pts.iter().map(|p| p.v).collect();
                     let med = quantile(0.5, &mut vals);
@@ -1247,6 +1258,47 @@ impl<'a> Evaluator<'a> {
         Ok(Val::Vector(out))
     }
 
+    fn histogram_quantiles(&self, args: &[Expr], ts: i64) -> Result<Val, Error> {
+        let v = self.eval_vector(&args[0], ts)?;
+        let (label, _) = self.eval_string(&args[1])?;
+        let mut qs = Vec::new();
+        for a in &args[2..] {
+            let q = self.eval_scalar(a, ts)?;
+            if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                self.warn(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        format_go_float(q)
+                    ),
+                    a.span,
+                );
+            }
+            qs.push(q);
+        }
+        let mut out = Vec::new();
+        for (labels, buckets) in self.bucket_groups(v, &args[0]) {
+            for &q in &qs {
+                let mut b = buckets.clone();
+                let (r, forced, _) = bucket_quantile(q, &mut b);
+                if forced {
+                    self.info(
+                        format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {}", go_quote(labels.get(NAME).as_bytes())),
+                        args[0].span,
+                    );
+                }
+                let mut l = labels.clone();
+                let mut qv = format_go_float(q);
+                if q.is_finite() && !qv.contains('.') {
+                    qv.push_str(".0");
+                }
+                l.set(&label, &qv);
+                out.push(sample(l, r, true));
+            }
+        }
+        check_unique(&out)?;
+        Ok(Val::Vector(out))
+    }
+
     fn histogram_fraction(&self, args: &[Expr], ts: i64) -> Result<Val, Error> {
         let lower = self.eval_scalar(&args[0], ts)?;
         let upper = self.eval_scalar(&args[1], ts)?;
@@ -1399,55 +1451,68 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
         return f64::NAN;
     }
     ensure_monotonic(buckets);
-    if buckets.len() < 2 || lower.is_nan() || upper.is_nan() {
-        return f64::NAN;
-    }
     let total = buckets[buckets.len() - 1].1;
-    if total == 0.0 {
+    if total == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
     }
     if lower >= upper {
         return 0.0;
     }
-    // Cumulative count up to x, interpolating linearly within a bucket;
-    // the first bucket starts at 0 (or at its bound when that is <= 0).
-    let rank_at = |x: f64| -> f64 {
-        let mut prev_ub = f64::NEG_INFINITY;
-        let mut prev_count = 0.0;
-        for (i, &(ub, c)) in buckets.iter().enumerate() {
-            if x <= ub {
-                if ub == f64::INFINITY {
-                    return prev_count;
-                }
-                let lb = if i == 0 {
-                    if ub <= 0.0 {
-                        return if x < ub { 0.0 } else { c };
-                    }
-                    0.0
-                } else {
-                    prev_ub
-                };
-                if x <= lb {
-                    return prev_count;
-                }
-                return prev_count + (c - prev_count) * (x - lb) / (ub - lb);
-            }
-            prev_ub = ub;
-            prev_count = c;
+    // Walk the buckets as (lower bound, upper bound, count). The first
+    // bucket starts at 0 when its upper bound is positive, else at -Inf. An
+    // infinitely wide bucket is not interpolated: its observations sit at
+    // its infinite end.
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, total, total);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut prev_ub = None::<f64>;
+    let mut prev_count = 0.0;
+    for &(ub, cum) in buckets.iter() {
+        let lb = match prev_ub {
+            Some(p) => p,
+            None if ub > 0.0 => 0.0,
+            None => f64::NEG_INFINITY,
+        };
+        let count = cum - prev_count;
+        prev_ub = Some(ub);
+        prev_count = cum;
+        if !lower_set && lb >= lower {
+            lower_rank = rank;
+            lower_set = true;
         }
-        total
-    };
-    let lo = if lower == f64::NEG_INFINITY {
-        0.0
-    } else {
-        rank_at(lower)
-    };
-    let hi = if upper == f64::INFINITY {
-        total
-    } else {
-        rank_at(upper)
-    };
-    (hi - lo) / total
+        if !upper_set && lb >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        let within = |x: f64| -> f64 {
+            if lb.is_infinite() || ub.is_infinite() {
+                if lb == f64::NEG_INFINITY {
+                    rank + count
+                } else {
+                    rank
+                }
+            } else {
+                rank + count * (x - lb) / (ub - lb)
+            }
+        };
+        if !lower_set && lb < lower && ub > lower {
+            lower_rank = within(lower);
+            lower_set = true;
+        }
+        if !upper_set && lb < upper && ub > upper {
+            upper_rank = within(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += count;
+    }
+    lower_rank = lower_rank.min(total);
+    upper_rank = upper_rank.min(total);
+    (upper_rank - lower_rank) / total
 }
 
 fn go_max(a: f64, b: f64) -> f64 {

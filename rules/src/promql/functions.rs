@@ -138,6 +138,8 @@ pub static FUNCTIONS: &[Function] = &[
     f("range", &[], 0, S),
     f("step", &[], 0, S),
     f("start_timestamp", &[V], 0, V),
+    f("min_of", &[S, S], 0, S),
+    f("max_of", &[S, S], 0, S),
 ];
 
 /// Looks a function up by name.

@@ -485,7 +485,15 @@ fn selects_skipped_data(expr: &str, skipped: &[(Labels, &'static str)]) -> Optio
         return None;
     }
     let Ok(e) = parse(expr) else {
-        return None;
+        // The expression does not parse (yet): fall back to the metric
+        // names written in it.
+        let words: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .collect();
+        return skipped
+            .iter()
+            .find(|(l, _)| words.contains(&l.get("__name__")))
+            .map(|(_, why)| *why);
     };
     let mut found = None;
     e.walk(&mut |n| {
