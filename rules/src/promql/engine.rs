@@ -30,6 +30,10 @@ pub struct EngineOptions {
     pub lookback_delta_ms: i64,
     /// The step of a subquery written without one (`[5m:]`).
     pub default_subquery_step_ms: i64,
+    /// The most instant evaluations one query may make (range-query steps
+    /// times subquery steps), so that `x[1000y:1ms]` fails instead of
+    /// running for ever. Prometheus bounds the same work by its sample limit.
+    pub max_steps: u64,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +41,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lookback_delta_ms: 5 * 60_000,
             default_subquery_step_ms: 60_000,
+            max_steps: 50_000_000,
         }
     }
 }
@@ -160,6 +165,7 @@ impl Engine {
             ));
         }
         let ev = Evaluator::new(self, q, text, start, end, step);
+        ev.spend(((end - start) / step).saturating_add(1))?;
         let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
         let mut t = start;
         while t <= end {
@@ -178,7 +184,10 @@ impl Engine {
                 }
                 _ => unreachable!("type checked above"),
             }
-            t += step;
+            t = match t.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
         }
         // Delayed name removal: drop names, merge series that now coincide
         // unless they have points at the same step.
@@ -244,6 +253,7 @@ struct Evaluator<'a> {
     end: i64,
     interval: i64,
     cache: RefCell<HashMap<usize, Rc<Vec<StoredSeries>>>>,
+    steps: std::cell::Cell<u64>,
     warnings: RefCell<Vec<String>>,
     infos: RefCell<Vec<String>>,
 }
@@ -337,6 +347,7 @@ impl<'a> Evaluator<'a> {
             end,
             interval,
             cache: RefCell::new(HashMap::new()),
+            steps: std::cell::Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
         }
@@ -356,8 +367,21 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Counts `n` more instant evaluations against the query's budget.
+    fn spend(&self, n: i64) -> Result<(), Error> {
+        let total = self.steps.get().saturating_add(n.max(0) as u64);
+        self.steps.set(total);
+        if total > self.opts.max_steps {
+            return Err(Error::Eval(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn pos(&self, span: Span) -> String {
-        let before = &self.text[..span.start.min(self.text.len())];
+        let before = self.text.get(..span.start).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
         let ls = before.rfind('\n').map_or(0, |i| i + 1);
         let col = before[ls..].chars().count() + 1;
@@ -400,7 +424,10 @@ impl<'a> Evaluator<'a> {
         ts: i64,
         sample_time: bool,
     ) -> Result<Vec<Sample>, Error> {
-        let reft = self.resolve_at(vs.at).unwrap_or(ts) - vs.offset;
+        let reft = self
+            .resolve_at(vs.at)
+            .unwrap_or(ts)
+            .saturating_sub(vs.offset);
         let mut out = Vec::new();
         for s in self.series(vs)?.iter() {
             let i = s.floats.partition_point(|p| p.t <= reft);
@@ -408,7 +435,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             let p = s.floats[i - 1];
-            if p.t <= reft - self.opts.lookback_delta_ms || is_stale_nan(p.v) {
+            if p.t <= reft.saturating_sub(self.opts.lookback_delta_ms) || is_stale_nan(p.v) {
                 continue;
             }
             out.push(Sample {
@@ -427,8 +454,11 @@ impl<'a> Evaluator<'a> {
         let e = unparen(e);
         match &e.kind {
             ExprKind::MatrixSelector { selector, range } => {
-                let reft = self.resolve_at(selector.at).unwrap_or(ts) - selector.offset;
-                let lo = reft - range;
+                let reft = self
+                    .resolve_at(selector.at)
+                    .unwrap_or(ts)
+                    .saturating_sub(selector.offset);
+                let lo = reft.saturating_sub(*range);
                 let mut out = Vec::new();
                 for s in self.series(selector)?.iter() {
                     let a = s.floats.partition_point(|p| p.t <= lo);
@@ -455,10 +485,14 @@ impl<'a> Evaluator<'a> {
                 offset,
                 at,
             } => {
-                let reft = self.resolve_at(*at).unwrap_or(ts) - offset;
+                let reft = self.resolve_at(*at).unwrap_or(ts).saturating_sub(*offset);
                 let step = step.unwrap_or(self.opts.default_subquery_step_ms);
-                let lo = reft - range;
-                let mut t = lo.div_euclid(step) * step + step;
+                let lo = reft.saturating_sub(*range);
+                let mut t = lo
+                    .div_euclid(step)
+                    .saturating_mul(step)
+                    .saturating_add(step);
+                self.spend((reft.saturating_sub(t) / step).saturating_add(1))?;
                 let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
                 while t <= reft {
                     match self.eval(expr, t)? {
@@ -473,7 +507,10 @@ impl<'a> Evaluator<'a> {
                         Val::Scalar(v) => push_point(&mut out, Labels::new(), false, t, v),
                         _ => return Err(Error::Eval("subquery of a non-vector".into())),
                     }
-                    t += step;
+                    t = match t.checked_add(step) {
+                        Some(n) => n,
+                        None => break,
+                    };
                 }
                 Ok((out.into_values().collect(), reft, *range))
             }
@@ -1038,9 +1075,9 @@ impl<'a> Evaluator<'a> {
                 }
             }
             let v = match name {
-                "rate" => extrapolated_rate(pts, reft - range, reft, true, true),
-                "increase" => extrapolated_rate(pts, reft - range, reft, true, false),
-                "delta" => extrapolated_rate(pts, reft - range, reft, false, false),
+                "rate" => extrapolated_rate(pts, reft.saturating_sub(range), reft, true, true),
+                "increase" => extrapolated_rate(pts, reft.saturating_sub(range), reft, true, false),
+                "delta" => extrapolated_rate(pts, reft.saturating_sub(range), reft, false, false),
                 "irate" | "idelta" => instant_value(pts, name == "irate"),
                 "avg_over_time" => Some(avg(pts.iter().map(|p| p.v))),
                 "sum_over_time" => {

@@ -481,15 +481,14 @@ impl Parser<'_> {
                     }
                     _ => false,
                 };
-                let nt = self.next();
-                let v = match nt.tok {
+                let v = match self.peek().clone() {
                     Tok::Number(v) => v,
                     Tok::Duration(ms) => ms as f64 / 1000.0,
                     _ => {
-                        self.pos -= 1;
                         return Err(self.unexpected("number, duration, \"start()\" or \"end()\""));
                     }
                 };
+                self.next();
                 let v = if neg { -v } else { v };
                 let ms = (v * 1000.0).round();
                 if !ms.is_finite() || ms.abs() > 9.2e18 {
@@ -569,18 +568,17 @@ impl Parser<'_> {
     }
 
     fn label_name(&mut self) -> Result<String, Error> {
-        let t = self.next();
-        match t.tok {
-            Tok::Ident(s) if !s.contains(':') => Ok(s),
+        let t = self.tok().clone();
+        let name = match t.tok {
+            Tok::Ident(s) if !s.contains(':') => s,
             Tok::Str(b) => match String::from_utf8(b) {
-                Ok(s) => Ok(s),
-                Err(_) => Err(self.err_at(t.start, "invalid UTF-8 in label name")),
+                Ok(s) => s,
+                Err(_) => return Err(self.err_at(t.start, "invalid UTF-8 in label name")),
             },
-            _ => {
-                self.pos -= 1;
-                Err(self.unexpected("label"))
-            }
-        }
+            _ => return Err(self.unexpected("label")),
+        };
+        self.next();
+        Ok(name)
     }
 
     fn label_list(&mut self) -> Result<Vec<String>, Error> {
@@ -643,11 +641,11 @@ impl Parser<'_> {
                     None => return Err(self.unexpected("label matching operator")),
                     Some(op) => {
                         self.next();
-                        let vt = self.next();
+                        let vt = self.tok().clone();
                         let Tok::Str(b) = vt.tok else {
-                            self.pos -= 1;
                             return Err(self.unexpected("string"));
                         };
+                        self.next();
                         let (value, _) = bytes_to_string(b);
                         let m = Matcher::new(op, &lname, &value).map_err(|e| match e {
                             Error::Regex { source, .. } => self.err_at(
