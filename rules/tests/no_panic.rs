@@ -123,7 +123,8 @@ fn mutate(rng: &mut Rng, s: &str) -> String {
 fn store() -> MemoryStore {
     let mut s = MemoryStore::new();
     let stale = f64::from_bits(STALE_NAN_BITS);
-    let series: [(&[(&str, &str)], &[f64]); 5] = [
+    type Lines<'a> = [(&'a [(&'a str, &'a str)], &'a [f64]); 5];
+    let series: Lines<'_> = [
         (
             &[("__name__", "x"), ("a", "1"), ("job", "a")],
             &[1.0, 2.0, 0.5, stale, 4.0],
