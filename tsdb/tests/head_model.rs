@@ -102,8 +102,9 @@ fn run(ops: Vec<Op>, window: i64) -> Result<(), TestCaseError> {
                 let committed_last = model
                     .get(&labels(s))
                     .and_then(|m| m.keys().next_back().copied());
-                let pending_last = pending.iter().filter(|p| p.0 == s).map(|p| p.1).max();
-                let last = committed_last.max(pending_last);
+                // Only the committed samples count here; the batch's own
+                // order is judged at commit.
+                let last = committed_last;
                 let refuse = last.is_some_and(|l| t < l && (window == 0 || l - t > window));
                 let got = app.as_mut().unwrap().append(&labels(s), t, v);
                 if refuse {

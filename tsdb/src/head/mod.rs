@@ -12,6 +12,8 @@
 mod record;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -132,27 +134,76 @@ impl MemSeries {
     }
 }
 
+/// Series by id. Ids are handed out one after the other, so a vector
+/// indexed by id is both the smallest and the fastest map.
+#[derive(Default)]
+struct SeriesTable {
+    slots: Vec<Option<MemSeries>>,
+    count: usize,
+}
+
+impl SeriesTable {
+    fn get(&self, id: SeriesId) -> Option<&MemSeries> {
+        self.slots.get(usize::try_from(id).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: SeriesId) -> Option<&mut MemSeries> {
+        self.slots.get_mut(usize::try_from(id).ok()?)?.as_mut()
+    }
+
+    fn contains(&self, id: SeriesId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Inserts an empty series; false when `id` is implausibly far beyond
+    /// the ids in use (a damaged record), which would cost a huge vector.
+    fn insert(&mut self, id: SeriesId) -> bool {
+        let Ok(i) = usize::try_from(id) else {
+            return false;
+        };
+        if i > self.slots.len() + (1 << 16) {
+            return false;
+        }
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].is_none() {
+            self.count += 1;
+        }
+        self.slots[i] = Some(MemSeries::default());
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+}
+
 struct State {
     index: Index,
-    by_labels: HashMap<Labels, SeriesId>,
-    series: HashMap<SeriesId, MemSeries>,
+    by_labels: HashMap<Labels, SeriesId, RandomState>,
+    series: SeriesTable,
     next_id: SeriesId,
     /// Series created in memory whose record is not in the WAL yet: the
     /// first commit with a sample of theirs writes it (whichever appender
     /// created them, even one rolled back since).
-    unlogged: HashSet<SeriesId>,
+    unlogged: HashSet<SeriesId, RandomState>,
 }
 
 impl State {
-    fn create(&mut self, id: SeriesId, labels: Labels) {
-        if self.series.contains_key(&id) {
+    /// Creates series `id`; false if the id is not plausible.
+    fn create(&mut self, id: SeriesId, labels: Labels) -> bool {
+        if self.series.contains(id) {
             // Two commits may both have logged a new series; the first wins.
-            return;
+            return true;
+        }
+        if !self.series.insert(id) {
+            return false;
         }
         self.index.add(id, &labels);
         self.by_labels.insert(labels, id);
-        self.series.insert(id, MemSeries::default());
         self.next_id = self.next_id.max(id + 1);
+        true
     }
 }
 
@@ -215,12 +266,18 @@ impl Head {
             match record::decode(&bytes, lsn)? {
                 record::Record::Series(list) => {
                     for (id, labels) in list {
-                        state.create(id, labels);
+                        if !state.create(id, labels) {
+                            return Err(Error::BadRecord {
+                                lsn,
+                                offset: 0,
+                                what: "series id far beyond the ids in use",
+                            });
+                        }
                     }
                 }
                 record::Record::Samples(list) => {
                     for (id, t, v) in list {
-                        let s = state.series.get_mut(&id).ok_or(Error::BadRecord {
+                        let s = state.series.get_mut(id).ok_or(Error::BadRecord {
                             lsn,
                             offset: 0,
                             what: "sample of a series no record created",
@@ -241,10 +298,14 @@ impl Head {
 
     /// A new batch of appends.
     pub fn appender(&self) -> Appender<'_> {
+        self.appender_with_capacity(0)
+    }
+
+    /// A new batch with room for `samples` samples (a scrape knows its size).
+    pub fn appender_with_capacity(&self, samples: usize) -> Appender<'_> {
         Appender {
             head: self,
-            samples: Vec::new(),
-            newest: HashMap::new(),
+            samples: Vec::with_capacity(samples),
         }
     }
 
@@ -273,7 +334,8 @@ impl Head {
             return (id, false);
         }
         let id = st.next_id;
-        st.create(id, labels.clone());
+        // next_id is always plausible.
+        let _ = st.create(id, labels.clone());
         st.unlogged.insert(id);
         (id, true)
     }
@@ -283,10 +345,10 @@ impl State {
     fn new() -> State {
         State {
             index: Index::new(),
-            by_labels: HashMap::new(),
-            series: HashMap::new(),
+            by_labels: HashMap::default(),
+            series: SeriesTable::default(),
             next_id: 1,
-            unlogged: HashSet::new(),
+            unlogged: HashSet::default(),
         }
     }
 }
@@ -295,15 +357,15 @@ impl State {
 pub struct Appender<'h> {
     head: &'h Head,
     samples: Vec<(SeriesId, i64, f64)>,
-    /// The newest timestamp this batch holds per series.
-    newest: HashMap<SeriesId, i64>,
 }
 
 impl Appender<'_> {
     /// Adds a sample for the series `labels`; returns its reference for
     /// [`append_ref`](Appender::append_ref). A sample older than the series'
-    /// newest (beyond the out-of-order window) or a second value at the same
-    /// timestamp is refused here.
+    /// newest committed one (beyond the out-of-order window) is refused here;
+    /// one that is out of order only against this batch's own samples, or a
+    /// second value at a stored timestamp, is refused by the commit (as
+    /// Prometheus does).
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesId, Error> {
         if labels.is_empty() {
             return Err(Error::InvalidLabels {
@@ -318,13 +380,8 @@ impl Appender<'_> {
     /// Adds a sample for a series by reference (fast path: no label lookup).
     pub fn append_ref(&mut self, id: SeriesId, t: i64, v: f64) -> Result<(), Error> {
         let st = self.head.state.read();
-        let s = st.series.get(&id).ok_or(Error::UnknownSeries(id))?;
-        let pending = self.newest.get(&id).copied();
-        let last = match (s.max_time(), pending) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(last) = last {
+        let s = st.series.get(id).ok_or(Error::UnknownSeries(id))?;
+        if let Some(last) = s.max_time() {
             let window = self.head.opts.out_of_order_window_ms;
             if t < last && (window == 0 || last.saturating_sub(t) > window) {
                 return Err(Error::OutOfOrderSample { t, last });
@@ -332,8 +389,6 @@ impl Appender<'_> {
         }
         drop(st);
         self.samples.push((id, t, v));
-        let newest = self.newest.entry(id).or_insert(t);
-        *newest = (*newest).max(t);
         Ok(())
     }
 
@@ -381,7 +436,7 @@ impl Appender<'_> {
         let mut summary = CommitSummary::default();
         let mut first_err = None;
         for &(id, t, v) in &self.samples {
-            let Some(s) = st.series.get_mut(&id) else {
+            let Some(s) = st.series.get_mut(id) else {
                 continue;
             };
             match s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms) {
@@ -419,7 +474,7 @@ impl Querier<'_> {
         let st = self.head.state.read();
         let mut out = Vec::new();
         for id in st.index.select(matchers) {
-            let Some(s) = st.series.get(&id) else {
+            let Some(s) = st.series.get(id) else {
                 continue;
             };
             let mut chunks: Vec<Arc<[u8]>> = s

@@ -1,0 +1,95 @@
+//! Head ingest: the workload of `promtool tsdb bench write` (see
+//! ../shared/corpus/bench/README.md): label sets from the shared generator,
+//! one sample per series per round, timestamps +30 s and values +1000 per
+//! round, one commit per round, WAL on (`SyncPolicy::Batch`, as Prometheus's
+//! WAL, which fsyncs segments rather than commits).
+//!
+//! Each criterion iteration ingests `ROUNDS` rounds into a fresh head, so the
+//! figure includes creating the 10,000 series once.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use vigil_tsdb::head::{Head, HeadOptions};
+use vigil_tsdb::labels::Labels;
+use vigil_wal::SyncPolicy;
+
+const SERIES: usize = 10_000;
+const ROUNDS: usize = 300;
+
+/// The first `n` label sets of the shared generator (seed 1).
+fn label_sets(n: usize) -> Vec<Labels> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/bench/gen_bench_series.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--lines", &n.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("run {} (../shared must exist): {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
+            Labels::new(
+                m.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap().to_owned())),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Ingests the workload into a fresh head in a temporary directory.
+fn ingest(sets: &[Labels], rounds: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = HeadOptions {
+        wal: vigil_wal::Options::default().sync(SyncPolicy::Batch {
+            max_delay: Duration::from_millis(100),
+            max_bytes: 64 << 20,
+        }),
+        ..HeadOptions::default()
+    };
+    let head = Head::open(dir.path(), opts).unwrap();
+    let start = Instant::now();
+    let mut refs = Vec::with_capacity(sets.len());
+    let mut app = head.appender();
+    for l in sets {
+        refs.push(app.append(l, 0, 0.0).unwrap());
+    }
+    app.commit().unwrap();
+    for round in 1..rounds {
+        let t = round as i64 * 30_000;
+        let v = round as f64 * 1000.0;
+        let mut app = head.appender_with_capacity(refs.len());
+        for &r in &refs {
+            app.append_ref(r, t, v).unwrap();
+        }
+        black_box(app.commit().unwrap());
+    }
+    let took = start.elapsed();
+    drop(head);
+    took
+}
+
+fn bench(c: &mut Criterion) {
+    let sets = label_sets(SERIES);
+    let mut g = c.benchmark_group("tsdb_ingest");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((SERIES * ROUNDS) as u64));
+    g.bench_function("10k_series_x_300_rounds", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| ingest(&sets, ROUNDS)).sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,80 @@
+//! The full `promtool tsdb bench write --metrics=10000 --scrapes=3000`
+//! workload on the vigil head, as one process, to be timed and measured
+//! (peak RSS) beside promtool by `scripts/bench-tsdb-ingest`:
+//!
+//!     cargo run --release -p vigil-benches --example tsdb_ingest_full -- LABELS.json [SERIES] [ROUNDS]
+//!
+//! LABELS.json is the output of ../shared/corpus/bench/gen_bench_series.py.
+//! Prints samples/s, the head's series count, and the process's peak RSS.
+
+use std::time::{Duration, Instant};
+
+use vigil_tsdb::head::{Head, HeadOptions};
+use vigil_tsdb::labels::Labels;
+use vigil_wal::SyncPolicy;
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let file = args
+        .get(1)
+        .expect("usage: tsdb_ingest_full LABELS.json [SERIES] [ROUNDS]");
+    let series: usize = args.get(2).map_or(10_000, |s| s.parse().unwrap());
+    let rounds: usize = args.get(3).map_or(3_000, |s| s.parse().unwrap());
+    let sets: Vec<Labels> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .take(series)
+        .map(|l| {
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
+            Labels::new(
+                m.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap().to_owned())),
+            )
+            .unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = HeadOptions {
+        wal: vigil_wal::Options::default().sync(SyncPolicy::Batch {
+            max_delay: Duration::from_millis(100),
+            max_bytes: 64 << 20,
+        }),
+        ..HeadOptions::default()
+    };
+    let head = Head::open(dir.path(), opts).unwrap();
+    let start = Instant::now();
+    let mut app = head.appender();
+    let refs: Vec<_> = sets
+        .iter()
+        .map(|l| app.append(l, 0, 0.0).unwrap())
+        .collect();
+    app.commit().unwrap();
+    for round in 1..rounds {
+        let mut app = head.appender_with_capacity(refs.len());
+        for &r in &refs {
+            app.append_ref(r, round as i64 * 30_000, round as f64 * 1000.0)
+                .unwrap();
+        }
+        app.commit().unwrap();
+    }
+    let took = start.elapsed();
+    let samples = sets.len() * rounds;
+    println!(
+        "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {} series; peak RSS {} MiB",
+        took.as_secs_f64(),
+        samples as f64 / took.as_secs_f64() / 1e6,
+        head.num_series(),
+        peak_rss_kib() / 1024
+    );
+}
