@@ -1,6 +1,7 @@
 //! Bytes per sample of the chunk codec beside tsz (Gorilla) and pco, on the
 //! generated node_exporter day and on the real series, with what each
-//! layout of the sealed encoding brings (cumulative).
+//! layout of the sealed encoding brings (added in turn, then everything but
+//! it).
 //!
 //! `cargo run --release -p vigil-benches --example tsdb_chunk_bytes`
 //!
@@ -160,6 +161,36 @@ fn report(data: &Dataset) {
     e.float_deltas = true;
     steps.push(("+ float bit deltas = **vigil sealed (0x02)**", e));
     for (name, enc) in steps {
+        row(name, &|cs| sealed_bytes(cs, enc, None));
+    }
+    // What each layout is worth on its own: everything but it.
+    let all = Encodings::all();
+    let but = |f: fn(&mut Encodings)| {
+        let mut e = all;
+        f(&mut e);
+        e
+    };
+    let without = [
+        (
+            "all but grid timestamps",
+            but(|e| e.grid_timestamps = false),
+        ),
+        (
+            "all but sparse and tiered columns",
+            but(|e| {
+                e.sparse_streams = false;
+                e.tiered_streams = false;
+            }),
+        ),
+        ("all but common divisor", but(|e| e.common_divisor = false)),
+        (
+            "all but constant values",
+            but(|e| e.constant_values = false),
+        ),
+        ("all but decimal values", but(|e| e.decimal_values = false)),
+        ("all but float bit deltas", but(|e| e.float_deltas = false)),
+    ];
+    for (name, enc) in without {
         row(name, &|cs| sealed_bytes(cs, enc, None));
     }
     let whole: usize = data
