@@ -33,8 +33,8 @@ mod promql;
 
 pub use error::Error;
 pub use promql::ast::{
-    AggregateOp, AtModifier, BinaryOp, Cardinality, Expr, ExprKind, MatchOp, Matcher, Span,
-    ValueType, VectorMatching, VectorSelector,
+    AggregateOp, AtModifier, BinaryOp, Cardinality, DurationExpr, Expr, ExprKind, MatchOp, Matcher,
+    Span, SubqueryDurations, ValueType, VectorMatching, VectorSelector,
 };
 pub use promql::engine::{Engine, EngineOptions, QueryResult};
 pub use promql::functions::{FUNCTIONS, Function, lookup_function};

@@ -110,6 +110,90 @@ impl Matcher {
     }
 }
 
+/// A duration expression (3.x): arithmetic on durations and numbers of
+/// seconds, with `step()`, `range()`, `min_of` and `max_of`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationExpr {
+    /// A literal, in seconds.
+    Seconds(f64),
+    /// The query's step (0 for an instant query).
+    Step,
+    /// The query's range, end minus start (0 for an instant query).
+    Range,
+    /// `-x`
+    Neg(Box<DurationExpr>),
+    /// `a op b` with one of `+ - * / % ^`.
+    Binary(BinaryOp, Box<DurationExpr>, Box<DurationExpr>),
+    /// `min_of(a, b)`
+    MinOf(Box<DurationExpr>, Box<DurationExpr>),
+    /// `max_of(a, b)`
+    MaxOf(Box<DurationExpr>, Box<DurationExpr>),
+}
+
+impl DurationExpr {
+    /// The value in seconds for a query with the given step and range
+    /// (both in seconds).
+    pub fn seconds(&self, step: f64, range: f64) -> f64 {
+        match self {
+            DurationExpr::Seconds(v) => *v,
+            DurationExpr::Step => step,
+            DurationExpr::Range => range,
+            DurationExpr::Neg(e) => -e.seconds(step, range),
+            DurationExpr::Binary(op, a, b) => {
+                let (a, b) = (a.seconds(step, range), b.seconds(step, range));
+                match op {
+                    BinaryOp::Add => a + b,
+                    BinaryOp::Sub => a - b,
+                    BinaryOp::Mul => a * b,
+                    BinaryOp::Div => a / b,
+                    BinaryOp::Mod => a % b,
+                    BinaryOp::Pow => a.powf(b),
+                    _ => f64::NAN,
+                }
+            }
+            DurationExpr::MinOf(a, b) => {
+                let (a, b) = (a.seconds(step, range), b.seconds(step, range));
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+            DurationExpr::MaxOf(a, b) => {
+                let (a, b) = (a.seconds(step, range), b.seconds(step, range));
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(b)
+                }
+            }
+        }
+    }
+
+    /// Whether the value depends on the query (`step()` or `range()`).
+    pub fn is_query_dependent(&self) -> bool {
+        match self {
+            DurationExpr::Seconds(_) => false,
+            DurationExpr::Step | DurationExpr::Range => true,
+            DurationExpr::Neg(e) => e.is_query_dependent(),
+            DurationExpr::Binary(_, a, b)
+            | DurationExpr::MinOf(a, b)
+            | DurationExpr::MaxOf(a, b) => a.is_query_dependent() || b.is_query_dependent(),
+        }
+    }
+}
+
+/// A subquery's query-dependent duration expressions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubqueryDurations {
+    /// The range, when it depends on the query.
+    pub range: Option<DurationExpr>,
+    /// The step, when it depends on the query.
+    pub step: Option<DurationExpr>,
+    /// The offset, when it depends on the query.
+    pub offset: Option<DurationExpr>,
+}
+
 /// The `@` modifier.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AtModifier {
@@ -131,6 +215,9 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     /// Offset in milliseconds (may be negative).
     pub offset: i64,
+    /// An offset written as a duration expression that depends on the
+    /// query (`offset step()`); resolved into `offset` when the query runs.
+    pub offset_expr: Option<Box<DurationExpr>>,
     /// The `@` modifier.
     pub at: Option<AtModifier>,
 }
@@ -240,6 +327,11 @@ pub struct VectorMatching {
     pub labels: Vec<String>,
     /// Labels copied from the "one" side (`group_left(...)` list).
     pub include: Vec<String>,
+    /// `fill_left(v)` (or `fill(v)`): the value used for a missing left
+    /// operand (after `group_right` swaps the sides, the many side).
+    pub fill_left: Option<f64>,
+    /// `fill_right(v)` (or `fill(v)`): the value for a missing right operand.
+    pub fill_right: Option<f64>,
 }
 
 /// Aggregation operators.
@@ -338,6 +430,9 @@ pub enum ExprKind {
         selector: VectorSelector,
         /// Range in milliseconds.
         range: i64,
+        /// A range that depends on the query (`[step()+1s]`), resolved into
+        /// `range` when the query runs.
+        range_expr: Option<Box<DurationExpr>>,
     },
     /// A subquery `expr[range:step] offset d @ t`.
     Subquery {
@@ -349,6 +444,9 @@ pub enum ExprKind {
         step: Option<i64>,
         /// Offset in milliseconds.
         offset: i64,
+        /// Query-dependent duration expressions for range, step and offset,
+        /// resolved into the fields above when the query runs.
+        duration_exprs: Option<Box<SubqueryDurations>>,
         /// The `@` modifier.
         at: Option<AtModifier>,
     },

@@ -95,6 +95,8 @@ impl Engine {
         expr: &Expr,
         t: i64,
     ) -> Result<QueryResult, Error> {
+        let resolved = resolve_durations(expr, 0, 0)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let ev = Evaluator::new(self, q, text, t, t, 0);
         let v = ev.eval(expr, t)?;
         let value = match v {
@@ -164,6 +166,8 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        let resolved = resolve_durations(expr, step, end - start)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let ev = Evaluator::new(self, q, text, start, end, step);
         ev.spend(((end - start) / step).saturating_add(1))?;
         let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
@@ -213,6 +217,108 @@ impl Engine {
         let value = Value::Matrix(merged.into_values().collect());
         Ok(ev.into_result(value))
     }
+}
+
+/// A copy of `expr` with every query-dependent duration expression
+/// (`step()`, `range()`) turned into milliseconds, or `None` when there is
+/// none. `step` and `range` are the query's, in milliseconds.
+fn resolve_durations(expr: &Expr, step: i64, range: i64) -> Result<Option<Expr>, Error> {
+    let mut any = false;
+    expr.walk(&mut |n| {
+        any |= match &n.kind {
+            ExprKind::VectorSelector(vs) => vs.offset_expr.is_some(),
+            ExprKind::MatrixSelector {
+                selector,
+                range_expr,
+                ..
+            } => selector.offset_expr.is_some() || range_expr.is_some(),
+            ExprKind::Subquery { duration_exprs, .. } => duration_exprs.is_some(),
+            _ => false,
+        }
+    });
+    if !any {
+        return Ok(None);
+    }
+    let (st, rg) = (step as f64 / 1000.0, range as f64 / 1000.0);
+    let ms = |d: &DurationExpr| -> Result<i64, Error> {
+        let v = d.seconds(st, rg) * 1000.0;
+        if !v.is_finite() || v.abs() > 9.2e18 {
+            return Err(Error::Eval("duration expression is out of range".into()));
+        }
+        Ok(v.round() as i64)
+    };
+    fn fix(e: &mut Expr, ms: &dyn Fn(&DurationExpr) -> Result<i64, Error>) -> Result<(), Error> {
+        let positive = |v: i64| -> Result<i64, Error> {
+            if v <= 0 {
+                return Err(Error::Eval(format!(
+                    "duration must be greater than 0, got {}ms",
+                    v
+                )));
+            }
+            Ok(v)
+        };
+        match &mut e.kind {
+            ExprKind::VectorSelector(vs) => {
+                if let Some(d) = vs.offset_expr.take() {
+                    vs.offset = ms(&d)?;
+                }
+            }
+            ExprKind::MatrixSelector {
+                selector,
+                range,
+                range_expr,
+            } => {
+                if let Some(d) = selector.offset_expr.take() {
+                    selector.offset = ms(&d)?;
+                }
+                if let Some(d) = range_expr.take() {
+                    *range = positive(ms(&d)?)?;
+                }
+            }
+            ExprKind::Subquery {
+                expr,
+                range,
+                step,
+                offset,
+                duration_exprs,
+                ..
+            } => {
+                if let Some(d) = duration_exprs.take() {
+                    if let Some(r) = &d.range {
+                        *range = positive(ms(r)?)?;
+                    }
+                    if let Some(s) = &d.step {
+                        *step = Some(positive(ms(s)?)?);
+                    }
+                    if let Some(o) = &d.offset {
+                        *offset = ms(o)?;
+                    }
+                }
+                fix(expr, ms)?;
+            }
+            ExprKind::Paren(x) | ExprKind::Unary { expr: x, .. } => fix(x, ms)?,
+            ExprKind::Binary { lhs, rhs, .. } => {
+                fix(lhs, ms)?;
+                fix(rhs, ms)?;
+            }
+            ExprKind::Aggregate { expr, param, .. } => {
+                fix(expr, ms)?;
+                if let Some(p) = param {
+                    fix(p, ms)?;
+                }
+            }
+            ExprKind::Call { args, .. } => {
+                for a in args {
+                    fix(a, ms)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut e = expr.clone();
+    fix(&mut e, &ms)?;
+    Ok(Some(e))
 }
 
 fn push_point(out: &mut BTreeMap<Labels, Series>, l: Labels, drop: bool, t: i64, v: f64) {
@@ -453,7 +559,9 @@ impl<'a> Evaluator<'a> {
     fn eval_range(&self, e: &Expr, ts: i64) -> Result<(Vec<Series>, i64, i64), Error> {
         let e = unparen(e);
         match &e.kind {
-            ExprKind::MatrixSelector { selector, range } => {
+            ExprKind::MatrixSelector {
+                selector, range, ..
+            } => {
                 let reft = self
                     .resolve_at(selector.at)
                     .unwrap_or(ts)
@@ -484,6 +592,7 @@ impl<'a> Evaluator<'a> {
                 step,
                 offset,
                 at,
+                ..
             } => {
                 let reft = self.resolve_at(*at).unwrap_or(ts).saturating_sub(*offset);
                 let step = step.unwrap_or(self.opts.default_subquery_step_ms);
@@ -624,6 +733,8 @@ impl<'a> Evaluator<'a> {
                     on: false,
                     labels: Vec::new(),
                     include: Vec::new(),
+                    fill_left: None,
+                    fill_right: None,
                 });
                 Ok(Val::Vector(match op {
                     BinaryOp::And => set_and(a, b, &m),
@@ -2048,9 +2159,64 @@ fn vector_binop(
     }
     let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
+    // Synthetic operands for the fill modifiers: a missing side takes the
+    // matching labels of the present side and the fill value.
+    let mut filled_right = Vec::new();
+    let mut filled_left = Vec::new();
+    if let Some(fr) = m.fill_right {
+        for ls in &lhs {
+            let sig = signature(&ls.labels, m);
+            if !right.contains_key(&sig) {
+                filled_right.push((sig.clone(), sample(sig, fr, false)));
+            }
+        }
+    }
+    if let Some(fl) = m.fill_left {
+        let left_sigs: HashSet<Labels> = lhs.iter().map(|l| signature(&l.labels, m)).collect();
+        let mut seen = HashSet::new();
+        for rs in &rhs {
+            let sig = signature(&rs.labels, m);
+            if !left_sigs.contains(&sig) && seen.insert(sig.clone()) {
+                filled_left.push(sample(sig, fl, false));
+            }
+        }
+    }
+    let filled_right_map: HashMap<Labels, &Sample> =
+        filled_right.iter().map(|(k, v)| (k.clone(), v)).collect();
+    for s in &filled_left {
+        let sig = signature(&s.labels, m);
+        let rs = right[&sig];
+        let (fl, fr) = if m.card == Cardinality::OneToMany {
+            (rs.value, s.value)
+        } else {
+            (s.value, rs.value)
+        };
+        let (mut val, keep) = scalar_op(op, fl, fr);
+        if return_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let mut metric = result_metric(&s.labels, &rs.labels, op, m);
+        if m.card != Cardinality::OneToOne {
+            for n in &m.include {
+                metric.remove(n);
+                let v = rs.labels.get(n);
+                if !v.is_empty() {
+                    metric.set(n, v);
+                }
+            }
+        }
+        out.push(Sample {
+            labels: metric,
+            t: 0,
+            value: val,
+            drop_name: return_bool || drops_name(op),
+        });
+    }
     for ls in &lhs {
         let sig = signature(&ls.labels, m);
-        let Some(rs) = right.get(&sig) else {
+        let Some(rs) = right.get(&sig).or_else(|| filled_right_map.get(&sig)) else {
             continue;
         };
         let (fl, fr) = if m.card == Cardinality::OneToMany {

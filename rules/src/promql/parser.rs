@@ -146,6 +146,8 @@ impl Parser<'_> {
                     on,
                     labels,
                     include: Vec::new(),
+                    fill_left: None,
+                    fill_right: None,
                 };
                 if is_kw(self.peek(), "group_left") || is_kw(self.peek(), "group_right") {
                     let left = is_kw(self.peek(), "group_left");
@@ -178,6 +180,60 @@ impl Parser<'_> {
                 matching = Some(m);
             } else if is_kw(self.peek(), "group_left") || is_kw(self.peek(), "group_right") {
                 return Err(self.unexpected("\"on\" or \"ignoring\" before group modifier"));
+            }
+            // 3.x fill modifiers: fill(v), fill_left(v), fill_right(v).
+            while let Tok::Ident(w) = self.peek().clone() {
+                let which = match w.as_str() {
+                    "fill" => 0,
+                    "fill_left" => 1,
+                    "fill_right" => 2,
+                    _ => break,
+                };
+                if *self.peek_at(1) != Tok::LParen {
+                    break;
+                }
+                let ft = self.next();
+                self.next();
+                let neg = match self.peek() {
+                    Tok::Sub => {
+                        self.next();
+                        true
+                    }
+                    Tok::Add => {
+                        self.next();
+                        false
+                    }
+                    _ => false,
+                };
+                let Tok::Number(v) = self.peek().clone() else {
+                    return Err(self.unexpected("number in fill modifier"));
+                };
+                self.next();
+                self.expect(Tok::RParen, "\")\"")?;
+                let v = if neg { -v } else { v };
+                if op.is_set() {
+                    return Err(self.err_at(
+                        ft.start,
+                        format!(
+                            "fill modifiers are not allowed for \"{}\" operation",
+                            op.as_str()
+                        ),
+                    ));
+                }
+                let m = matching.get_or_insert(VectorMatching {
+                    card: Cardinality::OneToOne,
+                    on: false,
+                    labels: Vec::new(),
+                    include: Vec::new(),
+                    fill_left: None,
+                    fill_right: None,
+                });
+                if which != 2 {
+                    m.fill_left = Some(v);
+                }
+                if which != 1 {
+                    m.fill_right = Some(v);
+                }
             }
             let next_min = if op == BinaryOp::Pow { prec } else { prec + 1 };
             let rhs = self.expr(next_min)?;
@@ -236,6 +292,8 @@ impl Parser<'_> {
                 on: false,
                 labels: Vec::new(),
                 include: Vec::new(),
+                fill_left: None,
+                fill_right: None,
             });
             if op.is_set() {
                 m.card = Cardinality::ManyToMany;
@@ -243,7 +301,12 @@ impl Parser<'_> {
             Some(m)
         } else {
             if let Some(m) = &matching {
-                if !m.labels.is_empty() || m.on || m.card != Cardinality::OneToOne {
+                if !m.labels.is_empty()
+                    || m.on
+                    || m.card != Cardinality::OneToOne
+                    || m.fill_left.is_some()
+                    || m.fill_right.is_some()
+                {
                     return Err(self.err_at(
                         span.start,
                         "vector matching only allowed between instant vectors",
@@ -300,22 +363,108 @@ impl Parser<'_> {
         self.postfix(p)
     }
 
-    /// A duration or a number of seconds, in milliseconds.
-    fn duration(&mut self, what: &str) -> Result<i64, Error> {
-        let t = self.tok().clone();
-        match t.tok {
-            Tok::Duration(ms) => {
-                self.next();
-                Ok(ms)
+    /// Converts seconds to milliseconds, refusing what does not fit.
+    fn secs_to_ms(&self, v: f64, at: usize) -> Result<i64, Error> {
+        if !v.is_finite() || (v * 1000.0).abs() > 9.2e18 {
+            return Err(self.err_at(at, "duration is out of range"));
+        }
+        Ok((v * 1000.0).round() as i64)
+    }
+
+    /// A duration inside `[...]`: a literal or (3.x) a duration expression.
+    /// Returns milliseconds, or the expression when it depends on the query.
+    fn bracket_duration(&mut self) -> Result<(i64, Option<Box<DurationExpr>>), Error> {
+        let at = self.tok().start;
+        let d = self.dexpr(0)?;
+        if d.is_query_dependent() {
+            return Ok((0, Some(Box::new(d))));
+        }
+        Ok((self.secs_to_ms(d.seconds(0.0, 0.0), at)?, None))
+    }
+
+    /// A duration expression with the arithmetic operators.
+    fn dexpr(&mut self, min_prec: u8) -> Result<DurationExpr, Error> {
+        let mut lhs = if matches!(self.peek(), Tok::Sub | Tok::Add) {
+            let neg = *self.peek() == Tok::Sub;
+            self.next();
+            let e = self.dexpr(BinaryOp::Pow.precedence())?;
+            if neg {
+                DurationExpr::Neg(Box::new(e))
+            } else {
+                e
             }
+        } else {
+            self.datom()?
+        };
+        loop {
+            let op = match self.peek() {
+                Tok::Add => BinaryOp::Add,
+                Tok::Sub => BinaryOp::Sub,
+                Tok::Mul => BinaryOp::Mul,
+                Tok::Div => BinaryOp::Div,
+                Tok::Mod => BinaryOp::Mod,
+                Tok::Pow => BinaryOp::Pow,
+                _ => break,
+            };
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            self.next();
+            let rhs = self.dexpr(if op == BinaryOp::Pow { prec } else { prec + 1 })?;
+            lhs = DurationExpr::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    /// One operand of a duration expression.
+    fn datom(&mut self) -> Result<DurationExpr, Error> {
+        match self.peek().clone() {
             Tok::Number(v) => {
                 self.next();
-                if !v.is_finite() || (v * 1000.0).abs() > 9.2e18 {
-                    return Err(self.err_at(t.start, format!("{what} is out of range")));
-                }
-                Ok((v * 1000.0).round() as i64)
+                Ok(DurationExpr::Seconds(v))
             }
-            _ => Err(self.unexpected(what)),
+            Tok::Duration(ms) => {
+                self.next();
+                Ok(DurationExpr::Seconds(ms as f64 / 1000.0))
+            }
+            Tok::LParen => {
+                self.next();
+                let e = self.dexpr(0)?;
+                self.expect(Tok::RParen, "\")\"")?;
+                Ok(e)
+            }
+            Tok::Ident(name) if *self.peek_at(1) == Tok::LParen => {
+                let lower = name.to_ascii_lowercase();
+                match lower.as_str() {
+                    "step" | "range" => {
+                        self.next();
+                        self.next();
+                        self.expect(Tok::RParen, "\")\"")?;
+                        Ok(if lower == "step" {
+                            DurationExpr::Step
+                        } else {
+                            DurationExpr::Range
+                        })
+                    }
+                    "min_of" | "max_of" => {
+                        self.next();
+                        self.next();
+                        let a = self.dexpr(0)?;
+                        self.expect(Tok::Comma, "\",\"")?;
+                        let b = self.dexpr(0)?;
+                        self.expect(Tok::RParen, "\")\"")?;
+                        let (a, b) = (Box::new(a), Box::new(b));
+                        Ok(if lower == "min_of" {
+                            DurationExpr::MinOf(a, b)
+                        } else {
+                            DurationExpr::MaxOf(a, b)
+                        })
+                    }
+                    _ => Err(self.unexpected("number or duration")),
+                }
+            }
+            _ => Err(self.unexpected("number or duration")),
         }
     }
 
@@ -324,13 +473,14 @@ impl Parser<'_> {
             match self.peek().clone() {
                 Tok::LBracket => {
                     let lb = self.next();
-                    let range = self.duration("number or duration")?;
+                    let (range, range_expr) = self.bracket_duration()?;
                     if *self.peek() == Tok::Colon {
                         self.next();
-                        let step = if *self.peek() == Tok::RBracket {
-                            None
+                        let (step, step_expr) = if *self.peek() == Tok::RBracket {
+                            (None, None)
                         } else {
-                            Some(self.duration("number or duration")?)
+                            let (s, se) = self.bracket_duration()?;
+                            (Some(s), se)
                         };
                         let rb = self.expect(Tok::RBracket, "\"]\"")?;
                         let ty = e.value_type();
@@ -342,12 +492,21 @@ impl Parser<'_> {
                                 ),
                             ));
                         }
-                        if range <= 0 {
+                        if range_expr.is_none() && range <= 0 {
                             return Err(self.err_at(lb.start, "subquery range must be positive"));
                         }
-                        if step.is_some_and(|s| s <= 0) {
+                        if step_expr.is_none() && step.is_some_and(|s| s <= 0) {
                             return Err(self.err_at(lb.start, "subquery step must be positive"));
                         }
+                        let duration_exprs = if range_expr.is_some() || step_expr.is_some() {
+                            Some(Box::new(SubqueryDurations {
+                                range: range_expr.map(|d| *d),
+                                step: step_expr.map(|d| *d),
+                                offset: None,
+                            }))
+                        } else {
+                            None
+                        };
                         let span = Span {
                             start: e.span.start,
                             end: rb.end,
@@ -358,6 +517,7 @@ impl Parser<'_> {
                                 range,
                                 step,
                                 offset: 0,
+                                duration_exprs,
                                 at: None,
                             },
                             span,
@@ -369,7 +529,7 @@ impl Parser<'_> {
                                 self.err_at(lb.start, "ranges only allowed for vector selectors")
                             );
                         };
-                        if vs.offset != 0 {
+                        if vs.offset != 0 || vs.offset_expr.is_some() {
                             return Err(
                                 self.err_at(lb.start, "no offset modifiers allowed before range")
                             );
@@ -379,13 +539,14 @@ impl Parser<'_> {
                                 self.err_at(lb.start, "no @ modifiers allowed before range")
                             );
                         }
-                        if range <= 0 {
+                        if range_expr.is_none() && range <= 0 {
                             return Err(self.err_at(lb.start, "range must be positive"));
                         }
                         e = Expr {
                             kind: ExprKind::MatrixSelector {
                                 selector: vs,
                                 range,
+                                range_expr,
                             },
                             span: Span {
                                 start: e.span.start,
@@ -396,6 +557,9 @@ impl Parser<'_> {
                 }
                 Tok::Ident(s) if s.eq_ignore_ascii_case("offset") => {
                     let t = self.next();
+                    // A sign, then one operand: a literal, a parenthesised
+                    // duration expression, step(), range(), min_of, max_of.
+                    // `x offset 5m + 1` adds 1 to the selector's value.
                     let neg = match self.peek() {
                         Tok::Sub => {
                             self.next();
@@ -407,14 +571,29 @@ impl Parser<'_> {
                         }
                         _ => false,
                     };
-                    let mut d = self.duration("number or duration")?;
+                    let at = self.tok().start;
+                    let mut d = self.datom()?;
                     if neg {
-                        d = -d;
+                        d = DurationExpr::Neg(Box::new(d));
                     }
-                    let slot = match &mut e.kind {
-                        ExprKind::VectorSelector(vs) => &mut vs.offset,
-                        ExprKind::MatrixSelector { selector, .. } => &mut selector.offset,
-                        ExprKind::Subquery { offset, .. } => offset,
+                    let (ms, dexpr) = if d.is_query_dependent() {
+                        (0, Some(d))
+                    } else {
+                        (self.secs_to_ms(d.seconds(0.0, 0.0), at)?, None)
+                    };
+                    let has_offset = match &e.kind {
+                        ExprKind::VectorSelector(vs) => vs.offset != 0 || vs.offset_expr.is_some(),
+                        ExprKind::MatrixSelector { selector, .. } => {
+                            selector.offset != 0 || selector.offset_expr.is_some()
+                        }
+                        ExprKind::Subquery {
+                            offset,
+                            duration_exprs,
+                            ..
+                        } => {
+                            *offset != 0
+                                || duration_exprs.as_ref().is_some_and(|d| d.offset.is_some())
+                        }
                         _ => {
                             return Err(self.err_at(
                                 t.start,
@@ -422,10 +601,31 @@ impl Parser<'_> {
                             ));
                         }
                     };
-                    if *slot != 0 {
+                    if has_offset {
                         return Err(self.err_at(t.start, "offset may not be set multiple times"));
                     }
-                    *slot = d;
+                    match &mut e.kind {
+                        ExprKind::VectorSelector(vs) => {
+                            vs.offset = ms;
+                            vs.offset_expr = dexpr.map(Box::new);
+                        }
+                        ExprKind::MatrixSelector { selector, .. } => {
+                            selector.offset = ms;
+                            selector.offset_expr = dexpr.map(Box::new);
+                        }
+                        ExprKind::Subquery {
+                            offset,
+                            duration_exprs,
+                            ..
+                        } => {
+                            *offset = ms;
+                            if let Some(d) = dexpr {
+                                duration_exprs.get_or_insert_with(Default::default).offset =
+                                    Some(d);
+                            }
+                        }
+                        _ => {}
+                    }
                     e.span.end = self.prev_end();
                 }
                 Tok::At => {
@@ -688,6 +888,7 @@ impl Parser<'_> {
                 name,
                 matchers,
                 offset: 0,
+                offset_expr: None,
                 at: None,
             }),
             span: Span { start, end },
@@ -915,6 +1116,27 @@ mod tests {
         ok("foo * on(a) group_left(b) bar");
         ok("1 > bool 2");
         ok("foo # a comment\n + bar");
+        ok("a + on(b) group_left fill_left(0) fill_right(-1) c");
+        ok("fill + fill(0) fill");
+        ok("x[2m*(10+5)] offset (100 + 2)");
+        ok("count_over_time(x[min_of(step()+1, 1h)])");
+    }
+
+    #[test]
+    fn offset_takes_one_operand() {
+        // `x offset 100 + 2` adds 2 to the selector; parentheses make a
+        // duration expression.
+        let ExprKind::Binary { lhs, .. } = ok("x offset 100 + 2").kind else {
+            panic!("expected a binary expression");
+        };
+        let ExprKind::VectorSelector(vs) = lhs.kind else {
+            panic!()
+        };
+        assert_eq!(vs.offset, 100_000);
+        let ExprKind::VectorSelector(vs) = ok("x offset (100 + 2)").kind else {
+            panic!()
+        };
+        assert_eq!(vs.offset, 102_000);
     }
 
     #[test]
