@@ -48,7 +48,7 @@ const MIN_PASSED: &[(&str, usize)] = &[
     ("subquery.test", 32),
     ("trig_functions.test", 19),
     ("duration_expression.test", 59),
-    ("extended_vectors.test", 30),
+    ("extended_vectors.test", 120),
     ("fill-modifier.test", 46),
     ("info.test", 0),
     ("type_and_unit.test", 58),

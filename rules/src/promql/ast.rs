@@ -220,6 +220,10 @@ pub struct VectorSelector {
     pub offset_expr: Option<Box<DurationExpr>>,
     /// The `@` modifier.
     pub at: Option<AtModifier>,
+    /// The 3.x `anchored` modifier (range selectors).
+    pub anchored: bool,
+    /// The 3.x `smoothed` modifier.
+    pub smoothed: bool,
 }
 
 /// Binary operators.

@@ -535,6 +535,37 @@ impl<'a> Evaluator<'a> {
             .unwrap_or(ts)
             .saturating_sub(vs.offset);
         let mut out = Vec::new();
+        if vs.smoothed {
+            // Interpolate between the samples around the reference time,
+            // within a lookback on either side.
+            let lb = self.opts.lookback_delta_ms;
+            for s in self.series(vs)?.iter() {
+                let a = s.floats.partition_point(|p| p.t <= reft.saturating_sub(lb));
+                let b = s.floats.partition_point(|p| p.t <= reft.saturating_add(lb));
+                let w: Vec<FPoint> = s.floats[a..b]
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .copied()
+                    .collect();
+                let i = w.partition_point(|p| p.t < reft);
+                let v = if i < w.len() && w[i].t == reft {
+                    w[i].v
+                } else if i > 0 && i < w.len() {
+                    interpolate(w[i - 1], w[i], reft, false)
+                } else if i > 0 {
+                    w[i - 1].v
+                } else {
+                    continue;
+                };
+                out.push(Sample {
+                    labels: s.labels.clone(),
+                    t: ts,
+                    value: v,
+                    drop_name: false,
+                });
+            }
+            return Ok(out);
+        }
         for s in self.series(vs)?.iter() {
             let i = s.floats.partition_point(|p| p.t <= reft);
             if i == 0 {
@@ -556,7 +587,7 @@ impl<'a> Evaluator<'a> {
 
     /// A range-vector argument at `ts`: its series, the window's end and its
     /// length (for the extrapolating functions).
-    fn eval_range(&self, e: &Expr, ts: i64) -> Result<(Vec<Series>, i64, i64), Error> {
+    fn eval_range(&self, e: &Expr, ts: i64) -> Result<(Vec<Series>, i64, i64, Extend), Error> {
         let e = unparen(e);
         match &e.kind {
             ExprKind::MatrixSelector {
@@ -567,10 +598,30 @@ impl<'a> Evaluator<'a> {
                     .unwrap_or(ts)
                     .saturating_sub(selector.offset);
                 let lo = reft.saturating_sub(*range);
+                let lb = self.opts.lookback_delta_ms;
+                let mode = if selector.anchored {
+                    Extend::Anchored
+                } else if selector.smoothed {
+                    Extend::Smoothed
+                } else {
+                    Extend::None
+                };
+                // Anchored and smoothed selectors also read a lookback
+                // before the window (smoothed: and after it).
+                let fetch_lo = if mode == Extend::None {
+                    lo
+                } else {
+                    lo.saturating_sub(lb)
+                };
+                let fetch_hi = if mode == Extend::Smoothed {
+                    reft.saturating_add(lb)
+                } else {
+                    reft
+                };
                 let mut out = Vec::new();
                 for s in self.series(selector)?.iter() {
-                    let a = s.floats.partition_point(|p| p.t <= lo);
-                    let b = s.floats.partition_point(|p| p.t <= reft);
+                    let a = s.floats.partition_point(|p| p.t <= fetch_lo);
+                    let b = s.floats.partition_point(|p| p.t <= fetch_hi);
                     let floats: Vec<FPoint> = s.floats[a..b]
                         .iter()
                         .filter(|p| !is_stale_nan(p.v))
@@ -584,7 +635,7 @@ impl<'a> Evaluator<'a> {
                         });
                     }
                 }
-                Ok((out, reft, *range))
+                Ok((out, reft, *range, mode))
             }
             ExprKind::Subquery {
                 expr,
@@ -621,7 +672,7 @@ impl<'a> Evaluator<'a> {
                         None => break,
                     };
                 }
-                Ok((out.into_values().collect(), reft, *range))
+                Ok((out.into_values().collect(), reft, *range, Extend::None))
             }
             _ => Err(Error::Eval(format!(
                 "expected a range vector, got {}",
@@ -658,7 +709,15 @@ impl<'a> Evaluator<'a> {
             ExprKind::Paren(inner) => self.eval(inner, ts),
             ExprKind::VectorSelector(vs) => Ok(Val::Vector(self.select_instant(vs, ts, false)?)),
             ExprKind::MatrixSelector { .. } | ExprKind::Subquery { .. } => {
-                Ok(Val::Matrix(self.eval_range(e, ts)?.0))
+                let (mut m, end, range, mode) = self.eval_range(e, ts)?;
+                if mode != Extend::None {
+                    let start = end.saturating_sub(range);
+                    for s in &mut m {
+                        s.floats = extend_floats(&s.floats, start, end, mode == Extend::Smoothed);
+                    }
+                    m.retain(|s| !s.floats.is_empty());
+                }
+                Ok(Val::Matrix(m))
             }
             ExprKind::Unary { negate, expr } => {
                 let v = self.eval(expr, ts)?;
@@ -970,7 +1029,7 @@ impl<'a> Evaluator<'a> {
                 )]));
             }
             "absent_over_time" => {
-                let (m, _, _) = self.eval_range(&args[0], ts)?;
+                let (m, _, _, _) = self.eval_range(&args[0], ts)?;
                 if !m.is_empty() {
                     return Ok(Val::Vector(Vec::new()));
                 }
@@ -1141,7 +1200,23 @@ impl<'a> Evaluator<'a> {
         for a in others {
             scalars.push(self.eval_scalar(a, ts)?);
         }
-        let (series, reft, range) = self.eval_range(marg, ts)?;
+        let (series, reft, range, mode) = self.eval_range(marg, ts)?;
+        match mode {
+            Extend::Anchored
+                if !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") =>
+            {
+                return Err(Error::Eval(format!(
+                    "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
+                )));
+            }
+            Extend::Smoothed if !matches!(name, "delta" | "increase" | "rate") => {
+                return Err(Error::Eval(format!(
+                    "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
+                )));
+            }
+            _ => {}
+        }
+        let start = reft.saturating_sub(range);
         let keep_name = name == "last_over_time" || name == "first_over_time";
         let mut out = Vec::new();
         if name == "quantile_over_time" {
@@ -1186,9 +1261,34 @@ impl<'a> Evaluator<'a> {
                 }
             }
             let v = match name {
-                "rate" => extrapolated_rate(pts, reft.saturating_sub(range), reft, true, true),
-                "increase" => extrapolated_rate(pts, reft.saturating_sub(range), reft, true, false),
-                "delta" => extrapolated_rate(pts, reft.saturating_sub(range), reft, false, false),
+                "rate" | "increase" | "delta" if mode != Extend::None => extended_rate(
+                    pts,
+                    start,
+                    reft,
+                    mode == Extend::Smoothed,
+                    name != "delta",
+                    name == "rate",
+                ),
+                "changes" | "resets" if mode == Extend::Anchored => {
+                    match first_anchor(pts, start) {
+                        None => None,
+                        Some(i) => {
+                            let w = &pts[i..];
+                            Some(if name == "changes" {
+                                w.windows(2)
+                                    .filter(|w| {
+                                        w[0].v != w[1].v && !(w[0].v.is_nan() && w[1].v.is_nan())
+                                    })
+                                    .count() as f64
+                            } else {
+                                w.windows(2).filter(|w| w[1].v < w[0].v).count() as f64
+                            })
+                        }
+                    }
+                }
+                "rate" => extrapolated_rate(pts, start, reft, true, true),
+                "increase" => extrapolated_rate(pts, start, reft, true, false),
+                "delta" => extrapolated_rate(pts, start, reft, false, false),
                 "irate" | "idelta" => instant_value(pts, name == "irate"),
                 "avg_over_time" => Some(avg(pts.iter().map(|p| p.v))),
                 "sum_over_time" => {
@@ -1863,6 +1963,113 @@ fn extrapolated_rate(
         factor /= (end - start) as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// How a range selector reads beyond its window (3.x modifiers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extend {
+    None,
+    Anchored,
+    Smoothed,
+}
+
+/// The index of the last sample at or before `start` (0 when none), or
+/// `None` when no sample lies after `start`.
+fn first_anchor(pts: &[FPoint], start: i64) -> Option<usize> {
+    if pts.last().is_none_or(|p| p.t <= start) {
+        return None;
+    }
+    let n = pts.len() - 1;
+    Some(pts[..n].partition_point(|p| p.t <= start).saturating_sub(1))
+}
+
+fn interpolate(p1: FPoint, p2: FPoint, t: i64, counter: bool) -> f64 {
+    let y1 = if counter && p2.v < p1.v { 0.0 } else { p1.v };
+    y1 + (p2.v - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
+}
+
+/// rate/increase/delta over an anchored or smoothed window: the difference
+/// between the values at the window's edges (the last sample at or before
+/// the start, interpolated when smoothed), corrected for counter resets,
+/// without extrapolation.
+fn extended_rate(
+    f: &[FPoint],
+    start: i64,
+    end: i64,
+    smoothed: bool,
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let mut first = first_anchor(f, start)?;
+    if smoothed && f[first].t > end {
+        // Every sample lies after the window.
+        return None;
+    }
+    let mut last = f.len() - 1;
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < end);
+    }
+    let left = if smoothed && f[first].t < start && first + 1 < f.len() {
+        interpolate(f[first], f[first + 1], start, counter)
+    } else {
+        f[first].v
+    };
+    let right = if smoothed && last > 0 && f[last].t > end {
+        interpolate(f[last - 1], f[last], end, counter)
+    } else {
+        f[last].v
+    };
+    let mut result = right - left;
+    if counter {
+        if f[first].t <= start {
+            first += 1;
+        }
+        if f[last].t >= end && last > 0 {
+            last -= 1;
+        }
+        let mut prev = left;
+        if first <= last {
+            for p in &f[first..=last] {
+                if p.v < prev {
+                    result += prev;
+                }
+                prev = p.v;
+            }
+        }
+        if right < prev {
+            result += prev;
+        }
+    }
+    if is_rate {
+        result /= (end - start) as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// A top-level anchored or smoothed range selector's points: the samples
+/// strictly inside the window plus a point at each edge.
+fn extend_floats(f: &[FPoint], start: i64, end: i64, smoothed: bool) -> Vec<FPoint> {
+    let Some(first) = first_anchor(f, start) else {
+        return Vec::new();
+    };
+    let mut last = f.len() - 1;
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < end);
+    }
+    let left = if smoothed && f[first].t < start && first + 1 < f.len() {
+        interpolate(f[first], f[first + 1], start, false)
+    } else {
+        f[first].v
+    };
+    let right = if smoothed && last > 0 && f[last].t > end {
+        interpolate(f[last - 1], f[last], end, false)
+    } else {
+        f[last].v
+    };
+    let mut out = vec![FPoint { t: start, v: left }];
+    out.extend(f.iter().filter(|p| p.t > start && p.t < end).copied());
+    out.push(FPoint { t: end, v: right });
+    out
 }
 
 fn instant_value(pts: &[FPoint], is_rate: bool) -> Option<f64> {

@@ -628,6 +628,31 @@ impl Parser<'_> {
                     }
                     e.span.end = self.prev_end();
                 }
+                Tok::Ident(w)
+                    if (w == "anchored" || w == "smoothed")
+                        && matches!(
+                            e.kind,
+                            ExprKind::VectorSelector(_) | ExprKind::MatrixSelector { .. }
+                        ) =>
+                {
+                    let t = self.next();
+                    let vs = match &mut e.kind {
+                        ExprKind::VectorSelector(vs) => vs,
+                        ExprKind::MatrixSelector { selector, .. } => selector,
+                        _ => unreachable!("matched above"),
+                    };
+                    if vs.anchored || vs.smoothed {
+                        return Err(
+                            self.err_at(t.start, "anchored or smoothed may be set only once")
+                        );
+                    }
+                    if w == "anchored" {
+                        vs.anchored = true;
+                    } else {
+                        vs.smoothed = true;
+                    }
+                    e.span.end = self.prev_end();
+                }
                 Tok::At => {
                     let t = self.next();
                     let at = self.at_value()?;
@@ -890,6 +915,8 @@ impl Parser<'_> {
                 offset: 0,
                 offset_expr: None,
                 at: None,
+                anchored: false,
+                smoothed: false,
             }),
             span: Span { start, end },
         })
