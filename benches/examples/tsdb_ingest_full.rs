@@ -5,7 +5,8 @@
 //!     cargo run --release -p vigil-benches --example tsdb_ingest_full -- LABELS.json [SERIES] [ROUNDS]
 //!
 //! LABELS.json is the output of ../shared/corpus/bench/gen_bench_series.py.
-//! Prints samples/s, the head's series count, and the process's peak RSS.
+//! Prints samples/s, the head's series count, the process's peak RSS, and
+//! the restart time: replaying the whole WAL, and loading a checkpoint.
 
 use std::time::{Duration, Instant};
 
@@ -76,5 +77,32 @@ fn main() {
         samples as f64 / took.as_secs_f64() / 1e6,
         head.num_series(),
         peak_rss_kib() / 1024
+    );
+    // Restart: open the same directory again, which replays the whole WAL.
+    let opts = HeadOptions::default();
+    drop(head);
+    let start = Instant::now();
+    let head = Head::open(dir.path(), opts).unwrap();
+    let took = start.elapsed();
+    println!(
+        "vigil head: reopened (WAL replay of {samples} samples, {} series) in {:.2} s = {:.1} M samples/s",
+        head.num_series(),
+        took.as_secs_f64(),
+        samples as f64 / took.as_secs_f64() / 1e6
+    );
+    // Restart after a checkpoint: load it instead of replaying.
+    let start = Instant::now();
+    head.checkpoint().unwrap();
+    let saved = start.elapsed();
+    drop(head);
+    let start = Instant::now();
+    let head = Head::open(dir.path(), HeadOptions::default()).unwrap();
+    let took = start.elapsed();
+    println!(
+        "vigil head: checkpoint written in {:.2} s; reopened from it ({} series, {samples} samples) in {:.3} s = {:.0} M samples/s",
+        saved.as_secs_f64(),
+        head.num_series(),
+        took.as_secs_f64(),
+        samples as f64 / took.as_secs_f64() / 1e6
     );
 }

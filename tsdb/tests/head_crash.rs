@@ -78,6 +78,9 @@ fn acknowledged_commits_survive_power_cuts() {
                 break;
             }
             app.commit().unwrap();
+            if rng.next() % 4 == 0 {
+                head.checkpoint().unwrap();
+            }
             for (l, t, v) in batch {
                 acked.entry(l).or_default().push((t, v));
             }

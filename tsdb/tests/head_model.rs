@@ -17,6 +17,7 @@ enum Op {
     Commit,
     Rollback,
     Restart,
+    Checkpoint,
     Query(i64, i64, usize),
 }
 
@@ -24,7 +25,8 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     let append = (0usize..5, -40i64..60, 0u8..6).prop_map(|(s, d, v)| Op::Append(s, d, v));
     let query = (-50i64..400, 0i64..400, 0usize..4).prop_map(|(a, w, j)| Op::Query(a, a + w, j));
     proptest::collection::vec(
-        prop_oneof![8 => append, 3 => Just(Op::Commit), 1 => Just(Op::Rollback), 1 => Just(Op::Restart), 2 => query],
+        prop_oneof![8 => append, 3 => Just(Op::Commit), 1 => Just(Op::Rollback), 1 => Just(Op::Restart),
+            1 => Just(Op::Checkpoint), 2 => query],
         1..80,
     )
 }
@@ -141,6 +143,11 @@ fn run(ops: Vec<Op>, window: i64) -> Result<(), TestCaseError> {
                 app.take().unwrap().rollback();
                 pending.clear();
                 app = Some(head.appender());
+            }
+            Op::Checkpoint => {
+                // Commits and checkpoints are serialized; this appender's
+                // pending samples stay pending.
+                head.checkpoint().unwrap();
             }
             Op::Restart => {
                 app.take().unwrap().rollback();

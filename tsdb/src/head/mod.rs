@@ -10,6 +10,7 @@
 //! it. [`Head::open`] replays the WAL.
 
 mod record;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -177,6 +178,13 @@ impl SeriesTable {
     fn len(&self) -> usize {
         self.count
     }
+
+    fn iter(&self) -> impl Iterator<Item = (SeriesId, &MemSeries)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as SeriesId, s.as_ref()?)))
+    }
 }
 
 struct State {
@@ -244,6 +252,9 @@ pub struct Head {
     wal: Option<Wal>,
     opts: HeadOptions,
     state: RwLock<State>,
+    /// Held from a commit's WAL write until its samples are applied, and by
+    /// a checkpoint, so that a checkpoint's state and WAL position agree.
+    commit: parking_lot::Mutex<()>,
 }
 
 impl Head {
@@ -253,6 +264,7 @@ impl Head {
             wal: None,
             opts,
             state: RwLock::new(State::new()),
+            commit: parking_lot::Mutex::new(()),
         }
     }
 
@@ -260,8 +272,15 @@ impl Head {
     /// replays it.
     pub fn open(dir: impl AsRef<Path>, opts: HeadOptions) -> Result<Head, Error> {
         let wal = Wal::open(dir.as_ref(), opts.wal.clone())?;
-        let mut state = State::new();
-        for rec in wal.reader(wal.oldest_lsn())? {
+        // Start from the newest checkpoint, then replay what follows it.
+        let (mut state, from) = match wal.latest_snapshot()? {
+            Some(snap) => (
+                snapshot::decode(&snap.data, snap.lsn, &opts.chunk_policy)?,
+                snap.lsn + 1,
+            ),
+            None => (State::new(), wal.oldest_lsn()),
+        };
+        for rec in wal.reader(from.max(wal.oldest_lsn()))? {
             let (lsn, bytes) = rec?;
             match record::decode(&bytes, lsn)? {
                 record::Record::Series(list) => {
@@ -293,7 +312,25 @@ impl Head {
             wal: Some(wal),
             opts,
             state: RwLock::new(state),
+            commit: parking_lot::Mutex::new(()),
         })
+    }
+
+    /// Saves the whole head as a checkpoint in the WAL directory (atomically:
+    /// written, fsynced and renamed by vigil-wal) and drops the WAL records
+    /// it covers, so the next [`Head::open`] loads it instead of replaying
+    /// them. Returns the WAL position it covers. Commits wait meanwhile.
+    pub fn checkpoint(&self) -> Result<u64, Error> {
+        let Some(wal) = &self.wal else { return Ok(0) };
+        let _commits = self.commit.lock();
+        let (lsn, data) = {
+            let st = self.state.read();
+            let mut data = Vec::new();
+            snapshot::encode(&st, &mut data);
+            (wal.last_lsn(), data)
+        };
+        wal.save_snapshot(lsn, &data)?;
+        Ok(lsn)
     }
 
     /// A new batch of appends.
@@ -396,6 +433,7 @@ impl Appender<'_> {
     /// Samples that turn out to be out of order against another appender's
     /// commit are refused with an error; the others are kept.
     pub fn commit(self) -> Result<CommitSummary, Error> {
+        let _commit = self.head.commit.lock();
         let mut logged: Vec<SeriesId> = Vec::new();
         if let Some(wal) = &self.head.wal {
             let series: Vec<(SeriesId, Labels)> = {

@@ -16,7 +16,7 @@ pub(crate) enum Record {
     Samples(Vec<(u64, i64, f64)>),
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -24,11 +24,11 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -61,14 +61,14 @@ pub(crate) fn encode_samples(samples: &[(u64, i64, f64)], out: &mut Vec<u8>) {
     }
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-    lsn: u64,
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) at: usize,
+    pub(crate) lsn: u64,
 }
 
 impl Reader<'_> {
-    fn bad(&self, what: &'static str) -> Error {
+    pub(crate) fn bad(&self, what: &'static str) -> Error {
         Error::BadRecord {
             lsn: self.lsn,
             offset: self.at,
@@ -76,7 +76,7 @@ impl Reader<'_> {
         }
     }
 
-    fn uvarint(&mut self) -> Result<u64, Error> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, Error> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.b.get(self.at) else {
@@ -91,12 +91,12 @@ impl Reader<'_> {
         Err(self.bad("varint longer than 10 bytes"))
     }
 
-    fn varint(&mut self) -> Result<i64, Error> {
+    pub(crate) fn varint(&mut self) -> Result<i64, Error> {
         let u = self.uvarint()?;
         Ok((u >> 1) as i64 ^ -((u & 1) as i64))
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], Error> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], Error> {
         let end = self
             .at
             .checked_add(n)
@@ -107,7 +107,7 @@ impl Reader<'_> {
         Ok(s)
     }
 
-    fn str(&mut self) -> Result<String, Error> {
+    pub(crate) fn str(&mut self) -> Result<String, Error> {
         let n = usize::try_from(self.uvarint()?).map_err(|_| self.bad("string length"))?;
         let at = self.at;
         let bytes = self.take(n)?;
@@ -120,7 +120,7 @@ impl Reader<'_> {
 
     /// A count of items that each take at least `min` bytes: bounded by
     /// what is left, so a damaged count cannot ask for a huge allocation.
-    fn count(&mut self, min: usize) -> Result<usize, Error> {
+    pub(crate) fn count(&mut self, min: usize) -> Result<usize, Error> {
         let n = self.uvarint()?;
         let left = (self.b.len() - self.at) / min.max(1);
         usize::try_from(n)
