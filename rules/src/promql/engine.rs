@@ -1040,6 +1040,7 @@ impl<'a> Evaluator<'a> {
                 )]));
             }
             "label_replace" => return self.label_replace(args, ts),
+            "info" => return self.info_function(args, ts),
             "label_join" => return self.label_join(args, ts),
             "sort" | "sort_desc" => {
                 if self.start != self.end {
@@ -1421,6 +1422,107 @@ impl<'a> Evaluator<'a> {
         Ok(Val::Vector(out))
     }
 
+    /// info(v, {selector}): adds the data labels of the info series (by
+    /// default `target_info`) that share `instance` and `job` with each
+    /// sample; the latest info sample wins per info metric.
+    fn info_function(&self, args: &[Expr], ts: i64) -> Result<Val, Error> {
+        const IDENTIFYING: [&str; 2] = ["instance", "job"];
+        let base = self.eval_vector(&args[0], ts)?;
+        let mut name_ms = Vec::new();
+        let mut data_ms = Vec::new();
+        if let Some(ExprKind::VectorSelector(vs)) = args.get(1).map(|a| &unparen(a).kind) {
+            for m in &vs.matchers {
+                if m.name == NAME {
+                    name_ms.push(m.clone());
+                } else {
+                    data_ms.push(m.clone());
+                }
+            }
+        }
+        // No name matcher means target_info; only negative ones narrow
+        // down the *_info metrics.
+        if name_ms.is_empty() {
+            name_ms.push(Matcher::new(MatchOp::Equal, NAME, "target_info")?);
+        } else if name_ms
+            .iter()
+            .all(|m| matches!(m.op, MatchOp::NotEqual | MatchOp::NotRegex))
+        {
+            name_ms.push(Matcher::new(MatchOp::Regex, NAME, ".+_info")?);
+        }
+        // The info series are read as of the base samples' reference time
+        // (its @ and offset, including those of enclosing subqueries).
+        let ts = info_ref_time(self, &args[0], ts, None, 0).unwrap_or(ts);
+        let mut all: Vec<Matcher> = name_ms.clone();
+        all.extend(data_ms.iter().cloned());
+        // The info series present at ts (latest sample within the lookback).
+        let lb = self.opts.lookback_delta_ms;
+        let mut infos: Vec<(Labels, i64)> = Vec::new();
+        for s in self.q.select(&all, ts.saturating_sub(lb), ts)? {
+            let i = s.floats.partition_point(|p| p.t <= ts);
+            if i == 0 {
+                continue;
+            }
+            let p = s.floats[i - 1];
+            if p.t <= ts.saturating_sub(lb) || is_stale_nan(p.v) {
+                continue;
+            }
+            infos.push((s.labels, p.t));
+        }
+        let empty_ok = data_ms.iter().all(|m| m.matches(""));
+        let mut out = Vec::with_capacity(base.len());
+        for mut smp in base {
+            if name_ms.iter().all(|m| m.matches(smp.labels.get(NAME))) {
+                out.push(smp);
+                continue;
+            }
+            // Per info metric name, the series with the latest sample.
+            let mut best: BTreeMap<String, (&Labels, i64)> = BTreeMap::new();
+            for (l, t) in &infos {
+                if IDENTIFYING.iter().any(|n| l.get(n) != smp.labels.get(n)) {
+                    continue;
+                }
+                let e = best.entry(l.get(NAME).to_string()).or_insert((l, *t));
+                if *t > e.1 {
+                    *e = (l, *t);
+                }
+            }
+            if best.is_empty() {
+                if empty_ok {
+                    out.push(smp);
+                }
+                continue;
+            }
+            let mut added: BTreeMap<&str, (&str, &Labels)> = BTreeMap::new();
+            for (l, _) in best.values() {
+                for lab in l.iter() {
+                    if lab.name == NAME || IDENTIFYING.contains(&lab.name.as_str()) {
+                        continue;
+                    }
+                    if !data_ms.is_empty() && !data_ms.iter().any(|m| m.name == lab.name) {
+                        continue;
+                    }
+                    if smp.labels.has(&lab.name) {
+                        continue;
+                    }
+                    if let Some((v, from)) = added.get(lab.name.as_str()) {
+                        if *v != lab.value {
+                            return Err(Error::Eval(format!(
+                                "conflicting label {:?}: {} has {:?}, {} has {:?}",
+                                lab.name, from, v, l, lab.value
+                            )));
+                        }
+                    }
+                    added.insert(&lab.name, (&lab.value, l));
+                }
+            }
+            for (n, (v, _)) in added {
+                smp.labels.set(n, v);
+            }
+            out.push(smp);
+        }
+        Ok(Val::Vector(out))
+    }
+
     fn label_join(&self, args: &[Expr], ts: i64) -> Result<Val, Error> {
         let v = self.eval_vector(&args[0], ts)?;
         let (dst, dst_bytes) = self.eval_string(&args[1])?;
@@ -1558,6 +1660,46 @@ impl<'a> Evaluator<'a> {
         }
         check_unique(&out)?;
         Ok(Val::Vector(out))
+    }
+}
+
+/// The time the first selector under `e` reads at, for a query at `ts`:
+/// its @ (or an enclosing subquery's) minus the offsets on the way.
+fn info_ref_time(
+    ev: &Evaluator<'_>,
+    e: &Expr,
+    ts: i64,
+    sub_at: Option<i64>,
+    sub_off: i64,
+) -> Option<i64> {
+    let from_selector = |vs: &VectorSelector| -> i64 {
+        match ev.resolve_at(vs.at) {
+            Some(a) => a.saturating_sub(vs.offset),
+            None => sub_at
+                .unwrap_or(ts)
+                .saturating_sub(sub_off)
+                .saturating_sub(vs.offset),
+        }
+    };
+    match &e.kind {
+        ExprKind::VectorSelector(vs) => Some(from_selector(vs)),
+        ExprKind::MatrixSelector { selector, .. } => Some(from_selector(selector)),
+        ExprKind::Subquery {
+            expr, offset, at, ..
+        } => match ev.resolve_at(*at) {
+            Some(a) => info_ref_time(ev, expr, ts, Some(a), *offset),
+            None => info_ref_time(ev, expr, ts, sub_at, sub_off.saturating_add(*offset)),
+        },
+        ExprKind::Paren(x) | ExprKind::Unary { expr: x, .. } => {
+            info_ref_time(ev, x, ts, sub_at, sub_off)
+        }
+        ExprKind::Binary { lhs, rhs, .. } => info_ref_time(ev, lhs, ts, sub_at, sub_off)
+            .or_else(|| info_ref_time(ev, rhs, ts, sub_at, sub_off)),
+        ExprKind::Aggregate { expr, .. } => info_ref_time(ev, expr, ts, sub_at, sub_off),
+        ExprKind::Call { args, .. } => args
+            .iter()
+            .find_map(|a| info_ref_time(ev, a, ts, sub_at, sub_off)),
+        _ => None,
     }
 }
 

@@ -19,6 +19,7 @@ pub fn parse(input: &str) -> Result<Expr, Error> {
         input,
         tokens,
         pos: 0,
+        info_selector: false,
     };
     let e = p.expr(0)?;
     if p.peek() != &Tok::Eof {
@@ -31,6 +32,9 @@ struct Parser<'a> {
     input: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Set while parsing info()'s label selector, which may match empty
+    /// values only (`{data=~".*"}`).
+    info_selector: bool,
 }
 
 fn binary_op(t: &Tok) -> Option<BinaryOp> {
@@ -902,7 +906,7 @@ impl Parser<'_> {
             }
         }
         let end = self.prev_end();
-        if !matchers.iter().any(|m| !m.matches("")) {
+        if !self.info_selector && !matchers.iter().any(|m| !m.matches("")) {
             return Err(self.err_at(
                 start,
                 "vector selector must contain at least one non-empty matcher",
@@ -939,6 +943,29 @@ impl Parser<'_> {
                 _ => return Err(self.unexpected("\",\" or \")\"")),
             }
         }
+    }
+
+    /// info(v, {label selector}): the selector may be a lone `{...}` whose
+    /// matchers all match the empty value.
+    fn info_args(&mut self) -> Result<Vec<Expr>, Error> {
+        self.expect(Tok::LParen, "\"(\"")?;
+        let mut args = vec![self.expr(0)?];
+        if *self.peek() == Tok::Comma {
+            self.next();
+            self.info_selector = true;
+            let sel = self.expr(0);
+            self.info_selector = false;
+            let sel = sel?;
+            if !matches!(sel.kind, ExprKind::VectorSelector(_)) {
+                return Err(self.err_at(
+                    sel.span.start,
+                    "expected label selectors as the second argument to \"info\" function",
+                ));
+            }
+            args.push(sel);
+        }
+        self.expect(Tok::RParen, "\")\"")?;
+        Ok(args)
     }
 
     fn grouping(&mut self) -> Result<Option<(bool, Vec<String>)>, Error> {
@@ -1013,7 +1040,11 @@ impl Parser<'_> {
     }
 
     fn call(&mut self, func: &'static Function, start: usize) -> Result<Expr, Error> {
-        let args = self.args()?;
+        let args = if func.name == "info" {
+            self.info_args()?
+        } else {
+            self.args()?
+        };
         let span = Span {
             start,
             end: self.prev_end(),
