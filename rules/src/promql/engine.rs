@@ -2560,7 +2560,7 @@ fn vector_binop(
             labels: metric,
             t: 0,
             value: val,
-            drop_name: return_bool || drops_name(op),
+            drop_name: return_bool,
         });
     }
     for ls in &lhs {
@@ -2604,15 +2604,20 @@ fn vector_binop(
             labels: metric,
             t: 0,
             value: val,
-            drop_name: return_bool || drops_name(op) || ls.drop_name,
+            // As upstream: arithmetic drops the name at once (in
+            // result_metric), `bool` flags it, and a filtering comparison
+            // keeps the left side's labels without its flag.
+            drop_name: return_bool,
         });
     }
     Ok(out)
 }
 
 fn result_metric(l: &Labels, r: &Labels, op: BinaryOp, m: &VectorMatching) -> Labels {
-    let _ = op;
     let mut out = l.clone();
+    if drops_name(op) {
+        drop_metric_labels(&mut out);
+    }
     if m.card == Cardinality::OneToOne {
         if m.on {
             out = out.filtered(&m.labels, true);
