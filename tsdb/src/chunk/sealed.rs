@@ -203,8 +203,9 @@ impl Encoder {
         w.buf.clear();
         w.align();
 
-        // Timestamps: deltas, and (if allowed) offsets from the grid of the
-        // most frequent delta. `col` holds deltas, `col2` grid offsets.
+        // Timestamps: deltas, and (if allowed) offsets from a grid whose
+        // interval is the median or most frequent delta. `col` holds the
+        // deltas, `col2` the chosen grid's offsets.
         self.col.clear();
         self.col
             .extend(self.ts.windows(2).map(|p| p[1].wrapping_sub(p[0])));
@@ -250,7 +251,6 @@ impl Encoder {
                 );
             }
         }
-        let _ = ts_bits;
         match grid {
             Some((d, p)) => {
                 w.write_ivarint(d);

@@ -630,6 +630,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// `center` against a sort: the same extremes and median, and a
+        /// most frequent element when the range is small or one is a
+        /// majority.
+        #[test]
+        fn center_matches_a_sort(
+            xs in proptest::collection::vec(
+                proptest::prop_oneof![-20..20i64, proptest::prelude::any::<i64>()],
+                1..300,
+            ),
+        ) {
+            let mut scratch = Vec::new();
+            let c = center(&xs, &mut scratch);
+            let mut sorted = xs.clone();
+            sorted.sort_unstable();
+            proptest::prop_assert_eq!(c.min, sorted[0]);
+            proptest::prop_assert_eq!(c.max, sorted[sorted.len() - 1]);
+            proptest::prop_assert_eq!(c.median, sorted[xs.len() / 2]);
+            let count = |v: i64| xs.iter().filter(|&&x| x == v).count();
+            let best = sorted.iter().map(|&v| count(v)).max().unwrap_or(0);
+            let small = (c.max as u64).wrapping_sub(c.min as u64) < COUNT_RANGE;
+            if small || best * 2 > xs.len() {
+                proptest::prop_assert_eq!(count(c.mode), best);
+            }
+        }
+    }
+
     #[test]
     fn gcd_is_right() {
         assert_eq!(gcd(0, 0), 0);
