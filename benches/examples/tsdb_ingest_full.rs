@@ -7,6 +7,7 @@
 //! LABELS.json is the output of ../shared/corpus/bench/gen_bench_series.py.
 //! Prints samples/s, the head's series count, the process's peak RSS, and
 //! the restart time: replaying the whole WAL, and loading a checkpoint.
+//! With `HEAD_MEMORY=1` it measures the head's own memory instead (no WAL).
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,53 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The head's own memory: the same workload into a head without a WAL,
+/// measured as the growth of the resident set (the label sets, already
+/// loaded, are not counted, but the head's copy of their strings is).
+fn head_memory(sets: &[Labels], rounds: usize) {
+    let before = rss_kib();
+    let head = Head::in_memory(HeadOptions::default());
+    let mut app = head.appender();
+    let refs: Vec<_> = sets
+        .iter()
+        .map(|l| app.append(l, 0, 0.0).unwrap())
+        .collect();
+    app.commit().unwrap();
+    for round in 1..rounds {
+        let mut app = head.appender_with_capacity(refs.len());
+        for &r in &refs {
+            app.append_ref(r, round as i64 * 30_000, round as f64 * 1000.0)
+                .unwrap();
+        }
+        app.commit().unwrap();
+    }
+    let grew = rss_kib().saturating_sub(before) * 1024;
+    let label_bytes: usize = sets
+        .iter()
+        .map(|l| l.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>())
+        .sum();
+    println!(
+        "vigil head (no WAL): resident set grew {:.1} MiB for {} series x {rounds} samples = {} bytes per series \
+         (their label strings: {} bytes per series before interning)",
+        grew as f64 / (1 << 20) as f64,
+        sets.len(),
+        grew / sets.len() as u64,
+        label_bytes / sets.len()
+    );
+    drop(head);
 }
 
 fn main() {
@@ -45,6 +93,10 @@ fn main() {
             .unwrap()
         })
         .collect();
+    if std::env::var_os("HEAD_MEMORY").is_some() {
+        head_memory(&sets, rounds);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let opts = HeadOptions {
         wal: vigil_wal::Options::default().sync(SyncPolicy::Batch {

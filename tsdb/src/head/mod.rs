@@ -13,6 +13,7 @@ mod record;
 mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 use std::path::Path;
@@ -189,7 +190,11 @@ impl SeriesTable {
 
 struct State {
     index: Index,
-    by_labels: HashMap<Labels, SeriesId, RandomState>,
+    /// Series by the hash of their labels; the labels themselves live once,
+    /// interned, in the index (a map keyed by `Labels` would keep a second,
+    /// uninterned copy of every string).
+    by_hash: HashMap<u64, IdList, RandomState>,
+    hasher: RandomState,
     series: SeriesTable,
     next_id: SeriesId,
     /// Series created in memory whose record is not in the WAL yet: the
@@ -209,9 +214,44 @@ impl State {
             return false;
         }
         self.index.add(id, &labels);
-        self.by_labels.insert(labels, id);
+        let h = self.hasher.hash_one(&labels);
+        match self.by_hash.entry(h) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(IdList::One(id));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let list = e.get_mut();
+                *list = match std::mem::replace(list, IdList::Many(Vec::new())) {
+                    IdList::One(x) => IdList::Many(vec![x, id]),
+                    IdList::Many(mut v) => {
+                        v.push(id);
+                        IdList::Many(v)
+                    }
+                };
+            }
+        }
         self.next_id = self.next_id.max(id + 1);
         true
+    }
+}
+
+/// The series whose labels hash to one value: almost always one.
+enum IdList {
+    One(SeriesId),
+    Many(Vec<SeriesId>),
+}
+
+impl State {
+    /// The id of the series with exactly `labels`.
+    fn lookup(&self, labels: &Labels) -> Option<SeriesId> {
+        let h = self.hasher.hash_one(labels);
+        match self.by_hash.get(&h)? {
+            IdList::One(id) => self.index.has_labels(*id, labels).then_some(*id),
+            IdList::Many(ids) => ids
+                .iter()
+                .copied()
+                .find(|&id| self.index.has_labels(id, labels)),
+        }
     }
 }
 
@@ -363,17 +403,19 @@ impl Head {
     /// The series reference for `labels`, creating the series (in memory)
     /// if needed; also says whether it was created.
     fn get_or_create(&self, labels: &Labels) -> (SeriesId, bool) {
-        if let Some(&id) = self.state.read().by_labels.get(labels) {
+        if let Some(id) = self.state.read().lookup(labels) {
             return (id, false);
         }
         let mut st = self.state.write();
-        if let Some(&id) = st.by_labels.get(labels) {
+        if let Some(id) = st.lookup(labels) {
             return (id, false);
         }
         let id = st.next_id;
         // next_id is always plausible.
         let _ = st.create(id, labels.clone());
-        st.unlogged.insert(id);
+        if self.wal.is_some() {
+            st.unlogged.insert(id);
+        }
         (id, true)
     }
 }
@@ -382,7 +424,8 @@ impl State {
     fn new() -> State {
         State {
             index: Index::new(),
-            by_labels: HashMap::default(),
+            by_hash: HashMap::default(),
+            hasher: RandomState::default(),
             series: SeriesTable::default(),
             next_id: 1,
             unlogged: HashSet::default(),

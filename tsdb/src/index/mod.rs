@@ -167,6 +167,18 @@ impl Index {
         true
     }
 
+    /// Whether series `id` has exactly `labels` (no allocation).
+    pub fn has_labels(&self, id: SeriesId, labels: &Labels) -> bool {
+        let Some(pairs) = self.series.get(&id) else {
+            return false;
+        };
+        pairs.len() == labels.len()
+            && pairs
+                .iter()
+                .zip(labels.iter())
+                .all(|(&(n, v), (ln, lv))| self.syms.str(n) == ln && self.syms.str(v) == lv)
+    }
+
     /// The labels of series `id`.
     pub fn labels(&self, id: SeriesId) -> Option<Labels> {
         let pairs = self.series.get(&id)?;
