@@ -1,4 +1,13 @@
-//! Vigil's time-series store. So far: the chunk codec.
+//! Vigil's time-series store, under construction: the chunk codec, label
+//! sets and the inverted index, and the head (appender, WAL-first commits,
+//! replay, checkpoints, querier). Blocks on disk, compaction and retention
+//! are not written yet.
+//!
+//! - [`labels::Labels`]: a series' identity; [`index::Index`] with
+//!   [`index::Matcher`] (`=`, `!=`, `=~`, `!~` with Prometheus's semantics).
+//! - [`head::Head`]: samples in memory, durable through vigil-wal; see its
+//!   docs for an example of appending, reopening and querying.
+//! - [`chunk`]: the compressed chunks the head keeps, described below.
 //!
 //! A series' samples `(timestamp_ms: i64, value: f64)` live in compressed
 //! chunks. [`chunk::ChunkWriter`] appends samples in time order into an open

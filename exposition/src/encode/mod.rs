@@ -237,7 +237,7 @@ impl SampleWriter<'_, '_> {
     }
 
     /// Writes a float value. Ends the labels; add a timestamp or exemplar,
-    /// then [`finish`](SampleWriter::finish).
+    /// then [`finish`](ValueWriter::finish).
     pub fn value(mut self, v: f64) -> ValueWriter<Self> {
         self.close_labels();
         match self.enc.format {

@@ -1,7 +1,7 @@
 //! The inverted index: label pairs → sorted series ids, label matchers,
 //! label names and values.
 //!
-//! Every distinct string is stored once ([`Symbols`]); a series keeps its
+//! Every distinct string is stored once (interned); a series keeps its
 //! labels as pairs of 4-byte symbol ids, and each `name=value` pair has a
 //! sorted postings list of the series that carry it. Selecting by matchers
 //! intersects the postings of the matchers that need a label and subtracts
