@@ -95,6 +95,26 @@ pub enum Error {
     /// The WAL failed (I/O, corruption): its own error says where.
     #[error("WAL: {0}")]
     Wal(String),
+    /// A file operation failed.
+    #[error("{op} {path}: {reason}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's message.
+        reason: String,
+    },
+    /// A block file is damaged.
+    #[error("block file {file} at byte {offset}: {what}")]
+    BadBlock {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What check failed.
+        what: String,
+    },
 }
 
 impl From<vigil_wal::Error> for Error {

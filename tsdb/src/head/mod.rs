@@ -9,7 +9,7 @@
 //! under the head's write lock, so a querier sees all of a commit or none of
 //! it. [`Head::open`] replays the WAL.
 
-mod record;
+pub(crate) mod record;
 mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

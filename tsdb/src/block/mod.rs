@@ -1,0 +1,458 @@
+//! Immutable blocks on disk: the samples of a time range, written once to a
+//! temporary directory and renamed into place, so a crash never leaves half
+//! a block visible (FORMAT.md, "Block").
+//!
+//! A block directory holds `meta.json` (range and counts), `chunks` (sealed
+//! chunks, each framed with its length and a CRC-32 of its bytes) and `index`
+//! (symbols, and each series' labels with the place and range of its chunks,
+//! with a CRC-32 of the whole file). Opening a block checks the index and
+//! builds the inverted index in memory; chunk CRCs are checked as chunks are
+//! read, so one damaged chunk fails only the series that reads it.
+//!
+//! Not yet: reading the files through `memmap2` (they are read into memory),
+//! postings stored in the index file (they are rebuilt on open), compaction,
+//! retention and tombstones.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::chunk::{Chunk, ChunkPolicy, ChunkWriter};
+use crate::head::record::{put_str, put_uvarint, put_varint};
+use crate::index::{Index, Matcher, SeriesId};
+use crate::labels::Labels;
+
+const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
+const INDEX_MAGIC: &[u8; 4] = b"VTSI";
+const VERSION: u8 = 1;
+
+/// `meta.json`: what a block covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Format version (1).
+    pub version: u32,
+    /// First timestamp a sample of the block may have (inclusive).
+    pub mint: i64,
+    /// End of the range (exclusive).
+    pub maxt: i64,
+    /// Number of series.
+    pub series: u64,
+    /// Number of samples.
+    pub samples: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+}
+
+/// Where a series' chunk is and what it covers.
+#[derive(Debug, Clone, Copy)]
+struct ChunkMeta {
+    mint: i64,
+    maxt: i64,
+    /// Offset of the chunk's frame in `chunks`.
+    offset: u64,
+}
+
+/// Writes a block of the given series (labels and samples in time order,
+/// each series once) for the range `[mint, maxt)` into a new directory under
+/// `parent`, and returns its path. Samples outside the range are left out.
+pub fn write_block(
+    parent: &Path,
+    mint: i64,
+    maxt: i64,
+    series: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>,
+) -> Result<PathBuf, Error> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| Error::Io {
+            op,
+            path,
+            reason: e.to_string(),
+        }
+    };
+    // Unique among the blocks of a directory: the range, then the time of
+    // writing in nanoseconds and the process id.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("b-{mint}-{maxt}-{nanos:x}-{:x}", std::process::id());
+    let final_dir = parent.join(&name);
+    let tmp = parent.join(format!("{name}.tmp"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+
+    let mut list: Vec<(Labels, Vec<(i64, f64)>)> = series.into_iter().collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut chunks: Vec<u8> = Vec::new();
+    chunks.extend_from_slice(CHUNKS_MAGIC);
+    chunks.extend_from_slice(&[VERSION, 0, 0, 0]);
+    let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+    let (mut n_samples, mut n_chunks) = (0u64, 0u64);
+    let policy = ChunkPolicy::default();
+    for (labels, samples) in list {
+        let mut metas = Vec::new();
+        let mut w = ChunkWriter::new();
+        let flush = |w: &mut ChunkWriter, metas: &mut Vec<ChunkMeta>, chunks: &mut Vec<u8>| {
+            if let (Some(first), Some(last)) = (w.first_time(), w.last_time()) {
+                let bytes = w.seal();
+                metas.push(ChunkMeta {
+                    mint: first,
+                    maxt: last,
+                    offset: chunks.len() as u64,
+                });
+                put_uvarint(chunks, bytes.len() as u64);
+                chunks.extend_from_slice(&bytes);
+                chunks.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+            }
+            *w = ChunkWriter::new();
+        };
+        for (t, v) in samples.into_iter().filter(|&(t, _)| t >= mint && t < maxt) {
+            if policy.should_cut(&w, t) {
+                flush(&mut w, &mut metas, &mut chunks);
+            }
+            w.append(t, v)?;
+            n_samples += 1;
+        }
+        flush(&mut w, &mut metas, &mut chunks);
+        if !metas.is_empty() {
+            n_chunks += metas.len() as u64;
+            entries.push((labels, metas));
+        }
+    }
+    let index = encode_index(&entries);
+    let meta = BlockMeta {
+        version: 1,
+        mint,
+        maxt,
+        series: entries.len() as u64,
+        samples: n_samples,
+        chunks: n_chunks,
+    };
+    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Io {
+        op: "encode meta.json",
+        path: tmp.clone(),
+        reason: e.to_string(),
+    })?;
+    for (file, bytes) in [
+        ("chunks", &chunks),
+        ("index", &index),
+        ("meta.json", &meta_json),
+    ] {
+        let p = tmp.join(file);
+        let mut f = fs::File::create(&p).map_err(io("create", &p))?;
+        f.write_all(bytes).map_err(io("write", &p))?;
+        f.sync_all().map_err(io("fsync", &p))?;
+    }
+    sync_dir(&tmp)?;
+    fs::rename(&tmp, &final_dir).map_err(io("rename", &tmp))?;
+    sync_dir(parent)?;
+    Ok(final_dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::Io {
+            op: "fsync directory",
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// index: magic, version, symbols (sorted strings), then each series' label
+/// pairs (symbol numbers) and chunk metas, then a CRC-32 of all before it.
+fn encode_index(entries: &[(Labels, Vec<ChunkMeta>)]) -> Vec<u8> {
+    let mut syms: Vec<&str> = entries
+        .iter()
+        .flat_map(|(l, _)| l.iter().flat_map(|(n, v)| [n, v]))
+        .collect();
+    syms.sort_unstable();
+    syms.dedup();
+    let mut out = Vec::new();
+    out.extend_from_slice(INDEX_MAGIC);
+    out.push(VERSION);
+    put_uvarint(&mut out, syms.len() as u64);
+    for s in &syms {
+        put_str(&mut out, s);
+    }
+    let sym = |s: &str| syms.binary_search(&s).unwrap_or(0) as u64;
+    put_uvarint(&mut out, entries.len() as u64);
+    for (labels, metas) in entries {
+        put_uvarint(&mut out, labels.len() as u64);
+        for (n, v) in labels.iter() {
+            put_uvarint(&mut out, sym(n));
+            put_uvarint(&mut out, sym(v));
+        }
+        put_uvarint(&mut out, metas.len() as u64);
+        let mut prev = 0i64;
+        for m in metas {
+            put_varint(&mut out, m.mint.wrapping_sub(prev));
+            put_varint(&mut out, m.maxt.wrapping_sub(m.mint));
+            put_uvarint(&mut out, m.offset);
+            prev = m.maxt;
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// An open block.
+pub struct Block {
+    dir: PathBuf,
+    meta: BlockMeta,
+    chunks: Vec<u8>,
+    index: Index,
+    series: Vec<(Labels, Vec<ChunkMeta>)>,
+}
+
+impl Block {
+    /// Opens the block in `dir`: reads `meta.json`, checks and loads the
+    /// index, reads the chunks file.
+    pub fn open(dir: &Path) -> Result<Block, Error> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            fs::read(&p).map_err(|e| Error::Io {
+                op: "read",
+                path: p,
+                reason: e.to_string(),
+            })
+        };
+        let meta_bytes = read("meta.json")?;
+        let meta: BlockMeta = serde_json::from_slice(&meta_bytes).map_err(|e| Error::BadBlock {
+            file: dir.join("meta.json"),
+            offset: 0,
+            what: format!("meta.json does not parse: {e}"),
+        })?;
+        if meta.version != 1 {
+            return Err(Error::BadBlock {
+                file: dir.join("meta.json"),
+                offset: 0,
+                what: format!("unknown block version {}", meta.version),
+            });
+        }
+        let chunks = read("chunks")?;
+        if chunks.get(..4) != Some(CHUNKS_MAGIC) || chunks.get(4) != Some(&VERSION) {
+            return Err(Error::BadBlock {
+                file: dir.join("chunks"),
+                offset: 0,
+                what: "bad magic or version".into(),
+            });
+        }
+        let index_bytes = read("index")?;
+        let series = decode_index(&index_bytes, &dir.join("index"))?;
+        let mut index = Index::new();
+        for (i, (labels, _)) in series.iter().enumerate() {
+            index.add(i as SeriesId, labels);
+        }
+        Ok(Block {
+            dir: dir.to_path_buf(),
+            meta,
+            chunks,
+            index,
+            series,
+        })
+    }
+
+    /// What the block covers.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// The block's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The series all `matchers` select with samples in `[mint, maxt]`, in
+    /// label order, with their samples (chunk CRCs are checked as read).
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Labels, Result<Vec<(i64, f64)>, Error>)> {
+        let mut out = Vec::new();
+        for id in self.index.select(matchers) {
+            let Some((labels, metas)) = self.series.get(id as usize) else {
+                continue;
+            };
+            let wanted: Vec<&ChunkMeta> = metas
+                .iter()
+                .filter(|m| m.maxt >= mint && m.mint <= maxt)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut samples = Vec::new();
+            let mut res = Ok(());
+            for m in wanted {
+                if let Err(e) = self.read_chunk(m.offset, &mut samples) {
+                    res = Err(e);
+                    break;
+                }
+            }
+            samples.retain(|&(t, _)| t >= mint && t <= maxt);
+            out.push((labels.clone(), res.map(|()| samples)));
+        }
+        out
+    }
+
+    /// Label names of the selected series.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        self.index.label_names(matchers)
+    }
+
+    /// Values of `name` among the selected series.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        self.index.label_values(name, matchers)
+    }
+
+    fn read_chunk(&self, offset: u64, out: &mut Vec<(i64, f64)>) -> Result<(), Error> {
+        let file = || self.dir.join("chunks");
+        let bad = |at: u64, what: &str| Error::BadBlock {
+            file: file(),
+            offset: at,
+            what: what.into(),
+        };
+        let b = &self.chunks;
+        let mut at = usize::try_from(offset).map_err(|_| bad(offset, "offset"))?;
+        let (mut len, mut shift) = (0u64, 0);
+        loop {
+            let byte = *b
+                .get(at)
+                .ok_or_else(|| bad(offset, "chunk length runs past the end"))?;
+            at += 1;
+            len |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(bad(offset, "chunk length varint too long"));
+            }
+        }
+        let len = usize::try_from(len).map_err(|_| bad(offset, "chunk length"))?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e + 4 <= b.len())
+            .ok_or_else(|| bad(offset, "chunk runs past the end"))?;
+        let bytes = &b[at..end];
+        let crc = u32::from_le_bytes([b[end], b[end + 1], b[end + 2], b[end + 3]]);
+        if crc32fast::hash(bytes) != crc {
+            return Err(bad(offset, "chunk checksum mismatch"));
+        }
+        let chunk = Chunk::new(bytes).map_err(|e| bad(at as u64, &e.to_string()))?;
+        for sample in chunk.iter() {
+            out.push(sample.map_err(|e| bad(at as u64, &e.to_string()))?);
+        }
+        Ok(())
+    }
+}
+
+fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, Error> {
+    let bad = |at: usize, what: &str| Error::BadBlock {
+        file: file.to_path_buf(),
+        offset: at as u64,
+        what: what.into(),
+    };
+    if b.len() < 9 || &b[..4] != INDEX_MAGIC || b[4] != VERSION {
+        return Err(bad(0, "bad magic or version"));
+    }
+    let body = &b[..b.len() - 4];
+    let crc = u32::from_le_bytes([
+        b[b.len() - 4],
+        b[b.len() - 3],
+        b[b.len() - 2],
+        b[b.len() - 1],
+    ]);
+    if crc32fast::hash(body) != crc {
+        return Err(bad(b.len() - 4, "index checksum mismatch"));
+    }
+    let mut r = crate::head::record::Reader {
+        b: body,
+        at: 5,
+        lsn: 0,
+    };
+    let map = |e: Error, r: &crate::head::record::Reader<'_>| match e {
+        Error::BadRecord { what, .. } => bad(r.at, what),
+        other => other,
+    };
+    let nsyms = r.count(1).map_err(|e| map(e, &r))?;
+    let mut syms = Vec::with_capacity(nsyms);
+    for _ in 0..nsyms {
+        syms.push(r.str().map_err(|e| map(e, &r))?);
+    }
+    let n = r.count(2).map_err(|e| map(e, &r))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = r.count(2).map_err(|e| map(e, &r))?;
+        let mut pairs = Vec::with_capacity(k);
+        for _ in 0..k {
+            let name = r.uvarint().map_err(|e| map(e, &r))?;
+            let value = r.uvarint().map_err(|e| map(e, &r))?;
+            let get = |i: u64| syms.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned();
+            match (get(name), get(value)) {
+                (Some(n), Some(v)) => pairs.push((n, v)),
+                _ => return Err(bad(r.at, "symbol number out of range")),
+            }
+        }
+        let labels = Labels::new(pairs).map_err(|_| bad(r.at, "invalid label set"))?;
+        let c = r.count(3).map_err(|e| map(e, &r))?;
+        let mut metas = Vec::with_capacity(c);
+        let mut prev = 0i64;
+        for _ in 0..c {
+            let mint = prev.wrapping_add(r.varint().map_err(|e| map(e, &r))?);
+            let maxt = mint.wrapping_add(r.varint().map_err(|e| map(e, &r))?);
+            let offset = r.uvarint().map_err(|e| map(e, &r))?;
+            metas.push(ChunkMeta { mint, maxt, offset });
+            prev = maxt;
+        }
+        out.push((labels, metas));
+    }
+    if r.at != body.len() {
+        return Err(bad(r.at, "bytes after the last series"));
+    }
+    Ok(out)
+}
+
+/// Opens every block under `parent`, oldest range first. Directories left by
+/// a crash in the middle of a write (`*.tmp`) are removed, never read. A block
+/// that does not open is reported beside the others instead of stopping
+/// them.
+pub fn open_blocks(parent: &Path) -> Result<(Vec<Block>, Vec<(PathBuf, Error)>), Error> {
+    let entries = match fs::read_dir(parent) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read directory",
+                path: parent.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let mut blocks = Vec::new();
+    let mut damaged = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.starts_with("b-") || !path.is_dir() {
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            let _ = fs::remove_dir_all(&path);
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(b),
+            Err(e) => damaged.push((path, e)),
+        }
+    }
+    blocks.sort_by_key(|b| (b.meta.mint, b.meta.maxt));
+    Ok((blocks, damaged))
+}

@@ -1,0 +1,183 @@
+//! Blocks on disk: what is written reads back bit for bit; damaged, truncated
+//! or half-written blocks give errors naming the file and offset, never a
+//! panic, and do not stop the other blocks from opening.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use vigil_tsdb::Error;
+use vigil_tsdb::block::{Block, open_blocks, write_block};
+use vigil_tsdb::index::{MatchOp, Matcher};
+use vigil_tsdb::labels::Labels;
+
+type SeriesData = Vec<(Labels, Vec<(i64, u64)>)>;
+
+fn series() -> impl Strategy<Value = SeriesData> {
+    // Steps of 6 s on average: a series in the block spans several chunks.
+    let one = (
+        0u8..20,
+        proptest::collection::vec((1i64..12_000, any::<u64>()), 0..800),
+    );
+    proptest::collection::vec(one, 0..12).prop_map(|v| {
+        let mut out: SeriesData = Vec::new();
+        for (k, steps) in v {
+            let labels = Labels::new([("__name__", "m".to_owned()), ("k", k.to_string())]).unwrap();
+            if out.iter().any(|(l, _)| *l == labels) {
+                continue;
+            }
+            let mut t = -1_000_000i64;
+            let samples = steps
+                .into_iter()
+                .map(|(d, bits)| {
+                    t += d;
+                    // Mostly ordinary values, sometimes any bit pattern.
+                    let v = if bits % 3 == 0 {
+                        bits
+                    } else {
+                        ((bits % 1000) as f64).to_bits()
+                    };
+                    (t, v)
+                })
+                .collect();
+            out.push((labels, samples));
+        }
+        out
+    })
+}
+
+fn write(dir: &Path, data: &SeriesData, mint: i64, maxt: i64) -> std::path::PathBuf {
+    let input = data.iter().map(|(l, s)| {
+        (
+            l.clone(),
+            s.iter().map(|&(t, b)| (t, f64::from_bits(b))).collect(),
+        )
+    });
+    write_block(dir, mint, maxt, input).unwrap()
+}
+
+fn read_all(b: &Block, mint: i64, maxt: i64) -> Result<SeriesData, Error> {
+    b.select(&[Matcher::equal("__name__", "m")], mint, maxt)
+        .into_iter()
+        .map(|(l, r)| r.map(|s| (l, s.into_iter().map(|(t, v)| (t, v.to_bits())).collect())))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn what_is_written_reads_back(data in series(), qmin in -1_200_000i64..3_000_000, qlen in 0i64..5_000_000) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mint, maxt) = (-900_000, 2_500_000);
+        let path = write(dir.path(), &data, mint, maxt);
+        let b = Block::open(&path).unwrap();
+        let mut want: SeriesData = data
+            .iter()
+            .map(|(l, s)| (l.clone(), s.iter().copied().filter(|&(t, _)| t >= mint && t < maxt).collect::<Vec<_>>()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        prop_assert_eq!(b.meta().series as usize, want.len());
+        prop_assert_eq!(b.meta().samples as usize, want.iter().map(|(_, s)| s.len()).sum::<usize>());
+        prop_assert_eq!(read_all(&b, i64::MIN, i64::MAX).unwrap(), want.clone());
+        // A sub-range.
+        let qmax = qmin + qlen;
+        let got: SeriesData = read_all(&b, qmin, qmax).unwrap().into_iter().filter(|(_, s)| !s.is_empty()).collect();
+        let sub: SeriesData = want
+            .iter()
+            .map(|(l, s)| (l.clone(), s.iter().copied().filter(|&(t, _)| t >= qmin && t <= qmax).collect::<Vec<_>>()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        prop_assert_eq!(got, sub);
+        // Matchers go through the block's index.
+        let odd = b.select(&[Matcher::new("k", MatchOp::Regex, "[13579]|1[13579]").unwrap()], i64::MIN, i64::MAX);
+        prop_assert!(odd.iter().all(|(l, _)| l.get("k").unwrap().parse::<u32>().unwrap() % 2 == 1));
+    }
+}
+
+fn sample_data() -> SeriesData {
+    (0..5)
+        .map(|k| {
+            let l = Labels::new([("__name__", "m".to_owned()), ("k", k.to_string())]).unwrap();
+            (
+                l,
+                (0..500)
+                    .map(|i| (i * 15_000 + k, ((i * k) as f64).to_bits()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn damage_is_reported_with_file_and_offset_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
+    let good = write(&dir.path().join("other"), &sample_data(), 0, i64::MAX);
+    for file in ["chunks", "index", "meta.json"] {
+        let p = path.join(file);
+        let orig = std::fs::read(&p).unwrap();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = orig.clone();
+            if round % 3 == 0 {
+                bytes.truncate((x as usize) % orig.len());
+            } else {
+                let at = (x as usize) % bytes.len();
+                bytes[at] ^= 1 << ((x >> 40) % 8);
+            }
+            std::fs::write(&p, &bytes).unwrap();
+            match Block::open(&path) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(file) || file == "meta.json", "{file}: {msg}");
+                }
+                Ok(b) => {
+                    // A flip inside a chunk shows when that chunk is read.
+                    if let Err(e) = read_all(&b, i64::MIN, i64::MAX) {
+                        assert!(e.to_string().contains("chunks"), "{e}");
+                    }
+                }
+            }
+        }
+        std::fs::write(&p, &orig).unwrap();
+    }
+    assert_eq!(
+        read_all(&Block::open(&path).unwrap(), i64::MIN, i64::MAX).unwrap(),
+        sample_data()
+    );
+    // The other block is unaffected by anything done to the first.
+    assert!(Block::open(&good).is_ok());
+}
+
+#[test]
+fn half_written_and_damaged_blocks_do_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), &sample_data(), 0, 3_000_000);
+    let b = write(dir.path(), &sample_data(), 3_000_000, 9_000_000);
+    // A crash in the middle of a write leaves a .tmp directory.
+    let tmp = dir.path().join("b-9-9-dead.tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("chunks"), b"VTSC").unwrap();
+    // And one block's index is damaged.
+    let idx = b.join("index");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&idx, bytes).unwrap();
+
+    let (blocks, damaged) = open_blocks(dir.path()).unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].dir(), a.as_path());
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].0, b);
+    assert!(
+        damaged[0].1.to_string().contains("index checksum mismatch"),
+        "{}",
+        damaged[0].1
+    );
+    assert!(!tmp.exists(), "the half-written block is removed");
+}
