@@ -29,6 +29,12 @@ const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
 const INDEX_MAGIC: &[u8; 4] = b"VTSI";
 const VERSION: u8 = 1;
 
+/// A series' samples, oldest first.
+pub type Samples = Vec<(i64, f64)>;
+
+/// The blocks that opened, and the directories that did not with why.
+pub type OpenedBlocks = (Vec<Block>, Vec<(PathBuf, Error)>);
+
 /// `meta.json`: what a block covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockMeta {
@@ -273,7 +279,7 @@ impl Block {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Vec<(Labels, Result<Vec<(i64, f64)>, Error>)> {
+    ) -> Vec<(Labels, Result<Samples, Error>)> {
         let mut out = Vec::new();
         for id in self.index.select(matchers) {
             let Some((labels, metas)) = self.series.get(id as usize) else {
@@ -422,7 +428,7 @@ fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, 
 /// a crash in the middle of a write (`*.tmp`) are removed, never read. A block
 /// that does not open is reported beside the others instead of stopping
 /// them.
-pub fn open_blocks(parent: &Path) -> Result<(Vec<Block>, Vec<(PathBuf, Error)>), Error> {
+pub fn open_blocks(parent: &Path) -> Result<OpenedBlocks, Error> {
     let entries = match fs::read_dir(parent) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
