@@ -170,20 +170,14 @@ impl Engine {
         let expr = resolved.as_ref().unwrap_or(expr);
         let ev = Evaluator::new(self, q, text, start, end, step);
         ev.spend(((end - start) / step).saturating_add(1))?;
-        let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
+        let mut out = SeriesSet::default();
         let mut t = start;
         while t <= end {
             match ev.eval(expr, t)? {
-                Val::Scalar(v) => push_point(&mut out, Labels::new(), false, t, v),
+                Val::Scalar(v) => out.push(Labels::new(), false, t, v)?,
                 Val::Vector(vec) => {
-                    let mut seen = HashSet::new();
-                    for s in &vec {
-                        if !seen.insert(&s.labels) {
-                            return Err(dup_labelset());
-                        }
-                    }
                     for s in vec {
-                        push_point(&mut out, s.labels, s.drop_name, t, s.value);
+                        out.push(s.labels, s.drop_name, t, s.value)?;
                     }
                 }
                 _ => unreachable!("type checked above"),
@@ -196,7 +190,7 @@ impl Engine {
         // Delayed name removal: drop names, merge series that now coincide
         // unless they have points at the same step.
         let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
-        for (_, mut s) in out {
+        for mut s in out.series {
             if s.drop_name {
                 drop_metric_labels(&mut s.labels);
                 s.drop_name = false;
@@ -321,14 +315,58 @@ fn resolve_durations(expr: &Expr, step: i64, range: i64) -> Result<Option<Expr>,
     Ok(Some(e))
 }
 
-fn push_point(out: &mut BTreeMap<Labels, Series>, l: Labels, drop: bool, t: i64, v: f64) {
-    let s = out.entry(l.clone()).or_insert_with(|| Series {
-        labels: l,
-        floats: Vec::new(),
-        drop_name: drop,
-    });
-    s.drop_name |= drop;
-    s.floats.push(FPoint { t, v });
+/// Series assembled from per-step vectors. Label sets are found by the
+/// address of their shared storage first (the same set comes back at
+/// every step), by value otherwise.
+#[derive(Default)]
+struct SeriesSet {
+    series: Vec<Series>,
+    by_ptr: HashMap<usize, usize>,
+    by_labels: HashMap<Labels, usize>,
+    /// Label sets whose addresses are in `by_ptr` but not stored in
+    /// `series`, kept alive so that their addresses are not reused.
+    keep: Vec<Labels>,
+}
+
+impl SeriesSet {
+    /// Adds a point; a second point for one label set at one time means the
+    /// vector had the same labels twice.
+    fn push(&mut self, l: Labels, drop: bool, t: i64, v: f64) -> Result<(), Error> {
+        let i = match self.by_ptr.get(&l.ptr_key()) {
+            Some(i) => *i,
+            None => {
+                let i = match self.by_labels.get(&l) {
+                    Some(i) => {
+                        self.keep.push(l.clone());
+                        *i
+                    }
+                    None => {
+                        self.series.push(Series {
+                            labels: l.clone(),
+                            floats: Vec::new(),
+                            drop_name: drop,
+                        });
+                        self.by_labels.insert(l.clone(), self.series.len() - 1);
+                        self.series.len() - 1
+                    }
+                };
+                self.by_ptr.insert(l.ptr_key(), i);
+                i
+            }
+        };
+        let s = &mut self.series[i];
+        if s.floats.last().is_some_and(|p| p.t == t) {
+            return Err(dup_labelset());
+        }
+        s.drop_name |= drop;
+        s.floats.push(FPoint { t, v });
+        Ok(())
+    }
+
+    fn into_sorted(mut self) -> Vec<Series> {
+        self.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        self.series
+    }
 }
 
 fn dup_labelset() -> Error {
@@ -359,6 +397,13 @@ struct Evaluator<'a> {
     end: i64,
     interval: i64,
     cache: RefCell<HashMap<usize, Rc<Vec<StoredSeries>>>>,
+    /// Label sets already checked for the "might not be a counter" info,
+    /// by address (each kept alive here, so an address is not reused).
+    checked: RefCell<HashMap<usize, Labels>>,
+    /// Per aggregation node, the group of each input label set seen.
+    groups: RefCell<HashMap<usize, GroupCache>>,
+    /// Per range selector, each series' last window `(start, end)` index.
+    hints: RefCell<HashMap<usize, Vec<(usize, usize)>>>,
     steps: std::cell::Cell<u64>,
     warnings: RefCell<Vec<String>>,
     infos: RefCell<Vec<String>>,
@@ -453,6 +498,9 @@ impl<'a> Evaluator<'a> {
             end,
             interval,
             cache: RefCell::new(HashMap::new()),
+            hints: RefCell::new(HashMap::new()),
+            groups: RefCell::new(HashMap::new()),
+            checked: RefCell::new(HashMap::new()),
             steps: std::cell::Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
@@ -566,8 +614,13 @@ impl<'a> Evaluator<'a> {
             }
             return Ok(out);
         }
-        for s in self.series(vs)?.iter() {
-            let i = s.floats.partition_point(|p| p.t <= reft);
+        let all = self.series(vs)?;
+        let key = vs as *const VectorSelector as usize;
+        let mut hints = self.hints.borrow_mut();
+        let hint = hints.entry(key).or_insert_with(|| vec![(0, 0); all.len()]);
+        for (si, s) in all.iter().enumerate() {
+            let i = seek(&s.floats, hint[si].0, reft);
+            hint[si].0 = i;
             if i == 0 {
                 continue;
             }
@@ -587,7 +640,7 @@ impl<'a> Evaluator<'a> {
 
     /// A range-vector argument at `ts`: its series, the window's end and its
     /// length (for the extrapolating functions).
-    fn eval_range(&self, e: &Expr, ts: i64) -> Result<(Vec<Series>, i64, i64, Extend), Error> {
+    fn eval_range(&self, e: &Expr, ts: i64) -> Result<(Vec<Window>, i64, i64, Extend), Error> {
         let e = unparen(e);
         match &e.kind {
             ExprKind::MatrixSelector {
@@ -619,20 +672,38 @@ impl<'a> Evaluator<'a> {
                     reft
                 };
                 let mut out = Vec::new();
-                for s in self.series(selector)?.iter() {
-                    let a = s.floats.partition_point(|p| p.t <= fetch_lo);
-                    let b = s.floats.partition_point(|p| p.t <= fetch_hi);
-                    let floats: Vec<FPoint> = s.floats[a..b]
-                        .iter()
-                        .filter(|p| !is_stale_nan(p.v))
-                        .copied()
-                        .collect();
-                    if !floats.is_empty() {
-                        out.push(Series {
-                            labels: s.labels.clone(),
-                            floats,
-                            drop_name: false,
-                        });
+                let all = self.series(selector)?;
+                // Steps move forward, so each series' window usually starts
+                // where the last one did: resume from there (sequential
+                // memory access) instead of binary-searching every series.
+                let key = selector as *const VectorSelector as usize;
+                let mut hints = self.hints.borrow_mut();
+                let hint = hints.entry(key).or_insert_with(|| vec![(0, 0); all.len()]);
+                for (si, s) in all.iter().enumerate() {
+                    let (ha, hb) = hint[si];
+                    let a = seek(&s.floats, ha, fetch_lo);
+                    let b = seek(&s.floats, hb.max(a), fetch_hi);
+                    hint[si] = (a, b);
+                    let w = &s.floats[a..b];
+                    let pts = if w.iter().any(|p| is_stale_nan(p.v)) {
+                        let owned: Vec<FPoint> =
+                            w.iter().filter(|p| !is_stale_nan(p.v)).copied().collect();
+                        WindowPts::Owned(owned)
+                    } else {
+                        WindowPts::Stored {
+                            src: Rc::clone(&all),
+                            idx: si,
+                            a,
+                            b,
+                        }
+                    };
+                    let win = Window {
+                        labels: s.labels.clone(),
+                        drop_name: false,
+                        pts,
+                    };
+                    if !win.pts().is_empty() {
+                        out.push(win);
                     }
                 }
                 Ok((out, reft, *range, mode))
@@ -653,7 +724,7 @@ impl<'a> Evaluator<'a> {
                     .saturating_mul(step)
                     .saturating_add(step);
                 self.spend((reft.saturating_sub(t) / step).saturating_add(1))?;
-                let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
+                let mut out = SeriesSet::default();
                 while t <= reft {
                     match self.eval(expr, t)? {
                         Val::Vector(v) => {
@@ -661,10 +732,10 @@ impl<'a> Evaluator<'a> {
                                 if is_stale_nan(s.value) {
                                     continue;
                                 }
-                                push_point(&mut out, s.labels, s.drop_name, t, s.value);
+                                out.push(s.labels, s.drop_name, t, s.value)?;
                             }
                         }
-                        Val::Scalar(v) => push_point(&mut out, Labels::new(), false, t, v),
+                        Val::Scalar(v) => out.push(Labels::new(), false, t, v)?,
                         _ => return Err(Error::Eval("subquery of a non-vector".into())),
                     }
                     t = match t.checked_add(step) {
@@ -672,7 +743,16 @@ impl<'a> Evaluator<'a> {
                         None => break,
                     };
                 }
-                Ok((out.into_values().collect(), reft, *range, Extend::None))
+                let out = out
+                    .into_sorted()
+                    .into_iter()
+                    .map(|s| Window {
+                        labels: s.labels,
+                        drop_name: s.drop_name,
+                        pts: WindowPts::Owned(s.floats),
+                    })
+                    .collect();
+                Ok((out, reft, *range, Extend::None))
             }
             _ => Err(Error::Eval(format!(
                 "expected a range vector, got {}",
@@ -709,14 +789,21 @@ impl<'a> Evaluator<'a> {
             ExprKind::Paren(inner) => self.eval(inner, ts),
             ExprKind::VectorSelector(vs) => Ok(Val::Vector(self.select_instant(vs, ts, false)?)),
             ExprKind::MatrixSelector { .. } | ExprKind::Subquery { .. } => {
-                let (mut m, end, range, mode) = self.eval_range(e, ts)?;
-                if mode != Extend::None {
-                    let start = end.saturating_sub(range);
-                    for s in &mut m {
-                        s.floats = extend_floats(&s.floats, start, end, mode == Extend::Smoothed);
-                    }
-                    m.retain(|s| !s.floats.is_empty());
-                }
+                let (wins, end, range, mode) = self.eval_range(e, ts)?;
+                let start = end.saturating_sub(range);
+                let mut m: Vec<Series> = wins
+                    .iter()
+                    .map(|w| Series {
+                        labels: w.labels.clone(),
+                        floats: if mode == Extend::None {
+                            w.pts().to_vec()
+                        } else {
+                            extend_floats(w.pts(), start, end, mode == Extend::Smoothed)
+                        },
+                        drop_name: w.drop_name,
+                    })
+                    .collect();
+                m.retain(|s| !s.floats.is_empty());
                 Ok(Val::Matrix(m))
             }
             ExprKind::Unary { negate, expr } => {
@@ -749,7 +836,10 @@ impl<'a> Evaluator<'a> {
                 param,
                 grouping,
                 without,
-            } => self.aggregate(*op, expr, param.as_deref(), grouping, *without, ts),
+            } => {
+                let node = e as *const Expr as usize;
+                self.aggregate(node, *op, expr, param.as_deref(), grouping, *without, ts)
+            }
             ExprKind::Call { func, args } => self.call(func, args, ts, e.span),
         }
     }
@@ -808,8 +898,10 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn aggregate(
         &self,
+        node: usize,
         op: AggregateOp,
         expr: &Expr,
         param: Option<&Expr>,
@@ -936,12 +1028,34 @@ impl<'a> Evaluator<'a> {
                     drop_name: bool,
                 }
                 let mut groups: Vec<G> = Vec::new();
-                let mut idx: HashMap<Labels, usize> = HashMap::new();
-                for s in input {
-                    let g = group_key(&s.labels);
-                    let i = *idx.entry(g.clone()).or_insert_with(|| {
+                // Group ids are remembered per input label set for the whole
+                // query (label sets are shared between steps), so a step
+                // costs one pointer lookup per sample.
+                let mut cache = self.groups.borrow_mut();
+                let cache = cache.entry(node).or_default();
+                let mut slot_of_gid: HashMap<usize, usize> = HashMap::new();
+                for s in &input {
+                    let gid = match cache.by_series.get(&s.labels.ptr_key()) {
+                        Some((_, gid)) => *gid,
+                        None => {
+                            let g = group_key(&s.labels);
+                            let gid = match cache.ids.get(&g) {
+                                Some(id) => *id,
+                                None => {
+                                    cache.labels.push(g.clone());
+                                    cache.ids.insert(g, cache.labels.len() - 1);
+                                    cache.labels.len() - 1
+                                }
+                            };
+                            cache
+                                .by_series
+                                .insert(s.labels.ptr_key(), (s.labels.clone(), gid));
+                            gid
+                        }
+                    };
+                    let i = *slot_of_gid.entry(gid).or_insert_with(|| {
                         groups.push(G {
-                            labels: g,
+                            labels: cache.labels[gid].clone(),
                             values: Vec::new(),
                             drop_name: false,
                         });
@@ -1246,9 +1360,17 @@ impl<'a> Evaluator<'a> {
             }
         }
         for s in series {
-            let pts = &s.floats;
-            if (name == "rate" || name == "increase") && !pts.is_empty() {
-                let mn = s.labels.get(NAME);
+            let pts = s.pts();
+            if (name == "rate" || name == "increase")
+                && !pts.is_empty()
+                && self
+                    .checked
+                    .borrow_mut()
+                    .insert(s.labels.ptr_key(), s.labels.clone())
+                    .is_none()
+            {
+                // Checked once per label set and query.
+                let mn = s.labels.metric_name();
                 if !mn.is_empty()
                     && !mn.ends_with("_total")
                     && !mn.ends_with("_sum")
@@ -1703,6 +1825,24 @@ fn info_ref_time(
     }
 }
 
+/// The number of points with `t <= bound`, searching forward from `from`
+/// when that is a valid starting point, else by binary search.
+fn seek(pts: &[FPoint], from: usize, bound: i64) -> usize {
+    if from <= pts.len() && (from == 0 || pts[from - 1].t <= bound) {
+        let mut i = from;
+        let mut n = 0;
+        while i < pts.len() && pts[i].t <= bound {
+            i += 1;
+            n += 1;
+            if n > 16 {
+                return i + pts[i..].partition_point(|p| p.t <= bound);
+            }
+        }
+        return i;
+    }
+    pts.partition_point(|p| p.t <= bound)
+}
+
 fn dedup_all(v: &mut Vec<String>) {
     let mut seen = HashSet::new();
     v.retain(|s| seen.insert(s.clone()));
@@ -2105,6 +2245,43 @@ fn extrapolated_rate(
         factor /= (end - start) as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// An aggregation's groups for one query. `by_series` is keyed by the
+/// address of a label set's shared storage and keeps that label set alive,
+/// so an address cannot be reused for different labels while cached.
+#[derive(Default)]
+struct GroupCache {
+    by_series: HashMap<usize, (Labels, usize)>,
+    ids: HashMap<Labels, usize>,
+    labels: Vec<Labels>,
+}
+
+/// One series' points in a range window: a slice of the selected series
+/// (no copy) or, for subqueries and windows with stale markers, owned.
+struct Window {
+    labels: Labels,
+    drop_name: bool,
+    pts: WindowPts,
+}
+
+enum WindowPts {
+    Stored {
+        src: Rc<Vec<StoredSeries>>,
+        idx: usize,
+        a: usize,
+        b: usize,
+    },
+    Owned(Vec<FPoint>),
+}
+
+impl Window {
+    fn pts(&self) -> &[FPoint] {
+        match &self.pts {
+            WindowPts::Stored { src, idx, a, b } => &src[*idx].floats[*a..*b],
+            WindowPts::Owned(v) => v,
+        }
+    }
 }
 
 /// How a range selector reads beyond its window (3.x modifiers).

@@ -1,6 +1,7 @@
 //! Label sets.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// One label.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -11,9 +12,11 @@ pub struct Label {
     pub value: String,
 }
 
-/// A label set, kept sorted by name with no empty values.
+/// A label set, kept sorted by name with no empty values. Cloning is a
+/// reference-count increment (the evaluator copies label sets at every
+/// step); changing a shared set copies it first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<Vec<Label>>);
 
 /// The metric name label.
 pub(crate) const NAME: &str = "__name__";
@@ -21,7 +24,7 @@ pub(crate) const NAME: &str = "__name__";
 impl Labels {
     /// The empty set.
     pub fn new() -> Self {
-        Labels(Vec::new())
+        Labels::default()
     }
 
     /// Builds a set from pairs; empty values are dropped, later duplicates win.
@@ -41,6 +44,19 @@ impl Labels {
         }
     }
 
+    /// The value of `__name__` (usually the first label), or `""`.
+    pub fn metric_name(&self) -> &str {
+        match self.0.first() {
+            Some(l) if l.name == NAME => &l.value,
+            _ => self.get(NAME),
+        }
+    }
+
+    /// The address of the shared storage: equal for clones of one set.
+    pub(crate) fn ptr_key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// Whether `name` is present.
     pub fn has(&self, name: &str) -> bool {
         self.0
@@ -53,14 +69,14 @@ impl Labels {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) => {
                 if value.is_empty() {
-                    self.0.remove(i);
-                } else {
-                    self.0[i].value = value.to_string();
+                    Arc::make_mut(&mut self.0).remove(i);
+                } else if self.0[i].value != value {
+                    Arc::make_mut(&mut self.0)[i].value = value.to_string();
                 }
             }
             Err(i) => {
                 if !value.is_empty() {
-                    self.0.insert(
+                    Arc::make_mut(&mut self.0).insert(
                         i,
                         Label {
                             name: name.to_string(),
@@ -75,7 +91,7 @@ impl Labels {
     /// Removes `name`.
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            self.0.remove(i);
+            Arc::make_mut(&mut self.0).remove(i);
         }
     }
 
@@ -96,19 +112,24 @@ impl Labels {
 
     /// A copy without `__name__`.
     pub fn without_name(&self) -> Labels {
-        Labels(self.0.iter().filter(|l| l.name != NAME).cloned().collect())
+        let mut l = self.clone();
+        l.remove(NAME);
+        l
     }
 
     /// A copy keeping only the listed names (`keep == true`) or dropping
     /// them (`keep == false`).
     pub(crate) fn filtered(&self, names: &[String], keep: bool) -> Labels {
-        Labels(
+        if self.0.iter().all(|l| names.contains(&l.name) == keep) {
+            return self.clone();
+        }
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| names.contains(&l.name) == keep)
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 }
 
