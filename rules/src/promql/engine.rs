@@ -97,7 +97,8 @@ impl Engine {
     ) -> Result<QueryResult, Error> {
         let resolved = resolve_durations(expr, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(expr);
-        let ev = Evaluator::new(self, q, text, t, t, 0);
+        let mut ev = Evaluator::new(self, q, text, t, t, 0);
+        ev.bounds = selector_bounds(expr, t, t, self.opts.lookback_delta_ms);
         let v = ev.eval(expr, t)?;
         let value = match v {
             Val::Scalar(v) => Value::Scalar { t, v },
@@ -168,7 +169,8 @@ impl Engine {
         }
         let resolved = resolve_durations(expr, step, end - start)?;
         let expr = resolved.as_ref().unwrap_or(expr);
-        let ev = Evaluator::new(self, q, text, start, end, step);
+        let mut ev = Evaluator::new(self, q, text, start, end, step);
+        ev.bounds = selector_bounds(expr, start, end, self.opts.lookback_delta_ms);
         ev.spend(((end - start) / step).saturating_add(1))?;
         let mut out = SeriesSet::default();
         let mut t = start;
@@ -315,6 +317,98 @@ fn resolve_durations(expr: &Expr, step: i64, range: i64) -> Result<Option<Expr>,
     Ok(Some(e))
 }
 
+/// For every selector in `expr` (by address), the time range its samples
+/// can come from in a query from `start` to `end`: the query's range, moved
+/// by enclosing subqueries' ranges and offsets (or fixed by their `@`), by
+/// the selector's own `@` and offset, and widened by its range or the
+/// lookback (anchored and smoothed selectors read a lookback more).
+fn selector_bounds(expr: &Expr, start: i64, end: i64, lookback: i64) -> HashMap<usize, (i64, i64)> {
+    struct Ctx {
+        start: i64,
+        end: i64,
+        lookback: i64,
+        out: HashMap<usize, (i64, i64)>,
+    }
+    fn at_ms(a: Option<AtModifier>, c: &Ctx) -> Option<i64> {
+        a.map(|a| match a {
+            AtModifier::Timestamp(t) => t,
+            AtModifier::Start => c.start,
+            AtModifier::End => c.end,
+        })
+    }
+    fn sel(c: &mut Ctx, vs: &VectorSelector, range: i64, win: (i64, i64)) {
+        let (mut lo, mut hi) = match at_ms(vs.at, c) {
+            Some(a) => (a, a),
+            None => win,
+        };
+        let back = if range > 0 {
+            range.saturating_add(if vs.anchored || vs.smoothed {
+                c.lookback
+            } else {
+                0
+            })
+        } else {
+            c.lookback
+        };
+        lo = lo.saturating_sub(back).saturating_sub(vs.offset);
+        hi = hi.saturating_sub(vs.offset);
+        if vs.smoothed {
+            hi = hi.saturating_add(c.lookback);
+        }
+        c.out.insert(vs as *const VectorSelector as usize, (lo, hi));
+    }
+    fn walk(c: &mut Ctx, e: &Expr, win: (i64, i64)) {
+        match &e.kind {
+            ExprKind::VectorSelector(vs) => sel(c, vs, 0, win),
+            ExprKind::MatrixSelector {
+                selector, range, ..
+            } => sel(c, selector, *range, win),
+            ExprKind::Subquery {
+                expr,
+                range,
+                offset,
+                at,
+                ..
+            } => {
+                let (lo, hi) = match at_ms(*at, c) {
+                    Some(a) => (a, a),
+                    None => win,
+                };
+                let inner = (
+                    lo.saturating_sub(*range).saturating_sub(*offset),
+                    hi.saturating_sub(*offset),
+                );
+                walk(c, expr, inner);
+            }
+            ExprKind::Paren(x) | ExprKind::Unary { expr: x, .. } => walk(c, x, win),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                walk(c, lhs, win);
+                walk(c, rhs, win);
+            }
+            ExprKind::Aggregate { expr, param, .. } => {
+                walk(c, expr, win);
+                if let Some(p) = param {
+                    walk(c, p, win);
+                }
+            }
+            ExprKind::Call { args, .. } => {
+                for a in args {
+                    walk(c, a, win);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut c = Ctx {
+        start,
+        end,
+        lookback,
+        out: HashMap::new(),
+    };
+    walk(&mut c, expr, (start, end));
+    c.out
+}
+
 /// Series assembled from per-step vectors. Label sets are found by the
 /// address of their shared storage first (the same set comes back at
 /// every step), by value otherwise.
@@ -402,6 +496,8 @@ struct Evaluator<'a> {
     checked: RefCell<HashMap<usize, Labels>>,
     /// Per aggregation node, the group of each input label set seen.
     groups: RefCell<HashMap<usize, GroupCache>>,
+    /// Per selector (by address), the time range its samples can come from.
+    bounds: HashMap<usize, (i64, i64)>,
     /// Per range selector, each series' last window `(start, end)` index.
     hints: RefCell<HashMap<usize, Vec<(usize, usize)>>>,
     steps: std::cell::Cell<u64>,
@@ -499,6 +595,7 @@ impl<'a> Evaluator<'a> {
             interval,
             cache: RefCell::new(HashMap::new()),
             hints: RefCell::new(HashMap::new()),
+            bounds: HashMap::new(),
             groups: RefCell::new(HashMap::new()),
             checked: RefCell::new(HashMap::new()),
             steps: std::cell::Cell::new(0),
@@ -565,7 +662,12 @@ impl<'a> Evaluator<'a> {
         if let Some(s) = self.cache.borrow().get(&key) {
             return Ok(Rc::clone(s));
         }
-        let s = Rc::new(self.q.select(&vs.matchers, i64::MIN, i64::MAX)?);
+        let (mint, maxt) = self
+            .bounds
+            .get(&key)
+            .copied()
+            .unwrap_or((i64::MIN, i64::MAX));
+        let s = Rc::new(self.q.select(&vs.matchers, mint, maxt)?);
         self.cache.borrow_mut().insert(key, Rc::clone(&s));
         Ok(s)
     }
