@@ -73,6 +73,16 @@ pub enum Error {
         /// The series' newest timestamp.
         last: i64,
     },
+    /// A sample older than the head accepts: its range is already in a block.
+    #[error(
+        "out of bounds: timestamp {t} is before {min_valid}, whose range is already in a block"
+    )]
+    OutOfBounds {
+        /// The refused sample's timestamp.
+        t: i64,
+        /// The earliest timestamp the head accepts.
+        min_valid: i64,
+    },
     /// A second, different value for a timestamp the series already has.
     #[error("duplicate sample for timestamp {t} with a different value")]
     DuplicateSample {

@@ -39,6 +39,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod db;
 mod error;
 pub mod head;
 pub mod index;

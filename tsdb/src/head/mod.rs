@@ -201,6 +201,9 @@ struct State {
     /// first commit with a sample of theirs writes it (whichever appender
     /// created them, even one rolled back since).
     unlogged: HashSet<SeriesId, RandomState>,
+    /// Samples before this time are refused: their range is already on disk
+    /// in a block (Prometheus's "out of bounds").
+    min_valid: i64,
 }
 
 impl State {
@@ -373,6 +376,94 @@ impl Head {
         Ok(lsn)
     }
 
+    /// Drops from memory every chunk that ends before `t`, and late samples
+    /// before `t` (after they went into a block). Chunks that straddle `t`
+    /// stay whole; readers merging head and blocks drop the duplicates. Call
+    /// [`checkpoint`](Head::checkpoint) after it, or a restart replays the
+    /// dropped samples from the WAL again.
+    pub fn truncate_before(&self, t: i64) {
+        let mut st = self.state.write();
+        st.min_valid = st.min_valid.max(t);
+        let policy = self.opts.chunk_policy;
+        for slot in st.series.slots.iter_mut().flatten() {
+            // Whole chunks before t go; one that straddles t is rewritten
+            // with only its samples from t on.
+            slot.sealed.retain(|c| c.maxt >= t);
+            if let Some(first) = slot.sealed.first_mut().filter(|c| c.mint < t) {
+                let kept: Vec<(i64, f64)> = Chunk::new(&first.bytes)
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(Result::ok)
+                            .filter(|&(ts, _)| ts >= t)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut w = ChunkWriter::new();
+                for &(ts, v) in &kept {
+                    let _ = w.append(ts, v);
+                }
+                match (w.first_time(), w.last_time()) {
+                    (Some(mint), Some(maxt)) => {
+                        *first = Sealed {
+                            mint,
+                            maxt,
+                            bytes: w.seal().into(),
+                        }
+                    }
+                    _ => {
+                        slot.sealed.remove(0);
+                    }
+                }
+            }
+            if slot.open.first_time().is_some_and(|f| f < t) {
+                let kept: Vec<(i64, f64)> = Chunk::new(slot.open.bytes())
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(Result::ok)
+                            .filter(|&(ts, _)| ts >= t)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                slot.open = ChunkWriter::new();
+                for (ts, v) in kept {
+                    let _ = slot.open.append(ts, v);
+                }
+            }
+            slot.ooo = slot.ooo.split_off(&t);
+        }
+        let _ = policy;
+    }
+
+    /// The earliest timestamp the head accepts (samples before it belong to
+    /// ranges already cut into blocks).
+    pub fn min_valid_time(&self) -> i64 {
+        self.state.read().min_valid
+    }
+
+    /// Refuse samples before `t` from now on (the store sets this to the end
+    /// of its newest block when it opens).
+    pub fn set_min_valid_time(&self, t: i64) {
+        let mut st = self.state.write();
+        st.min_valid = st.min_valid.max(t);
+    }
+
+    /// The time range of the samples in memory, if any.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let st = self.state.read();
+        let mut range: Option<(i64, i64)> = None;
+        for (_, s) in st.series.iter() {
+            let first = s.sealed.first().map(|c| c.mint).or(s.open.first_time());
+            let first = match (first, s.ooo.keys().next()) {
+                (Some(a), Some(&b)) => Some(a.min(b)),
+                (a, b) => a.or(b.copied()),
+            };
+            if let (Some(lo), Some(hi)) = (first, s.max_time()) {
+                range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
+        }
+        range
+    }
+
     /// A new batch of appends.
     pub fn appender(&self) -> Appender<'_> {
         self.appender_with_capacity(0)
@@ -429,6 +520,7 @@ impl State {
             series: SeriesTable::default(),
             next_id: 1,
             unlogged: HashSet::default(),
+            min_valid: i64::MIN,
         }
     }
 }
@@ -461,6 +553,12 @@ impl Appender<'_> {
     pub fn append_ref(&mut self, id: SeriesId, t: i64, v: f64) -> Result<(), Error> {
         let st = self.head.state.read();
         let s = st.series.get(id).ok_or(Error::UnknownSeries(id))?;
+        if t < st.min_valid {
+            return Err(Error::OutOfBounds {
+                t,
+                min_valid: st.min_valid,
+            });
+        }
         if let Some(last) = s.max_time() {
             let window = self.head.opts.out_of_order_window_ms;
             if t < last && (window == 0 || last.saturating_sub(t) > window) {
@@ -517,9 +615,14 @@ impl Appender<'_> {
         let mut summary = CommitSummary::default();
         let mut first_err = None;
         for &(id, t, v) in &self.samples {
+            let min_valid = st.min_valid;
             let Some(s) = st.series.get_mut(id) else {
                 continue;
             };
+            if t < min_valid {
+                first_err.get_or_insert(Error::OutOfBounds { t, min_valid });
+                continue;
+            }
             match s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms) {
                 Ok(true) => summary.appended += 1,
                 Ok(false) => summary.duplicates += 1,

@@ -1,0 +1,138 @@
+//! The store against a model: random appends, block cuts, compactions,
+//! restarts and queries; whatever was committed reads back exactly once,
+//! from head and blocks merged.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use vigil_tsdb::db::{Db, DbOptions};
+use vigil_tsdb::index::Matcher;
+use vigil_tsdb::labels::Labels;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(usize, i64),
+    Commit,
+    Cut,
+    Compact(usize),
+    Restart,
+    Query(i64, i64),
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        10 => (0usize..4, 1i64..400).prop_map(|(s, d)| Op::Append(s, d)),
+        3 => Just(Op::Commit),
+        2 => Just(Op::Cut),
+        1 => (2usize..4).prop_map(Op::Compact),
+        1 => Just(Op::Restart),
+        2 => (0i64..6000, 0i64..6000).prop_map(|(a, w)| Op::Query(a, a + w)),
+    ];
+    proptest::collection::vec(op, 1..120)
+}
+
+fn labels(s: usize) -> Labels {
+    Labels::new([("__name__", "m".to_owned()), ("s", s.to_string())]).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn db_agrees_with_model(ops in ops()) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = DbOptions {
+            block_range_ms: 1000,
+            retention_ms: None,
+            head: vigil_tsdb::head::HeadOptions {
+                chunk_policy: vigil_tsdb::chunk::ChunkPolicy { max_samples: 5, max_span_ms: 700 },
+                ..Default::default()
+            },
+            ..DbOptions::default()
+        };
+        let mut db = Db::open(dir.path(), opts.clone()).unwrap();
+        let mut model: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+        let mut pending: Vec<(usize, i64, f64)> = Vec::new();
+        let mut clock = [0i64; 4];
+        for op in ops {
+            match op {
+                Op::Append(s, d) => {
+                    clock[s] += d;
+                    pending.push((s, clock[s], (clock[s] * 3) as f64));
+                }
+                Op::Commit => {
+                    let min_valid = db.head().min_valid_time();
+                    let mut app = db.head().appender();
+                    for &(s, t, v) in &pending {
+                        let r = app.append(&labels(s), t, v);
+                        // Ranges already cut into blocks refuse samples.
+                        prop_assert_eq!(r.is_err(), t < min_valid, "{:?}", r);
+                    }
+                    app.commit().unwrap();
+                    for (s, t, v) in pending.drain(..) {
+                        if t >= min_valid {
+                            model.entry(labels(s)).or_default().insert(t, v);
+                        }
+                    }
+                }
+                Op::Cut => {
+                    db.cut_blocks().unwrap();
+                }
+                Op::Compact(n) => {
+                    db.compact_oldest(n).unwrap();
+                }
+                Op::Restart => {
+                    pending.clear();
+                    drop(db);
+                    db = Db::open(dir.path(), opts.clone()).unwrap();
+                    prop_assert!(db.damaged_blocks().is_empty());
+                }
+                Op::Query(mint, maxt) => {
+                    let got = db.select(&[Matcher::equal("__name__", "m")], mint, maxt).unwrap();
+                    let want: Vec<(Labels, Vec<(i64, f64)>)> = model
+                        .iter()
+                        .map(|(l, m)| (l.clone(), m.range(mint..=maxt).map(|(&t, &v)| (t, v)).collect::<Vec<_>>()))
+                        .filter(|(_, v)| !v.is_empty())
+                        .collect();
+                    prop_assert_eq!(got, want, "query [{}, {}], blocks {:?}", mint, maxt, db.block_ranges());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn retention_by_time_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DbOptions {
+        block_range_ms: 1000,
+        retention_ms: Some(2500),
+        ..DbOptions::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let mut app = db.head().appender();
+    for t in (0..6000).step_by(100) {
+        app.append(&labels(0), t, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    assert_eq!(db.cut_blocks().unwrap(), 5);
+    // Newest sample 5900: blocks ending at or before 3400 go.
+    assert_eq!(db.apply_retention().unwrap(), 3);
+    assert_eq!(db.block_ranges(), [(3000, 4000), (4000, 5000)]);
+    let got = db.select(&[Matcher::equal("s", "0")], 0, 10_000).unwrap();
+    assert_eq!(got[0].1.first().map(|x| x.0), Some(3000));
+    drop(db);
+    let opts = DbOptions {
+        block_range_ms: 1000,
+        retention_ms: None,
+        retention_bytes: Some(1),
+        ..DbOptions::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert_eq!(
+        db.apply_retention().unwrap(),
+        2,
+        "over the size limit: every block goes"
+    );
+    assert!(db.block_ranges().is_empty());
+}
