@@ -2210,14 +2210,17 @@ fn cmp_for_k(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
 }
 
 /// A deterministic offset in [0, 1) from the label set, for limit_ratio.
+/// As Prometheus: XXH64 of `name 0xff value 0xff ...` over the label set,
+/// divided by the largest u64, so limit_ratio keeps the same series.
 fn ratio_offset(l: &Labels) -> f64 {
-    // FNV-1a over the printed label set.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in l.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut b = Vec::with_capacity(64);
+    for lab in l.iter() {
+        b.extend_from_slice(lab.name.as_bytes());
+        b.push(0xff);
+        b.extend_from_slice(lab.value.as_bytes());
+        b.push(0xff);
     }
-    h as f64 / u64::MAX as f64
+    crate::promql::xxhash::xxh64(&b) as f64 / u64::MAX as f64
 }
 
 fn aggregate_values(op: AggregateOp, values: &mut [f64], param: f64) -> f64 {

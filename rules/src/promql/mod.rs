@@ -8,3 +8,4 @@ mod lexer;
 pub(crate) mod parser;
 pub(crate) mod storage;
 pub(crate) mod value;
+mod xxhash;
