@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 
 use crate::Error;
-use crate::block::{Block, Samples, open_blocks, write_block};
+use crate::block::{Block, Samples, delete_block, open_blocks, write_block};
 use crate::head::{Head, HeadOptions};
 use crate::index::Matcher;
 use crate::labels::Labels;
@@ -184,11 +184,7 @@ impl Db {
         blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
         drop(blocks);
         for d in old_dirs {
-            std::fs::remove_dir_all(&d).map_err(|e| Error::Io {
-                op: "remove block",
-                path: d,
-                reason: e.to_string(),
-            })?;
+            delete_block(&d)?;
         }
         Ok(true)
     }
@@ -237,11 +233,7 @@ impl Db {
             .write()
             .retain(|b| !doomed.iter().any(|d| d == b.dir()));
         for d in &doomed {
-            std::fs::remove_dir_all(d).map_err(|e| Error::Io {
-                op: "remove block",
-                path: d.clone(),
-                reason: e.to_string(),
-            })?;
+            delete_block(d)?;
         }
         Ok(doomed.len())
     }

@@ -425,7 +425,8 @@ fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, 
 }
 
 /// Opens every block under `parent`, oldest range first. Directories left by
-/// a crash in the middle of a write (`*.tmp`) are removed, never read. A block
+/// a crash in the middle of a write (`*.tmp`) or of a deletion
+/// (`*.deleting`) are removed, never read. A block
 /// that does not open is reported beside the others instead of stopping
 /// them.
 pub fn open_blocks(parent: &Path) -> Result<OpenedBlocks, Error> {
@@ -450,7 +451,7 @@ pub fn open_blocks(parent: &Path) -> Result<OpenedBlocks, Error> {
         if !name.starts_with("b-") || !path.is_dir() {
             continue;
         }
-        if name.ends_with(".tmp") {
+        if name.ends_with(".tmp") || name.ends_with(".deleting") {
             let _ = fs::remove_dir_all(&path);
             continue;
         }
@@ -461,4 +462,26 @@ pub fn open_blocks(parent: &Path) -> Result<OpenedBlocks, Error> {
     }
     blocks.sort_by_key(|b| (b.meta.mint, b.meta.maxt));
     Ok((blocks, damaged))
+}
+
+/// Deletes a block directory so that a crash part-way never leaves a block
+/// with some files gone: rename it to `<name>.deleting` (atomic), sync the
+/// parent, then remove it.
+pub fn delete_block(dir: &Path) -> Result<(), Error> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| Error::Io {
+            op,
+            path,
+            reason: e.to_string(),
+        }
+    };
+    let mut doomed = dir.as_os_str().to_owned();
+    doomed.push(".deleting");
+    let doomed = PathBuf::from(doomed);
+    fs::rename(dir, &doomed).map_err(io("rename", dir))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    fs::remove_dir_all(&doomed).map_err(io("remove", &doomed))
 }
