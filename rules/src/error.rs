@@ -30,6 +30,16 @@ pub enum Error {
         /// Why the regex crate refused it.
         source: Box<regex::Error>,
     },
+    /// A rule file did not load. `line` and `column` are 1-based.
+    #[error("{line}:{column}: rule error: {message}")]
+    Rule {
+        /// 1-based line in the file.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
     /// The storage behind a [`crate::Queryable`] failed.
     #[error("storage error while selecting series: {0}")]
     Storage(String),
@@ -48,6 +58,13 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+pub(crate) fn line_col(input: &str, offset: usize) -> (usize, usize) {
+    let before = &input[..floor_char_boundary(input, offset.min(input.len()))];
+    let line = before.matches('\n').count() + 1;
+    let ls = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[ls..].chars().count() + 1)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -30,6 +30,7 @@
 
 mod error;
 mod promql;
+pub mod rules;
 
 pub use error::Error;
 pub use promql::ast::{

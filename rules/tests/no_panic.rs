@@ -230,3 +230,13 @@ fn huge_subqueries_hit_the_step_budget() {
         .expect_err("a subquery of 3e13 steps must be refused");
     assert!(err.to_string().contains("too many samples"), "{err}");
 }
+
+#[test]
+fn mutated_legacy_rule_files_never_panic() {
+    let seed = "# c\nALERT Example\n  IF metricsCPU > 0.9\n  FOR 10m\n  LABELS {severity=\"High\"}\n  ANNOTATIONS {description=\"Node CPU too high: {{ $labels.instance }} CPU {{$value}}\", summary=\"Node\nCPU too high\"}\njob:up:sum{a='b'} = sum by (job) (up)\n";
+    let mut rng = Rng(7);
+    for _ in 0..20_000 {
+        let text = mutate(&mut rng, seed);
+        let _ = vigil_rules::rules::parse_legacy(&text, "g");
+    }
+}

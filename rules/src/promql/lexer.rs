@@ -498,3 +498,14 @@ pub(crate) fn scan_duration(src: &[u8], at: usize) -> Option<(i64, usize)> {
     }
     Some((total, pos))
 }
+
+/// Parses a whole string as a Prometheus duration (`1h30m`; a bare `0`).
+pub(crate) fn parse_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    match scan_duration(s.as_bytes(), 0) {
+        Some((ms, end)) if end == s.len() => Some(ms),
+        _ => None,
+    }
+}

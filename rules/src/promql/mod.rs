@@ -9,3 +9,5 @@ pub(crate) mod parser;
 pub(crate) mod storage;
 pub(crate) mod value;
 mod xxhash;
+
+pub(crate) use lexer::parse_duration;

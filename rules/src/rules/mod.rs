@@ -1,0 +1,156 @@
+//! Rule groups: the model shared by both rule-file forms.
+//!
+//! So far the legacy Prometheus 1.x syntax loads ([`parse_legacy`]) and
+//! converts to the YAML rule-group form ([`RuleGroup::to_yaml`]). The YAML
+//! loader, recording-rule and alert evaluation come next.
+
+mod legacy;
+
+use std::fmt::Write as _;
+
+pub use legacy::parse_legacy;
+
+/// A group of rules evaluated together at one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleGroup {
+    /// The group name, unique within a file.
+    pub name: String,
+    /// Evaluation interval in milliseconds; `None` for the global default.
+    pub interval: Option<i64>,
+    /// Rules in evaluation order.
+    pub rules: Vec<Rule>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// `record: name` — writes the expression's result as a new series.
+    Recording(RecordingRule),
+    /// `alert: name` — fires for every series the expression returns.
+    Alerting(AlertingRule),
+}
+
+/// A recording rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingRule {
+    /// The metric name written.
+    pub record: String,
+    /// The PromQL expression as written (trimmed); it parses.
+    pub expr: String,
+    /// Labels added to or overriding the result's labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// An alerting rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertingRule {
+    /// The alert name.
+    pub alert: String,
+    /// The PromQL expression as written (trimmed); it parses.
+    pub expr: String,
+    /// How long the condition must hold before the alert fires (ms).
+    pub for_ms: i64,
+    /// How long the alert keeps firing after the condition clears (ms).
+    pub keep_firing_for_ms: i64,
+    /// Labels added to the alert (values may be templates).
+    pub labels: Vec<(String, String)>,
+    /// Annotations (values may be templates).
+    pub annotations: Vec<(String, String)>,
+}
+
+/// Formats milliseconds as Prometheus prints a duration (`1h30m`, `0s`).
+pub fn format_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    if rest < 0 {
+        out.push('-');
+        rest = -rest;
+    }
+    for (unit, size) in [
+        ("y", 365 * 86_400_000i64),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if rest >= size {
+            let _ = write!(out, "{}{unit}", rest / size);
+            rest %= size;
+        }
+    }
+    out
+}
+
+/// Quotes a string as a YAML double-quoted scalar.
+fn yaml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn yaml_map(out: &mut String, indent: &str, key: &str, pairs: &[(String, String)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}{key}:");
+    for (k, v) in pairs {
+        let _ = writeln!(out, "{indent}  {}: {}", yaml_quote(k), yaml_quote(v));
+    }
+}
+
+impl RuleGroup {
+    /// The group as a Prometheus 2.x/3.x rule file (`groups:` with this one
+    /// group). Every string is double-quoted, so any value survives.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::from("groups:\n");
+        let _ = writeln!(out, "  - name: {}", yaml_quote(&self.name));
+        if let Some(i) = self.interval {
+            let _ = writeln!(out, "    interval: {}", format_duration(i));
+        }
+        out.push_str("    rules:\n");
+        for r in &self.rules {
+            match r {
+                Rule::Recording(r) => {
+                    let _ = writeln!(out, "      - record: {}", yaml_quote(&r.record));
+                    let _ = writeln!(out, "        expr: {}", yaml_quote(&r.expr));
+                    yaml_map(&mut out, "        ", "labels", &r.labels);
+                }
+                Rule::Alerting(a) => {
+                    let _ = writeln!(out, "      - alert: {}", yaml_quote(&a.alert));
+                    let _ = writeln!(out, "        expr: {}", yaml_quote(&a.expr));
+                    if a.for_ms != 0 {
+                        let _ = writeln!(out, "        for: {}", format_duration(a.for_ms));
+                    }
+                    if a.keep_firing_for_ms != 0 {
+                        let _ = writeln!(
+                            out,
+                            "        keep_firing_for: {}",
+                            format_duration(a.keep_firing_for_ms)
+                        );
+                    }
+                    yaml_map(&mut out, "        ", "labels", &a.labels);
+                    yaml_map(&mut out, "        ", "annotations", &a.annotations);
+                }
+            }
+        }
+        out
+    }
+}
