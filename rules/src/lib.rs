@@ -6,8 +6,9 @@
 //! implements [`Queryable`]. [`MemoryStore`] is an in-memory `Queryable` for
 //! tests and small embedded uses.
 //!
-//! Rule groups, recording and alerting rules, templates and `promtool test
-//! rules` are not here yet (see the README).
+//! [`rules`] holds the rule-group model and the legacy Prometheus 1.x rule
+//! syntax; the YAML loader, rule evaluation, alerts, templates and
+//! `promtool test rules` are not here yet (see the README).
 //!
 //! ```
 //! use vigil_rules::{Engine, Labels, MemoryStore, Value};
