@@ -7,10 +7,12 @@
 //! Each criterion iteration ingests `ROUNDS` rounds into a fresh head, so the
 //! figure includes creating the 10,000 series once.
 
-use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "../common/ingest.rs"]
+mod ingest;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil_tsdb::head::{Head, HeadOptions};
@@ -34,18 +36,7 @@ fn label_sets(n: usize) -> Vec<Labels> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
-            Labels::new(
-                m.into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap().to_owned())),
-            )
-            .unwrap()
-        })
-        .collect()
+    ingest::parse_label_sets(&String::from_utf8(out.stdout).unwrap(), n)
 }
 
 /// Ingests the workload into a fresh head in a temporary directory.
@@ -60,21 +51,7 @@ fn ingest(sets: &[Labels], rounds: usize) -> Duration {
     };
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
-    let mut refs = Vec::with_capacity(sets.len());
-    let mut app = head.appender();
-    for l in sets {
-        refs.push(app.append(l, 0, 0.0).unwrap());
-    }
-    app.commit().unwrap();
-    for round in 1..rounds {
-        let t = round as i64 * 30_000;
-        let v = round as f64 * 1000.0;
-        let mut app = head.appender_with_capacity(refs.len());
-        for &r in &refs {
-            app.append_ref(r, t, v).unwrap();
-        }
-        black_box(app.commit().unwrap());
-    }
+    ingest::ingest(&head, sets, rounds);
     let took = start.elapsed();
     drop(head);
     took

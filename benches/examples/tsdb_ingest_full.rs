@@ -9,6 +9,9 @@
 //! the restart time: replaying the whole WAL, and loading a checkpoint.
 //! With `HEAD_MEMORY=1` it measures the head's own memory instead (no WAL).
 
+#[path = "../common/ingest.rs"]
+mod ingest;
+
 use std::time::{Duration, Instant};
 
 use vigil_tsdb::head::{Head, HeadOptions};
@@ -43,20 +46,7 @@ fn rss_kib() -> u64 {
 fn head_memory(sets: &[Labels], rounds: usize) {
     let before = rss_kib();
     let head = Head::in_memory(HeadOptions::default());
-    let mut app = head.appender();
-    let refs: Vec<_> = sets
-        .iter()
-        .map(|l| app.append(l, 0, 0.0).unwrap())
-        .collect();
-    app.commit().unwrap();
-    for round in 1..rounds {
-        let mut app = head.appender_with_capacity(refs.len());
-        for &r in &refs {
-            app.append_ref(r, round as i64 * 30_000, round as f64 * 1000.0)
-                .unwrap();
-        }
-        app.commit().unwrap();
-    }
+    ingest::ingest(&head, sets, rounds);
     let grew = rss_kib().saturating_sub(before) * 1024;
     let label_bytes: usize = sets
         .iter()
@@ -80,19 +70,7 @@ fn main() {
         .expect("usage: tsdb_ingest_full LABELS.json [SERIES] [ROUNDS]");
     let series: usize = args.get(2).map_or(10_000, |s| s.parse().unwrap());
     let rounds: usize = args.get(3).map_or(3_000, |s| s.parse().unwrap());
-    let sets: Vec<Labels> = std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .take(series)
-        .map(|l| {
-            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
-            Labels::new(
-                m.into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap().to_owned())),
-            )
-            .unwrap()
-        })
-        .collect();
+    let sets = ingest::parse_label_sets(&std::fs::read_to_string(file).unwrap(), series);
     if std::env::var_os("HEAD_MEMORY").is_some() {
         head_memory(&sets, rounds);
         return;
@@ -107,20 +85,7 @@ fn main() {
     };
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
-    let mut app = head.appender();
-    let refs: Vec<_> = sets
-        .iter()
-        .map(|l| app.append(l, 0, 0.0).unwrap())
-        .collect();
-    app.commit().unwrap();
-    for round in 1..rounds {
-        let mut app = head.appender_with_capacity(refs.len());
-        for &r in &refs {
-            app.append_ref(r, round as i64 * 30_000, round as f64 * 1000.0)
-                .unwrap();
-        }
-        app.commit().unwrap();
-    }
+    ingest::ingest(&head, &sets, rounds);
     let took = start.elapsed();
     let samples = sets.len() * rounds;
     println!(

@@ -70,14 +70,6 @@ pub fn write_block(
     maxt: i64,
     series: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>,
 ) -> Result<PathBuf, Error> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| Error::Io {
-            op,
-            path,
-            reason: e.to_string(),
-        }
-    };
     // Unique among the blocks of a directory: the range, then the time of
     // writing in nanoseconds and the process id.
     let nanos = std::time::SystemTime::now()
@@ -155,6 +147,16 @@ pub fn write_block(
     fs::rename(&tmp, &final_dir).map_err(io("rename", &tmp))?;
     sync_dir(parent)?;
     Ok(final_dir)
+}
+
+/// Maps an I/O error of `op` on `path` to the crate's error.
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| Error::Io {
+        op,
+        path,
+        reason: e.to_string(),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
@@ -468,14 +470,6 @@ pub fn open_blocks(parent: &Path) -> Result<OpenedBlocks, Error> {
 /// with some files gone: rename it to `<name>.deleting` (atomic), sync the
 /// parent, then remove it.
 pub fn delete_block(dir: &Path) -> Result<(), Error> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| Error::Io {
-            op,
-            path,
-            reason: e.to_string(),
-        }
-    };
     let mut doomed = dir.as_os_str().to_owned();
     doomed.push(".deleting");
     let doomed = PathBuf::from(doomed);

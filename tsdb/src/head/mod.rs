@@ -238,6 +238,18 @@ impl State {
     }
 }
 
+/// A new open chunk holding the samples of chunk `bytes` from `t` on.
+fn rewrite_from(bytes: &[u8], t: i64) -> ChunkWriter {
+    let mut w = ChunkWriter::new();
+    if let Ok(c) = Chunk::new(bytes) {
+        for (ts, v) in c.iter().filter_map(Result::ok).filter(|&(ts, _)| ts >= t) {
+            // Decoded in order from a chunk this head wrote: appends succeed.
+            let _ = w.append(ts, v);
+        }
+    }
+    w
+}
+
 /// The series whose labels hash to one value: almost always one.
 enum IdList {
     One(SeriesId),
@@ -384,24 +396,12 @@ impl Head {
     pub fn truncate_before(&self, t: i64) {
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
-        let policy = self.opts.chunk_policy;
         for slot in st.series.slots.iter_mut().flatten() {
             // Whole chunks before t go; one that straddles t is rewritten
             // with only its samples from t on.
             slot.sealed.retain(|c| c.maxt >= t);
             if let Some(first) = slot.sealed.first_mut().filter(|c| c.mint < t) {
-                let kept: Vec<(i64, f64)> = Chunk::new(&first.bytes)
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(Result::ok)
-                            .filter(|&(ts, _)| ts >= t)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut w = ChunkWriter::new();
-                for &(ts, v) in &kept {
-                    let _ = w.append(ts, v);
-                }
+                let w = rewrite_from(&first.bytes, t);
                 match (w.first_time(), w.last_time()) {
                     (Some(mint), Some(maxt)) => {
                         *first = Sealed {
@@ -416,22 +416,10 @@ impl Head {
                 }
             }
             if slot.open.first_time().is_some_and(|f| f < t) {
-                let kept: Vec<(i64, f64)> = Chunk::new(slot.open.bytes())
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(Result::ok)
-                            .filter(|&(ts, _)| ts >= t)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                slot.open = ChunkWriter::new();
-                for (ts, v) in kept {
-                    let _ = slot.open.append(ts, v);
-                }
+                slot.open = rewrite_from(slot.open.bytes(), t);
             }
             slot.ooo = slot.ooo.split_off(&t);
         }
-        let _ = policy;
     }
 
     /// The earliest timestamp the head accepts (samples before it belong to

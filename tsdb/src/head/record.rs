@@ -118,6 +118,21 @@ impl Reader<'_> {
         })
     }
 
+    /// A label set: `uvarint k`, then `k` length-prefixed name and value pairs.
+    pub(crate) fn labels(&mut self) -> Result<Labels, Error> {
+        let k = self.count(2)?;
+        let mut pairs = Vec::with_capacity(k);
+        for _ in 0..k {
+            pairs.push((self.str()?, self.str()?));
+        }
+        let at = self.at;
+        Labels::new(pairs).map_err(|_| Error::BadRecord {
+            lsn: self.lsn,
+            offset: at,
+            what: "invalid label set",
+        })
+    }
+
     /// A count of items that each take at least `min` bytes: bounded by
     /// what is left, so a damaged count cannot ask for a huge allocation.
     pub(crate) fn count(&mut self, min: usize) -> Result<usize, Error> {
@@ -148,18 +163,7 @@ pub(crate) fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let id = r.uvarint()?;
-                let k = r.count(2)?;
-                let mut pairs = Vec::with_capacity(k);
-                for _ in 0..k {
-                    pairs.push((r.str()?, r.str()?));
-                }
-                let at = r.at;
-                let labels = Labels::new(pairs).map_err(|_| Error::BadRecord {
-                    lsn,
-                    offset: at,
-                    what: "invalid label set",
-                })?;
-                out.push((id, labels));
+                out.push((id, r.labels()?));
             }
             Record::Series(out)
         }

@@ -9,7 +9,6 @@ use super::record::{Reader, put_str, put_uvarint, put_varint};
 use super::{MemSeries, Sealed, State};
 use crate::Error;
 use crate::chunk::{Chunk, ChunkPolicy};
-use crate::labels::Labels;
 
 const MAGIC: &[u8; 4] = b"VHSN";
 const VERSION: u8 = 1;
@@ -73,17 +72,7 @@ pub(crate) fn decode(b: &[u8], lsn: u64, policy: &ChunkPolicy) -> Result<State, 
     let n = r.count(3)?;
     for _ in 0..n {
         let id = r.uvarint()?;
-        let k = r.count(2)?;
-        let mut pairs = Vec::with_capacity(k);
-        for _ in 0..k {
-            pairs.push((r.str()?, r.str()?));
-        }
-        let at = r.at;
-        let labels = Labels::new(pairs).map_err(|_| Error::BadRecord {
-            lsn,
-            offset: at,
-            what: "invalid label set",
-        })?;
+        let labels = r.labels()?;
         if !st.create(id, labels) {
             return Err(r.bad("series id far beyond the ids in use"));
         }
@@ -141,6 +130,7 @@ pub(crate) fn decode(b: &[u8], lsn: u64, policy: &ChunkPolicy) -> Result<State, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::Labels;
 
     fn sample_state() -> State {
         let mut st = State::new();
