@@ -32,6 +32,8 @@
 mod error;
 mod promql;
 pub mod rules;
+#[cfg(feature = "tsdb")]
+mod tsdb;
 
 pub use error::Error;
 pub use promql::ast::{

@@ -12,7 +12,7 @@ mod promqltest;
 
 use std::path::Path;
 
-use promqltest::{Outcome, run_script};
+use promqltest::{Outcome, TestStore, run_script, run_script_on};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -57,6 +57,98 @@ const MIN_PASSED: &[(&str, usize)] = &[
 
 #[test]
 fn upstream_promql_scripts() {
+    run_all("in-memory store", &mut || {
+        Box::new(vigil_rules::MemoryStore::new())
+    });
+}
+
+/// The same suite over vigil-tsdb (through the `tsdb` feature's adapter):
+/// the store must give the engine exactly what the in-memory one does,
+/// staleness markers included, so the same ratchet holds.
+#[test]
+fn upstream_promql_scripts_on_vigil_tsdb() {
+    run_all("vigil-tsdb", &mut || Box::new(DbStore::new()));
+}
+
+/// A vigil-tsdb store in a temporary folder; `clear` starts a new one.
+struct DbStore {
+    dir: std::path::PathBuf,
+    db: Option<vigil_tsdb::db::Db>,
+    pending: Vec<(vigil_rules::Labels, i64, f64)>,
+}
+
+impl DbStore {
+    fn new() -> DbStore {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-rules-conformance-{}-{n}",
+            std::process::id()
+        ));
+        let mut s = DbStore {
+            dir,
+            db: None,
+            pending: Vec::new(),
+        };
+        s.open().expect("open a vigil-tsdb store");
+        s
+    }
+
+    fn open(&mut self) -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let mut wal = vigil_wal::Options::default();
+        wal.sync = vigil_wal::SyncPolicy::Never;
+        wal.preallocate = false;
+        wal.segment_size = 1 << 20;
+        let mut opts = vigil_tsdb::db::DbOptions::default();
+        opts.head.wal = wal;
+        // Later loads may add samples before earlier ones.
+        opts.head.out_of_order_window_ms = i64::MAX / 4;
+        self.db = Some(
+            vigil_tsdb::db::Db::open(&self.dir, opts).map_err(|e| format!("open store: {e}"))?,
+        );
+        Ok(())
+    }
+}
+
+impl Drop for DbStore {
+    fn drop(&mut self) {
+        self.db = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestStore for DbStore {
+    fn add(&mut self, labels: &vigil_rules::Labels, t: i64, v: f64) {
+        self.pending.push((labels.clone(), t, v));
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let db = self.db.as_ref().expect("store is open");
+        let mut app = db.head().appender();
+        for (l, t, v) in self.pending.drain(..) {
+            let tl = vigil_tsdb::labels::Labels::new(
+                l.iter().map(|x| (x.name.clone(), x.value.clone())),
+            )
+            .map_err(|e| format!("labels {l}: {e}"))?;
+            app.append(&tl, t, v)
+                .map_err(|e| format!("append {l} @ {t}: {e}"))?;
+        }
+        app.commit().map_err(|e| format!("commit: {e}"))?;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), String> {
+        self.db = None;
+        self.open()
+    }
+
+    fn queryable(&self) -> &dyn vigil_rules::Queryable {
+        self.db.as_ref().expect("store is open")
+    }
+}
+
+fn run_all(what: &str, make: &mut dyn FnMut() -> Box<dyn TestStore>) {
     let dir = Path::new(DIR);
     assert!(
         dir.is_dir(),
@@ -83,7 +175,9 @@ fn upstream_promql_scripts() {
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(path).expect("read script");
-        let results = run_script(&text).unwrap_or_else(|e| panic!("{name}: script error: {e}"));
+        let mut store = make();
+        let results = run_script_on(&text, store.as_mut())
+            .unwrap_or_else(|e| panic!("{name} ({what}): script error: {e}"));
         let (mut passed, mut failed, mut skipped) = (0, 0, 0);
         for r in &results {
             match &r.outcome {
@@ -115,7 +209,7 @@ fn upstream_promql_scripts() {
         rows.push((name, results.len(), passed, failed, skipped));
     }
 
-    println!("\n| file | cases | passed | failed | skipped |");
+    println!("\n{what}:\n\n| file | cases | passed | failed | skipped |");
     println!("|---|---:|---:|---:|---:|");
     let mut tot = (0, 0, 0, 0);
     for exp in [false, true] {

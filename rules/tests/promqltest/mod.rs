@@ -376,11 +376,43 @@ pub fn float_eq(exp: f64, got: f64) -> bool {
     (exp - got).abs() / (exp.abs() + got.abs()) < 1e-6
 }
 
-/// Runs a whole script. Script errors (malformed commands) are returned as
-/// `Err`.
+/// Where a script's `load` commands put their samples.
+pub trait TestStore {
+    /// Adds one sample (flushed at the end of the load block).
+    fn add(&mut self, labels: &Labels, t: i64, v: f64);
+    /// Makes the samples added so far visible to queries.
+    fn flush(&mut self) -> Result<(), String>;
+    /// Removes everything.
+    fn clear(&mut self) -> Result<(), String>;
+    /// The store as the engine sees it.
+    fn queryable(&self) -> &dyn vigil_rules::Queryable;
+}
+
+impl TestStore for MemoryStore {
+    fn add(&mut self, labels: &Labels, t: i64, v: f64) {
+        self.add_sample(labels, t, v);
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    fn clear(&mut self) -> Result<(), String> {
+        MemoryStore::clear(self);
+        Ok(())
+    }
+    fn queryable(&self) -> &dyn vigil_rules::Queryable {
+        self
+    }
+}
+
+/// Runs a whole script on the in-memory store. Script errors (malformed
+/// commands) are returned as `Err`.
 pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
+    run_script_on(text, &mut MemoryStore::new())
+}
+
+/// Runs a whole script on `store`.
+pub fn run_script_on(text: &str, store: &mut dyn TestStore) -> Result<Vec<CaseResult>, String> {
     let lines: Vec<&str> = text.lines().collect();
-    let mut store = MemoryStore::new();
     // Series that hold data we cannot load yet (native histograms, NHCB
     // conversions, start timestamps), with the reason.
     let mut hist_series: Vec<(Labels, &'static str)> = Vec::new();
@@ -404,7 +436,7 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
             .unwrap_or("")
             .to_ascii_lowercase();
         if word == "clear" {
-            store.clear();
+            store.clear()?;
             hist_series.clear();
             i += 1;
             continue;
@@ -450,10 +482,11 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
             for (labels, slots) in block {
                 for (k, s) in slots.iter().enumerate() {
                     if let Slot::Float(v) = s {
-                        store.add_sample(&labels, k as i64 * interval, *v);
+                        store.add(&labels, k as i64 * interval, *v);
                     }
                 }
             }
+            store.flush()?;
             continue;
         }
         if !word.starts_with("eval") {
@@ -465,7 +498,7 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
         } else if let Some(f) = nh_only_function(&case.expr) {
             Outcome::Skipped(format!("calls the native-histogram-only function {f}"))
         } else {
-            match run_eval(&engine, &store, &case) {
+            match run_eval(&engine, store.queryable(), &case) {
                 Ok(()) => Outcome::Passed,
                 Err(e) => Outcome::Failed(e),
             }
@@ -669,7 +702,11 @@ fn check_annotations(
     check("info", &exp.info, exp.no_info, infos)
 }
 
-fn run_eval(engine: &Engine, store: &MemoryStore, case: &EvalCase) -> Result<(), String> {
+fn run_eval(
+    engine: &Engine,
+    store: &dyn vigil_rules::Queryable,
+    case: &EvalCase,
+) -> Result<(), String> {
     let exp = &case.exp;
     let parsed = parse(&case.expr);
     let expr = match (&parsed, &exp.fail) {

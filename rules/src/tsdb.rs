@@ -1,0 +1,58 @@
+//! [`Queryable`] for vigil-tsdb's store (feature `tsdb`), so PromQL runs
+//! over the monitor's storage. Neither crate depends on the other unless
+//! this feature is on.
+
+use crate::Error;
+use crate::promql::ast::{MatchOp, Matcher};
+use crate::promql::labels::Labels;
+use crate::promql::storage::{Queryable, StoredSeries};
+use crate::promql::value::FPoint;
+
+fn storage(e: vigil_tsdb::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn matchers(ms: &[Matcher]) -> Result<Vec<vigil_tsdb::index::Matcher>, Error> {
+    ms.iter()
+        .map(|m| {
+            let op = match m.op {
+                MatchOp::Equal => vigil_tsdb::index::MatchOp::Equal,
+                MatchOp::NotEqual => vigil_tsdb::index::MatchOp::NotEqual,
+                MatchOp::Regex => vigil_tsdb::index::MatchOp::Regex,
+                MatchOp::NotRegex => vigil_tsdb::index::MatchOp::NotRegex,
+            };
+            vigil_tsdb::index::Matcher::new(m.name.clone(), op, m.value.clone()).map_err(storage)
+        })
+        .collect()
+}
+
+/// Series from the blocks and the head, merged by the store.
+impl Queryable for vigil_tsdb::db::Db {
+    fn select(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<StoredSeries>, Error> {
+        let got = vigil_tsdb::db::Db::select(self, &matchers(ms)?, mint, maxt).map_err(storage)?;
+        Ok(got
+            .into_iter()
+            .map(|(labels, samples)| {
+                let pairs: Vec<(&str, &str)> = labels.iter().collect();
+                StoredSeries {
+                    labels: Labels::from_pairs(&pairs),
+                    floats: samples.into_iter().map(|(t, v)| FPoint { t, v }).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// The head's label names (series only in blocks are not listed yet).
+    fn label_names(&self) -> Result<Vec<String>, Error> {
+        Ok(self.head().querier(i64::MIN, i64::MAX).label_names(&[]))
+    }
+
+    /// The head's values of `name` (series only in blocks are not listed
+    /// yet).
+    fn label_values(&self, name: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .head()
+            .querier(i64::MIN, i64::MAX)
+            .label_values(name, &[]))
+    }
+}
