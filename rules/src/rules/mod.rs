@@ -1,13 +1,16 @@
 //! Rule groups: the model shared by both rule-file forms.
 //!
 //! So far the legacy Prometheus 1.x syntax loads ([`parse_legacy`]) and
-//! converts to the YAML rule-group form ([`RuleGroup::to_yaml`]). The YAML
-//! loader, recording-rule and alert evaluation come next.
+//! converts to the YAML rule-group form ([`RuleGroup::to_yaml`]), and an
+//! alerting rule runs its state machine ([`AlertingRuleState`]). The YAML
+//! loader, templates, recording-rule and group evaluation come next.
 
+mod alerting;
 mod legacy;
 
 use std::fmt::Write as _;
 
+pub use alerting::{Alert, AlertState, AlertingRuleState, RESOLVED_RETENTION_MS};
 pub use legacy::parse_legacy;
 
 /// A group of rules evaluated together at one interval.

@@ -1,0 +1,332 @@
+//! The alert state machine, as Prometheus's `AlertingRule.Eval`:
+//!
+//! - every series the expression returns is an alert, identified by its
+//!   labels (the series' labels without `__name__`, plus the rule's
+//!   labels, plus `alertname`);
+//! - a new alert is *pending* from that evaluation on, and turns *firing*
+//!   once it has been active for the rule's `for` (at once when `for` is 0);
+//! - an alert whose series is gone is *resolved* (inactive, kept 15 minutes
+//!   so that notifiers can report the resolution); a pending one is simply
+//!   dropped; with `keep_firing_for`, a firing alert stays firing that long
+//!   after its series is gone;
+//! - each evaluation yields `ALERTS{..., alertstate="pending"|"firing"} 1`
+//!   and `ALERTS_FOR_STATE{...}` = the activation time in seconds, for every
+//!   pending or firing alert;
+//! - with a limit, more pending or firing alerts than the limit is an error
+//!   and drops every alert of the rule.
+//!
+//! Label and annotation values are copied as written: templates are not
+//! expanded yet.
+
+use std::collections::BTreeMap;
+
+use super::AlertingRule;
+use crate::promql::labels::NAME;
+use crate::{Engine, Error, Expr, Labels, Queryable, Sample, Value, parse};
+
+/// How long a resolved alert is kept (Prometheus's `resolvedRetention`).
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60_000;
+
+/// An alert's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// Resolved: its series is gone.
+    Inactive,
+    /// Active for less than the rule's `for`.
+    Pending,
+    /// Active for at least the rule's `for`.
+    Firing,
+}
+
+impl AlertState {
+    /// The `alertstate` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One alert of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Identifying labels (with `alertname`).
+    pub labels: Labels,
+    /// Annotations.
+    pub annotations: Vec<(String, String)>,
+    /// State.
+    pub state: AlertState,
+    /// The series' value at the last evaluation that returned it.
+    pub value: f64,
+    /// When it became active (ms).
+    pub active_at: i64,
+    /// When it started firing (ms).
+    pub fired_at: Option<i64>,
+    /// When it was resolved (ms).
+    pub resolved_at: Option<i64>,
+    /// Since when it has been kept firing without its series (ms).
+    pub keep_firing_since: Option<i64>,
+}
+
+/// An alerting rule with its alerts, evaluated step by step.
+#[derive(Debug, Clone)]
+pub struct AlertingRuleState {
+    rule: AlertingRule,
+    expr: Expr,
+    active: BTreeMap<Labels, Alert>,
+}
+
+impl AlertingRuleState {
+    /// Prepares a rule (its expression must parse).
+    pub fn new(rule: AlertingRule) -> Result<Self, Error> {
+        let expr = parse(&rule.expr)?;
+        Ok(AlertingRuleState {
+            rule,
+            expr,
+            active: BTreeMap::new(),
+        })
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &AlertingRule {
+        &self.rule
+    }
+
+    /// Pending, firing and recently resolved alerts, by labels.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.active.values()
+    }
+
+    /// Evaluates the rule at `ts` (ms) and returns the `ALERTS` and
+    /// `ALERTS_FOR_STATE` samples. `limit` 0 means no limit.
+    pub fn eval(
+        &mut self,
+        engine: &Engine,
+        q: &dyn Queryable,
+        ts: i64,
+        limit: usize,
+    ) -> Result<Vec<Sample>, Error> {
+        let res = engine.instant_query_expr(q, &self.rule.expr, &self.expr, ts)?;
+        let samples = match res.value {
+            Value::Vector(v) => v,
+            Value::Scalar { v, .. } => vec![Sample {
+                labels: Labels::new(),
+                t: ts,
+                value: v,
+                drop_name: false,
+            }],
+            _ => {
+                return Err(Error::Eval(format!(
+                    "alerting rule {:?}: the expression must return a vector or a scalar",
+                    self.rule.alert
+                )));
+            }
+        };
+        let mut seen: BTreeMap<Labels, ()> = BTreeMap::new();
+        for s in samples {
+            let mut l = s.labels.clone();
+            l.remove(NAME);
+            for (k, v) in &self.rule.labels {
+                l.set(k, v);
+            }
+            l.set("alertname", &self.rule.alert);
+            if seen.insert(l.clone(), ()).is_some() {
+                return Err(Error::Eval(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                        .into(),
+                ));
+            }
+            match self.active.get_mut(&l) {
+                Some(a) if a.state != AlertState::Inactive => {
+                    a.value = s.value;
+                    a.annotations = self.rule.annotations.clone();
+                }
+                _ => {
+                    self.active.insert(
+                        l.clone(),
+                        Alert {
+                            labels: l,
+                            annotations: self.rule.annotations.clone(),
+                            state: AlertState::Pending,
+                            value: s.value,
+                            active_at: ts,
+                            fired_at: None,
+                            resolved_at: None,
+                            keep_firing_since: None,
+                        },
+                    );
+                }
+            }
+        }
+        let keep_for = self.rule.keep_firing_for_ms;
+        let mut remove = Vec::new();
+        for (k, a) in self.active.iter_mut() {
+            if seen.contains_key(k) {
+                a.keep_firing_since = None;
+                if a.state == AlertState::Pending && ts - a.active_at >= self.rule.for_ms {
+                    a.state = AlertState::Firing;
+                    a.fired_at = Some(ts);
+                }
+                continue;
+            }
+            // The series is gone.
+            if keep_for > 0 && a.state == AlertState::Firing {
+                let since = *a.keep_firing_since.get_or_insert(ts);
+                if ts - since < keep_for {
+                    continue;
+                }
+            }
+            if a.state == AlertState::Pending
+                || a.resolved_at
+                    .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
+            {
+                remove.push(k.clone());
+            } else if a.state != AlertState::Inactive {
+                a.state = AlertState::Inactive;
+                a.resolved_at = Some(ts);
+            }
+        }
+        for k in remove {
+            self.active.remove(&k);
+        }
+        let live = self
+            .active
+            .values()
+            .filter(|a| a.state != AlertState::Inactive)
+            .count();
+        if limit > 0 && live > limit {
+            self.active.clear();
+            return Err(Error::Eval(format!(
+                "exceeded limit of {limit} with {live} alerts"
+            )));
+        }
+        let mut out = Vec::new();
+        for a in self.active.values() {
+            if a.state == AlertState::Inactive {
+                continue;
+            }
+            let mut l = a.labels.clone();
+            l.set(NAME, "ALERTS");
+            l.set("alertstate", a.state.as_str());
+            out.push(Sample {
+                labels: l,
+                t: ts,
+                value: 1.0,
+                drop_name: false,
+            });
+            let mut f = a.labels.clone();
+            f.set(NAME, "ALERTS_FOR_STATE");
+            out.push(Sample {
+                labels: f,
+                t: ts,
+                value: a.active_at as f64 / 1000.0,
+                drop_name: false,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    fn rule(for_ms: i64, keep_ms: i64) -> AlertingRuleState {
+        AlertingRuleState::new(AlertingRule {
+            alert: "HighCPU".into(),
+            expr: "cpu > 0.9".into(),
+            for_ms,
+            keep_firing_for_ms: keep_ms,
+            labels: vec![("severity".into(), "page".into())],
+            annotations: vec![("summary".into(), "CPU high".into())],
+        })
+        .unwrap()
+    }
+
+    /// cpu{instance="a"} sampled every minute with the given values.
+    fn store(values: &[f64]) -> MemoryStore {
+        let mut s = MemoryStore::new();
+        let l = Labels::from_pairs(&[("__name__", "cpu"), ("instance", "a")]);
+        for (i, v) in values.iter().enumerate() {
+            s.add_sample(&l, i as i64 * 60_000, *v);
+        }
+        s
+    }
+
+    fn states(r: &AlertingRuleState) -> Vec<AlertState> {
+        r.alerts().map(|a| a.state).collect()
+    }
+
+    #[test]
+    fn pending_then_firing_then_resolved() {
+        // High from 1m to 3m, low from 4m on.
+        let s = store(&[0.5, 0.95, 0.95, 0.95, 0.5, 0.5]);
+        let e = Engine::new();
+        let mut r = rule(120_000, 0);
+        assert!(r.eval(&e, &s, 0, 0).unwrap().is_empty());
+        let out = r.eval(&e, &s, 60_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Pending]);
+        assert_eq!(
+            out[0].labels.to_string(),
+            r#"{__name__="ALERTS", alertname="HighCPU", alertstate="pending", instance="a", severity="page"}"#
+        );
+        assert_eq!(out[1].labels.metric_name(), "ALERTS_FOR_STATE");
+        assert_eq!(out[1].value, 60.0);
+        r.eval(&e, &s, 120_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Pending]);
+        let out = r.eval(&e, &s, 180_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Firing]);
+        assert_eq!(out[0].labels.get("alertstate"), "firing");
+        assert!(r.eval(&e, &s, 240_000, 0).unwrap().is_empty());
+        assert_eq!(states(&r), vec![AlertState::Inactive]);
+        // Kept for the retention, then forgotten.
+        r.eval(&e, &s, 240_000 + RESOLVED_RETENTION_MS, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Inactive]);
+        r.eval(&e, &s, 240_001 + RESOLVED_RETENTION_MS, 0).unwrap();
+        assert!(states(&r).is_empty());
+    }
+
+    #[test]
+    fn a_pending_alert_that_clears_is_dropped() {
+        let s = store(&[0.95, 0.5]);
+        let e = Engine::new();
+        let mut r = rule(300_000, 0);
+        r.eval(&e, &s, 0, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Pending]);
+        r.eval(&e, &s, 60_000, 0).unwrap();
+        assert!(states(&r).is_empty());
+    }
+
+    #[test]
+    fn for_zero_fires_at_once_and_keep_firing_for_holds() {
+        let s = store(&[0.95, 0.5, 0.5, 0.5]);
+        let e = Engine::new();
+        let mut r = rule(0, 120_000);
+        r.eval(&e, &s, 0, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Firing]);
+        r.eval(&e, &s, 60_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Firing], "kept firing");
+        r.eval(&e, &s, 120_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Firing], "still within 2m");
+        r.eval(&e, &s, 180_000, 0).unwrap();
+        assert_eq!(states(&r), vec![AlertState::Inactive]);
+    }
+
+    #[test]
+    fn limit_drops_every_alert() {
+        let mut s = MemoryStore::new();
+        for i in 0..3 {
+            let l = Labels::from_pairs(&[("__name__", "cpu"), ("instance", &i.to_string())]);
+            s.add_sample(&l, 0, 1.0);
+        }
+        let e = Engine::new();
+        let mut r = rule(0, 0);
+        let err = r.eval(&e, &s, 0, 2).unwrap_err();
+        assert_eq!(err.to_string(), "exceeded limit of 2 with 3 alerts");
+        assert!(states(&r).is_empty());
+        assert_eq!(r.eval(&e, &s, 0, 3).unwrap().len(), 6);
+    }
+}
