@@ -6,11 +6,13 @@
 //! loader, templates, recording-rule and group evaluation come next.
 
 mod alerting;
+mod group;
 mod legacy;
 
 use std::fmt::Write as _;
 
 pub use alerting::{Alert, AlertState, AlertingRuleState, RESOLVED_RETENTION_MS};
+pub use group::{GroupState, RecordingRuleState, RuleOutcome, RuleState};
 pub use legacy::parse_legacy;
 
 /// A group of rules evaluated together at one interval.
