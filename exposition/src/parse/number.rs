@@ -159,7 +159,9 @@ pub(crate) fn parse_value(s: &str) -> Option<(f64, NumberKind)> {
     let b = s.as_bytes();
     // The most common value on the wire: a short unsigned integer.
     if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        let v = b.iter().fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0'));
+        let v = b
+            .iter()
+            .fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0'));
         return Some((v as f64, NumberKind::Integer));
     }
     if let Some(d) = scan_decimal(b) {
