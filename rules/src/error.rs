@@ -40,6 +40,18 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A label or annotation template did not parse or expand.
+    #[error("template {name:?}: {line}:{column}: {message}")]
+    Template {
+        /// Which template (for example `annotation summary`).
+        name: String,
+        /// 1-based line in the template (0 when expanding).
+        line: usize,
+        /// 1-based column (0 when expanding).
+        column: usize,
+        /// What was wrong, in Go's words where it has them.
+        message: String,
+    },
     /// The storage behind a [`crate::Queryable`] failed.
     #[error("storage error while selecting series: {0}")]
     Storage(String),

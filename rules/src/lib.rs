@@ -32,6 +32,7 @@
 mod error;
 mod promql;
 pub mod rules;
+pub mod template;
 #[cfg(feature = "tsdb")]
 mod tsdb;
 

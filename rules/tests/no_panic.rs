@@ -240,3 +240,27 @@ fn mutated_legacy_rule_files_never_panic() {
         let _ = vigil_rules::rules::parse_legacy(&text, "g");
     }
 }
+
+#[test]
+fn mutated_templates_never_panic() {
+    use vigil_rules::template::{Data, Template};
+    let seeds = [
+        "Node CPU too high: {{ $labels.instance }} CPU {{$value}}",
+        "{{ if gt $value 0.5 }}{{ $value | humanize }}{{ else }}{{ printf \"%.2f %5s %d\" $value \"x\" 3 }}{{ end }}",
+        "{{- range $k, $v := $labels }}{{ $k }}={{ $v | toUpper }} {{ end -}}{{/* c */}}",
+        "{{ with $externalLabels.dc }}{{ . }}{{ end }}{{ reReplaceAll \"(a+)\" \"$1\" \"aaa\" }}",
+        "{{ humanizeDuration 3661 }} {{ humanizeTimestamp 1.5 }} {{ humanize1024 1e300 }} {{ index $labels \"job\" }}",
+    ];
+    let data = Data {
+        labels: Labels::from_pairs(&[("instance", "a:1"), ("job", "j")]),
+        value: f64::NAN,
+        ..Data::default()
+    };
+    let mut rng = Rng(99);
+    for i in 0..20_000 {
+        let text = mutate(&mut rng, seeds[i % seeds.len()]);
+        if let Ok(t) = Template::parse("t", &text) {
+            let _ = t.execute(&data);
+        }
+    }
+}

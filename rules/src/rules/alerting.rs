@@ -15,13 +15,17 @@
 //! - with a limit, more pending or firing alerts than the limit is an error
 //!   and drops every alert of the rule.
 //!
-//! Label and annotation values are copied as written: templates are not
-//! expanded yet.
+//! Label and annotation values are templates ([`crate::template`]), parsed
+//! when the rule is prepared and expanded per alert with `$labels` (the
+//! series' labels), `$value`, `$externalLabels` and `$externalURL`; an
+//! expansion error becomes the value `<error expanding template: ...>`, as
+//! in Prometheus.
 
 use std::collections::BTreeMap;
 
 use super::AlertingRule;
 use crate::promql::labels::NAME;
+use crate::template::{Data, Template};
 use crate::{Engine, Error, Expr, Labels, Queryable, Sample, Value, parse};
 
 /// How long a resolved alert is kept (Prometheus's `resolvedRetention`).
@@ -75,18 +79,43 @@ pub struct Alert {
 pub struct AlertingRuleState {
     rule: AlertingRule,
     expr: Expr,
+    label_templates: Vec<(String, Template)>,
+    annotation_templates: Vec<(String, Template)>,
+    external_labels: Labels,
+    external_url: String,
     active: BTreeMap<Labels, Alert>,
 }
 
 impl AlertingRuleState {
     /// Prepares a rule (its expression must parse).
+    /// Prepares a rule: its expression and every label and annotation
+    /// template must parse.
     pub fn new(rule: AlertingRule) -> Result<Self, Error> {
         let expr = parse(&rule.expr)?;
+        let compile =
+            |kind: &str, pairs: &[(String, String)]| -> Result<Vec<(String, Template)>, Error> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), Template::parse(&format!("{kind} {k}"), v)?)))
+                    .collect()
+            };
+        let label_templates = compile("label", &rule.labels)?;
+        let annotation_templates = compile("annotation", &rule.annotations)?;
         Ok(AlertingRuleState {
             rule,
             expr,
+            label_templates,
+            annotation_templates,
+            external_labels: Labels::new(),
+            external_url: String::new(),
             active: BTreeMap::new(),
         })
+    }
+
+    /// Sets what templates see as `$externalLabels` and `$externalURL`.
+    pub fn set_external(&mut self, labels: Labels, url: &str) {
+        self.external_labels = labels;
+        self.external_url = url.to_string();
     }
 
     /// The rule.
@@ -126,11 +155,26 @@ impl AlertingRuleState {
         };
         let mut seen: BTreeMap<Labels, ()> = BTreeMap::new();
         for s in samples {
+            let data = Data {
+                labels: s.labels.clone(),
+                external_labels: self.external_labels.clone(),
+                external_url: self.external_url.clone(),
+                value: s.value,
+            };
+            let expand = |t: &Template| {
+                t.execute(&data)
+                    .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
+            };
             let mut l = s.labels.clone();
             l.remove(NAME);
-            for (k, v) in &self.rule.labels {
-                l.set(k, v);
+            for (k, t) in &self.label_templates {
+                l.set(k, &expand(t));
             }
+            let annotations: Vec<(String, String)> = self
+                .annotation_templates
+                .iter()
+                .map(|(k, t)| (k.clone(), expand(t)))
+                .collect();
             l.set("alertname", &self.rule.alert);
             if seen.insert(l.clone(), ()).is_some() {
                 return Err(Error::Eval(
@@ -141,14 +185,14 @@ impl AlertingRuleState {
             match self.active.get_mut(&l) {
                 Some(a) if a.state != AlertState::Inactive => {
                     a.value = s.value;
-                    a.annotations = self.rule.annotations.clone();
+                    a.annotations = annotations;
                 }
                 _ => {
                     self.active.insert(
                         l.clone(),
                         Alert {
                             labels: l,
-                            annotations: self.rule.annotations.clone(),
+                            annotations,
                             state: AlertState::Pending,
                             value: s.value,
                             active_at: ts,
@@ -313,6 +357,41 @@ mod tests {
         assert_eq!(states(&r), vec![AlertState::Firing], "still within 2m");
         r.eval(&e, &s, 180_000, 0).unwrap();
         assert_eq!(states(&r), vec![AlertState::Inactive]);
+    }
+
+    #[test]
+    fn labels_and_annotations_are_expanded() {
+        let s = store(&[0.95]);
+        let mut r = AlertingRuleState::new(AlertingRule {
+            alert: "HighCPU".into(),
+            expr: "cpu > 0.9".into(),
+            for_ms: 0,
+            keep_firing_for_ms: 0,
+            labels: vec![(
+                "where".into(),
+                "{{ $labels.instance }}-{{ $externalLabels.dc }}".into(),
+            )],
+            annotations: vec![(
+                "summary".into(),
+                "CPU {{ $value | humanizePercentage }}".into(),
+            )],
+        })
+        .unwrap();
+        r.set_external(Labels::from_pairs(&[("dc", "eu1")]), "http://prom");
+        r.eval(&Engine::new(), &s, 0, 0).unwrap();
+        let a = r.alerts().next().unwrap();
+        assert_eq!(a.labels.get("where"), "a-eu1");
+        assert_eq!(
+            a.annotations,
+            vec![("summary".to_string(), "CPU 95%".to_string())]
+        );
+        // A template that does not parse is refused when the rule is prepared.
+        let bad = AlertingRule {
+            annotations: vec![("summary".into(), "{{ $label.instance }}".into())],
+            ..r.rule().clone()
+        };
+        let e = AlertingRuleState::new(bad).unwrap_err().to_string();
+        assert!(e.contains("undefined variable \"$label\""), "{e}");
     }
 
     #[test]
