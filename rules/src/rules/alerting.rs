@@ -161,8 +161,19 @@ impl AlertingRuleState {
                 external_url: self.external_url.clone(),
                 value: s.value,
             };
+            // The template function `query` runs at this evaluation's time.
+            let query = |text: &str| -> Result<Vec<(Labels, f64)>, String> {
+                let r = engine
+                    .instant_query(q, text, ts)
+                    .map_err(|e| e.to_string())?;
+                match r.value {
+                    Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
+                    Value::Scalar { v, .. } => Ok(vec![(Labels::new(), v)]),
+                    _ => Err("query must return a vector or a scalar".into()),
+                }
+            };
             let expand = |t: &Template| {
-                t.execute(&data)
+                t.execute_with(&data, Some(&query))
                     .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
             };
             let mut l = s.labels.clone();

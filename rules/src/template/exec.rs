@@ -1,8 +1,8 @@
 //! Template execution.
 
-use super::Data;
 use super::funcs::call;
 use super::parse::{Arg, Node, Pipeline};
+use super::{Data, QueryFn};
 
 /// A value inside a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,11 +97,16 @@ fn labels_map(l: &crate::Labels) -> TValue {
 
 struct Exec<'a> {
     data: &'a Data,
+    query: Option<&'a QueryFn<'a>>,
     vars: Vec<Vec<(String, TValue)>>,
     out: String,
 }
 
-pub(crate) fn execute(nodes: &[Node], data: &Data) -> Result<String, String> {
+pub(crate) fn execute<'a>(
+    nodes: &[Node],
+    data: &'a Data,
+    query: Option<&'a QueryFn<'a>>,
+) -> Result<String, String> {
     let root = TValue::Map(vec![
         ("ExternalLabels".into(), labels_map(&data.external_labels)),
         ("ExternalURL".into(), TValue::Str(data.external_url.clone())),
@@ -110,6 +115,7 @@ pub(crate) fn execute(nodes: &[Node], data: &Data) -> Result<String, String> {
     ]);
     let mut ex = Exec {
         data,
+        query,
         vars: vec![vec![
             ("$".into(), root.clone()),
             ("$labels".into(), labels_map(&data.labels)),
@@ -264,7 +270,7 @@ impl Exec<'_> {
             Arg::Bool(b) => TValue::Bool(*b),
             Arg::Nil => TValue::Nil,
             Arg::Pipe(p) => self.pipeline(p, dot)?,
-            Arg::Func(f) => call(f, Vec::new(), self.data)?,
+            Arg::Func(f) => call(f, Vec::new(), self.data, self.query)?,
         })
     }
 
@@ -282,7 +288,7 @@ impl Exec<'_> {
             if let Some(p) = piped {
                 args.push(p);
             }
-            return call(name, args, self.data);
+            return call(name, args, self.data, self.query);
         }
         if piped.is_some() || cmd.len() > 1 {
             return Err("can't give argument to non-function".into());

@@ -1,7 +1,7 @@
 //! Template functions: Go's builtins and Prometheus's.
 
-use super::Data;
 use super::exec::{TValue, print_value};
+use super::{Data, QueryFn};
 
 fn num(v: &TValue, f: &str) -> Result<f64, String> {
     match v {
@@ -429,8 +429,43 @@ fn regex(pattern: &str, f: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(pattern).map_err(|e| format!("error calling {f}: {e}"))
 }
 
+/// A query result sample as templates see it: `.Labels` and `.Value`.
+fn sample_value(labels: &crate::Labels, v: f64) -> TValue {
+    TValue::Map(vec![
+        (
+            "Labels".into(),
+            TValue::Map(
+                labels
+                    .iter()
+                    .map(|l| (l.name.clone(), TValue::Str(l.value.clone())))
+                    .collect(),
+            ),
+        ),
+        ("Value".into(), TValue::Float(v)),
+    ])
+}
+
+fn sample_field(s: &TValue, field: &str, f: &str) -> Result<TValue, String> {
+    match s {
+        TValue::Map(m) => Ok(m
+            .iter()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(TValue::Nil)),
+        other => Err(format!(
+            "error calling {f}: {} is not a sample",
+            print_value(other)
+        )),
+    }
+}
+
 /// Calls function `f`.
-pub(crate) fn call(f: &str, args: Vec<TValue>, data: &Data) -> Result<TValue, String> {
+pub(crate) fn call(
+    f: &str,
+    args: Vec<TValue>,
+    data: &Data,
+    query: Option<&QueryFn<'_>>,
+) -> Result<TValue, String> {
     use TValue::*;
     let one_num = |args: &[TValue]| -> Result<f64, String> {
         want(args, 1, f)?;
@@ -610,7 +645,7 @@ pub(crate) fn call(f: &str, args: Vec<TValue>, data: &Data) -> Result<TValue, St
         }
         "strvalue" => {
             want(&args, 1, f)?;
-            match &args[0] {
+            match sample_field(&args[0], "Labels", f)? {
                 Map(m) => m
                     .iter()
                     .find(|(k, _)| k == "__value__")
@@ -619,8 +654,63 @@ pub(crate) fn call(f: &str, args: Vec<TValue>, data: &Data) -> Result<TValue, St
                 _ => Str(String::new()),
             }
         }
-        "query" | "first" | "label" | "value" | "sortByLabel" | "graphLink" | "tableLink"
-        | "tmpl" | "now" | "slice" | "call" => {
+        "query" => {
+            want(&args, 1, f)?;
+            let q = query.ok_or("error calling query: no query engine here")?;
+            let res = q(&string_arg(&args[0])).map_err(|e| format!("error calling query: {e}"))?;
+            List(res.iter().map(|(l, v)| sample_value(l, *v)).collect())
+        }
+        "first" => {
+            want(&args, 1, f)?;
+            match &args[0] {
+                List(l) => l
+                    .first()
+                    .cloned()
+                    .ok_or("error calling first: first() called on vector with no elements")?,
+                other => {
+                    return Err(format!(
+                        "error calling first: {} is not a vector",
+                        print_value(other)
+                    ));
+                }
+            }
+        }
+        "label" => {
+            want(&args, 2, f)?;
+            let labels = sample_field(&args[1], "Labels", f)?;
+            match labels {
+                Map(m) => m
+                    .iter()
+                    .find(|(k, _)| *k == string_arg(&args[0]))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Str(String::new())),
+                _ => Str(String::new()),
+            }
+        }
+        "value" => {
+            want(&args, 1, f)?;
+            sample_field(&args[0], "Value", f)?
+        }
+        "sortByLabel" => {
+            want(&args, 2, f)?;
+            let name = string_arg(&args[0]);
+            let List(mut l) = args[1].clone() else {
+                return Err("error calling sortByLabel: not a vector".into());
+            };
+            let key = |s: &TValue| -> String {
+                match sample_field(s, "Labels", "sortByLabel") {
+                    Ok(Map(m)) => m
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| print_value(v))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                }
+            };
+            l.sort_by_key(key);
+            List(l)
+        }
+        "graphLink" | "tableLink" | "tmpl" | "now" | "slice" | "call" => {
             return Err(format!("error calling {f}: not supported yet"));
         }
         other => return Err(format!("function {other:?} not defined")),

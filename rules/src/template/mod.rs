@@ -30,6 +30,10 @@ use crate::promql::labels::Labels;
 
 pub use exec::TValue;
 
+/// Runs a PromQL instant query for the template function `query`: the
+/// result's series as labels and value.
+pub type QueryFn<'a> = dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String> + 'a;
+
 /// What a template sees: Prometheus's `.Labels`, `.ExternalLabels`,
 /// `.ExternalURL` and `.Value` (also as `$labels`, `$externalLabels`,
 /// `$externalURL`, `$value`).
@@ -64,9 +68,16 @@ impl Template {
         Ok(t)
     }
 
-    /// Expands the template for `data`.
+    /// Expands the template for `data` (the `query` function is not
+    /// available).
     pub fn execute(&self, data: &Data) -> Result<String, Error> {
-        exec::execute(&self.nodes, data).map_err(|msg| Error::Template {
+        self.execute_with(data, None)
+    }
+
+    /// Expands the template for `data`, with `query` answering the
+    /// template function of that name.
+    pub fn execute_with(&self, data: &Data, query: Option<&QueryFn<'_>>) -> Result<String, Error> {
+        exec::execute(&self.nodes, data, query).map_err(|msg| Error::Template {
             name: self.name.clone(),
             line: 0,
             column: 0,
