@@ -72,6 +72,11 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// Since when it has been kept firing without its series (ms).
     pub keep_firing_since: Option<i64>,
+    /// When it was last handed to a notifier (ms).
+    pub last_sent_at: Option<i64>,
+    /// The `endsAt` sent with a firing alert: if no update arrives by then,
+    /// Alertmanager resolves it (ms).
+    pub valid_until: i64,
 }
 
 /// An alerting rule with its alerts, evaluated step by step.
@@ -210,6 +215,8 @@ impl AlertingRuleState {
                             fired_at: None,
                             resolved_at: None,
                             keep_firing_since: None,
+                            last_sent_at: None,
+                            valid_until: 0,
                         },
                     );
                 }
@@ -281,6 +288,49 @@ impl AlertingRuleState {
             });
         }
         Ok(out)
+    }
+}
+
+impl AlertingRuleState {
+    /// The alerts to hand to Alertmanager at `ts`, as Prometheus's
+    /// `sendAlerts`: firing alerts not sent for `resend_delay_ms`, and
+    /// resolved ones not sent since they resolved (and every
+    /// `resend_delay_ms` while they are kept); pending alerts never. A
+    /// firing alert's `endsAt` is `ts` plus four times the larger of the
+    /// resend delay and the group interval, so that two missed sends do not
+    /// resolve it; a resolved one's is when it resolved.
+    pub fn alerts_to_send(
+        &mut self,
+        ts: i64,
+        resend_delay_ms: i64,
+        interval_ms: i64,
+        external_url: &str,
+    ) -> Vec<super::notify::PostableAlert> {
+        let generator = format!(
+            "{}/graph?g0.expr={}&g0.tab=1",
+            external_url.trim_end_matches('/'),
+            super::notify::query_escape(&self.rule.expr)
+        );
+        let mut out = Vec::new();
+        for a in self.active.values_mut() {
+            let needs = match a.state {
+                AlertState::Pending => false,
+                _ if a
+                    .resolved_at
+                    .is_some_and(|r| a.last_sent_at.is_none_or(|l| r > l)) =>
+                {
+                    true
+                }
+                _ => a.last_sent_at.is_none_or(|l| l + resend_delay_ms < ts),
+            };
+            if !needs {
+                continue;
+            }
+            a.last_sent_at = Some(ts);
+            a.valid_until = ts + 4 * resend_delay_ms.max(interval_ms);
+            out.push(super::notify::PostableAlert::from_alert(a, &generator));
+        }
+        out
     }
 }
 
@@ -403,6 +453,38 @@ mod tests {
         };
         let e = AlertingRuleState::new(bad).unwrap_err().to_string();
         assert!(e.contains("undefined variable \"$label\""), "{e}");
+    }
+
+    #[test]
+    fn sending_follows_prometheus() {
+        let s = store(&[0.95, 0.95, 0.5]);
+        let e = Engine::new();
+        let mut r = rule(60_000, 0);
+        r.eval(&e, &s, 0, 0).unwrap();
+        assert!(
+            r.alerts_to_send(0, 60_000, 15_000, "http://p").is_empty(),
+            "pending"
+        );
+        r.eval(&e, &s, 60_000, 0).unwrap();
+        let sent = r.alerts_to_send(60_000, 60_000, 15_000, "http://p");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].starts_at, "1970-01-01T00:01:00Z");
+        assert_eq!(sent[0].ends_at, "1970-01-01T00:05:00Z");
+        assert_eq!(
+            sent[0].generator_url,
+            "http://p/graph?g0.expr=cpu+%3E+0.9&g0.tab=1"
+        );
+        // Not again within the resend delay.
+        assert!(
+            r.alerts_to_send(90_000, 60_000, 15_000, "http://p")
+                .is_empty()
+        );
+        // Resolved: sent at once, with endsAt = when it resolved.
+        r.eval(&e, &s, 120_000, 0).unwrap();
+        let sent = r.alerts_to_send(120_000, 60_000, 15_000, "http://p");
+        assert_eq!(sent[0].ends_at, "1970-01-01T00:02:00Z");
+        let json = serde_json::to_string(&sent[0]).unwrap();
+        assert!(json.starts_with(r#"{"labels":{"alertname":"HighCPU","instance":"a","severity":"page"},"annotations":{"summary":"CPU high"},"startsAt":"1970-01-01T00:01:00Z","endsAt":"1970-01-01T00:02:00Z","generatorURL":"#), "{json}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Evaluating recording rules and whole groups.
 
-use super::{AlertingRuleState, RecordingRule, Rule, RuleGroup};
+use super::{AlertingRuleState, Notifier, RecordingRule, Rule, RuleGroup};
 use crate::promql::labels::NAME;
 use crate::{Engine, Error, Expr, Labels, Queryable, Sample, Value, parse};
 
@@ -148,6 +148,30 @@ impl GroupState {
     }
 }
 
+impl GroupState {
+    /// After an evaluation at `ts`: hands each alerting rule's alerts that
+    /// need sending to `notifier` (see
+    /// [`AlertingRuleState::alerts_to_send`]). `interval_ms` is the group's
+    /// evaluation interval.
+    pub fn notify(
+        &mut self,
+        ts: i64,
+        interval_ms: i64,
+        resend_delay_ms: i64,
+        external_url: &str,
+        notifier: &dyn Notifier,
+    ) {
+        for r in &mut self.rules {
+            if let RuleState::Alerting(a) = r {
+                let alerts = a.alerts_to_send(ts, resend_delay_ms, interval_ms, external_url);
+                if !alerts.is_empty() {
+                    notifier.notify(&alerts);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +215,19 @@ mod tests {
         let alerts = outcomes[1].result.as_ref().unwrap();
         assert_eq!(alerts[0].labels.get("alertstate"), "firing");
         assert_eq!(alerts[0].labels.get("severity"), "page");
+        // The firing alert reaches the notifier once per resend delay.
+        struct Collect(std::cell::RefCell<Vec<String>>);
+        impl Notifier for Collect {
+            fn notify(&self, alerts: &[crate::rules::PostableAlert]) {
+                for a in alerts {
+                    self.0.borrow_mut().push(a.labels["alertname"].clone());
+                }
+            }
+        }
+        let n = Collect(Default::default());
+        state.notify(0, 60_000, 60_000, "", &n);
+        state.notify(30_000, 60_000, 60_000, "", &n);
+        assert_eq!(*n.0.borrow(), vec!["JobDown".to_string()]);
     }
 
     #[test]

@@ -8,12 +8,14 @@
 mod alerting;
 mod group;
 mod legacy;
+mod notify;
 
 use std::fmt::Write as _;
 
 pub use alerting::{Alert, AlertState, AlertingRuleState, RESOLVED_RETENTION_MS};
 pub use group::{GroupState, RecordingRuleState, RuleOutcome, RuleState};
 pub use legacy::parse_legacy;
+pub use notify::{Notifier, PostableAlert, rfc3339};
 
 /// A group of rules evaluated together at one interval.
 #[derive(Debug, Clone, PartialEq)]
