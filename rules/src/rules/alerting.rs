@@ -292,6 +292,62 @@ impl AlertingRuleState {
 }
 
 impl AlertingRuleState {
+    /// After a restart, gives the alerts found by the first evaluation (at
+    /// `ts`) back the activation time they had, read from the
+    /// `ALERTS_FOR_STATE` series within `outage_tolerance_ms`, as
+    /// Prometheus's `RestoreForState` does: rules whose `for` is shorter
+    /// than `grace_ms` are left alone; an alert whose stored series ended
+    /// in a staleness marker was resolved and is left alone; an alert that
+    /// had served its `for` fires at the next evaluation; one with less than
+    /// `grace_ms` left gets exactly `grace_ms`; otherwise the time the
+    /// server was down is added to its activation time.
+    pub fn restore_for_state(
+        &mut self,
+        q: &dyn Queryable,
+        ts: i64,
+        outage_tolerance_ms: i64,
+        grace_ms: i64,
+    ) -> Result<(), Error> {
+        let hold = self.rule.for_ms;
+        if hold < grace_ms {
+            return Ok(());
+        }
+        let ms = vec![
+            crate::Matcher::new(crate::MatchOp::Equal, NAME, "ALERTS_FOR_STATE")?,
+            crate::Matcher::new(crate::MatchOp::Equal, "alertname", &self.rule.alert)?,
+        ];
+        let stored = q.select(&ms, ts - outage_tolerance_ms, ts)?;
+        for a in self.active.values_mut() {
+            if a.state != AlertState::Pending {
+                continue;
+            }
+            let mut want = a.labels.clone();
+            want.set(NAME, "ALERTS_FOR_STATE");
+            let Some(series) = stored.iter().find(|s| s.labels == want) else {
+                continue;
+            };
+            let Some(last) = series.floats.last() else {
+                continue;
+            };
+            if crate::is_stale_nan(last.v) {
+                continue;
+            }
+            let down_at = last.t / 1000 * 1000;
+            let mut active_at = (last.v as i64) * 1000;
+            let remaining = hold - (down_at - active_at);
+            if remaining <= 0 {
+                // Served its `for` already: keeps its activation time.
+            } else if remaining < grace_ms {
+                active_at = ts + grace_ms - hold;
+            } else {
+                active_at += ts - down_at;
+            }
+            // As upstream, the state itself moves on at the next evaluation.
+            a.active_at = active_at;
+        }
+        Ok(())
+    }
+
     /// The alerts to hand to Alertmanager at `ts`, as Prometheus's
     /// `sendAlerts`: firing alerts not sent for `resend_delay_ms`, and
     /// resolved ones not sent since they resolved (and every
@@ -485,6 +541,45 @@ mod tests {
         assert_eq!(sent[0].ends_at, "1970-01-01T00:02:00Z");
         let json = serde_json::to_string(&sent[0]).unwrap();
         assert!(json.starts_with(r#"{"labels":{"alertname":"HighCPU","instance":"a","severity":"page"},"annotations":{"summary":"CPU high"},"startsAt":"1970-01-01T00:01:00Z","endsAt":"1970-01-01T00:02:00Z","generatorURL":"#), "{json}");
+    }
+
+    #[test]
+    fn for_state_is_restored_after_a_restart() {
+        // The old server: the alert became active at 600 s and the server
+        // went down at 900 s (its last ALERTS_FOR_STATE sample).
+        let mut s = store(&[0.95; 40]);
+        let stored = Labels::from_pairs(&[
+            ("__name__", "ALERTS_FOR_STATE"),
+            ("alertname", "HighCPU"),
+            ("instance", "a"),
+            ("severity", "page"),
+        ]);
+        s.add_sample(&stored, 900_000, 600.0);
+        let e = Engine::new();
+        // for 20m, restarted at 1200 s: 5 min were served, 15 min remain,
+        // more than the 10 min grace, so the 5 min downtime is added.
+        let mut r = rule(20 * 60_000, 0);
+        r.eval(&e, &s, 1_200_000, 0).unwrap();
+        r.restore_for_state(&s, 1_200_000, 3_600_000, 600_000)
+            .unwrap();
+        let a = r.alerts().next().unwrap();
+        assert_eq!(a.active_at, 900_000);
+        assert_eq!(a.state, AlertState::Pending);
+        // for 12m: 7 min remain, less than the grace: exactly 10 min left.
+        let mut r = rule(12 * 60_000, 0);
+        r.eval(&e, &s, 1_200_000, 0).unwrap();
+        r.restore_for_state(&s, 1_200_000, 3_600_000, 600_000)
+            .unwrap();
+        assert_eq!(
+            r.alerts().next().unwrap().active_at,
+            1_200_000 + 600_000 - 720_000
+        );
+        // for 4m is shorter than the grace period: not restored.
+        let mut r = rule(4 * 60_000, 0);
+        r.eval(&e, &s, 1_200_000, 0).unwrap();
+        r.restore_for_state(&s, 1_200_000, 3_600_000, 600_000)
+            .unwrap();
+        assert_eq!(r.alerts().next().unwrap().active_at, 1_200_000);
     }
 
     #[test]
