@@ -40,6 +40,9 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A YAML rule file did not load; the message names the group and rule.
+    #[error("rule file: {0}")]
+    RuleFile(String),
     /// A label or annotation template did not parse or expand.
     #[error("template {name:?}: {line}:{column}: {message}")]
     Template {

@@ -264,3 +264,13 @@ fn mutated_templates_never_panic() {
         }
     }
 }
+
+#[test]
+fn mutated_rule_files_never_panic() {
+    let seed = "groups:\n  - name: g\n    interval: 30s\n    rules:\n      - &a\n        alert: A\n        expr: up == 0\n        for: 5m\n        labels: {severity: page}\n        annotations:\n          summary: \"{{ $labels.instance }} down\"\n      - <<: *a\n        alert: B\n      - record: x:y\n        expr: sum(up)\n";
+    let mut rng = Rng(5);
+    for _ in 0..5_000 {
+        let text = mutate(&mut rng, seed);
+        let _ = vigil_rules::rules::load_yaml(&text, Default::default());
+    }
+}

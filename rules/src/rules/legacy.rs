@@ -45,6 +45,9 @@ pub fn parse_legacy(text: &str, group: &str) -> Result<RuleGroup, Error> {
     Ok(RuleGroup {
         name: group.to_string(),
         interval: None,
+        query_offset: None,
+        limit: 0,
+        labels: Vec::new(),
         rules,
     })
 }

@@ -9,6 +9,7 @@ mod alerting;
 mod group;
 mod legacy;
 mod notify;
+mod yaml;
 
 use std::fmt::Write as _;
 
@@ -16,6 +17,7 @@ pub use alerting::{Alert, AlertState, AlertingRuleState, RESOLVED_RETENTION_MS};
 pub use group::{GroupState, RecordingRuleState, RuleOutcome, RuleState};
 pub use legacy::parse_legacy;
 pub use notify::{Notifier, PostableAlert, rfc3339};
+pub use yaml::{LoadOptions, load_yaml};
 
 /// A group of rules evaluated together at one interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,13 @@ pub struct RuleGroup {
     pub name: String,
     /// Evaluation interval in milliseconds; `None` for the global default.
     pub interval: Option<i64>,
+    /// How far back the group's queries look (`query_offset`, ms).
+    pub query_offset: Option<i64>,
+    /// Most series a rule may produce, most alerts it may have (0: no
+    /// limit).
+    pub limit: usize,
+    /// Labels added to every rule's results.
+    pub labels: Vec<(String, String)>,
     /// Rules in evaluation order.
     pub rules: Vec<Rule>,
 }
@@ -132,6 +141,13 @@ impl RuleGroup {
         if let Some(i) = self.interval {
             let _ = writeln!(out, "    interval: {}", format_duration(i));
         }
+        if let Some(o) = self.query_offset {
+            let _ = writeln!(out, "    query_offset: {}", format_duration(o));
+        }
+        if self.limit > 0 {
+            let _ = writeln!(out, "    limit: {}", self.limit);
+        }
+        yaml_map(&mut out, "    ", "labels", &self.labels);
         out.push_str("    rules:\n");
         for r in &self.rules {
             match r {
