@@ -238,6 +238,17 @@ impl Db {
         Ok(doomed.len())
     }
 
+    /// Deletes the samples in `[mint, maxt]` of the series `matchers`
+    /// select, in the head (a WAL record) and in every block (a tombstones
+    /// file; compaction drops them for good). Returns the series touched.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
+        let mut n = self.head.delete(matchers, mint, maxt)?;
+        for b in self.blocks.write().iter_mut() {
+            n += b.delete(matchers, mint, maxt)?;
+        }
+        Ok(n)
+    }
+
     /// Series all `matchers` select with their samples in `[mint, maxt]`,
     /// from the blocks and the head merged (a timestamp present twice is
     /// kept once, the head's value winning), sorted by labels. A damaged

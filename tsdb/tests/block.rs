@@ -181,3 +181,33 @@ fn half_written_and_damaged_blocks_do_not_stop_the_others() {
     );
     assert!(!tmp.exists(), "the half-written block is removed");
 }
+
+#[test]
+fn tombstones_hide_samples_survive_reopen_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
+    let mut b = Block::open(&path).unwrap();
+    assert_eq!(
+        b.delete(&[Matcher::equal("k", "1")], 15_000, 60_001)
+            .unwrap(),
+        1
+    );
+    let check = |b: &Block| {
+        let all = read_all(b, i64::MIN, i64::MAX).unwrap();
+        let one = &all.iter().find(|(l, _)| l.get("k") == Some("1")).unwrap().1;
+        assert_eq!(one.len(), 500 - 4, "15001, 30001, 45001 and 60001 are gone");
+        assert!(one.iter().all(|&(t, _)| !(15_000..=60_001).contains(&t)));
+        let zero = &all.iter().find(|(l, _)| l.get("k") == Some("0")).unwrap().1;
+        assert_eq!(zero.len(), 500, "other series untouched");
+    };
+    check(&b);
+    check(&Block::open(&path).unwrap());
+    let p = path.join("tombstones");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[6] ^= 0x40;
+    std::fs::write(&p, &bytes).unwrap();
+    let e = Block::open(&path)
+        .err()
+        .expect("a damaged tombstones file is an error");
+    assert!(e.to_string().contains("tombstones"), "{e}");
+}

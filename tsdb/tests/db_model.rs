@@ -16,6 +16,7 @@ enum Op {
     Cut,
     Compact(usize),
     Restart,
+    Delete(usize, i64, i64),
     Query(i64, i64),
 }
 
@@ -26,6 +27,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         2 => Just(Op::Cut),
         1 => (2usize..4).prop_map(Op::Compact),
         1 => Just(Op::Restart),
+        1 => (0usize..5, 0i64..6000, 0i64..1500).prop_map(|(s, a, w)| Op::Delete(s, a, a + w)),
         2 => (0i64..6000, 0i64..6000).prop_map(|(a, w)| Op::Query(a, a + w)),
     ];
     proptest::collection::vec(op, 1..120)
@@ -86,6 +88,23 @@ proptest! {
                     drop(db);
                     db = Db::open(dir.path(), opts.clone()).unwrap();
                     prop_assert!(db.damaged_blocks().is_empty());
+                }
+                Op::Delete(s, mint, maxt) => {
+                    // Series s, or (s == 4) every series.
+                    let m = if s == 4 {
+                        Matcher::equal("__name__", "m")
+                    } else {
+                        Matcher::equal("s", s.to_string())
+                    };
+                    db.delete(&[m], mint, maxt).unwrap();
+                    for (l, samples) in model.iter_mut() {
+                        if s == 4 || l.get("s") == Some(s.to_string().as_str()) {
+                            let dead: Vec<i64> = samples.range(mint..=maxt).map(|(&t, _)| t).collect();
+                            for t in dead {
+                                samples.remove(&t);
+                            }
+                        }
+                    }
                 }
                 Op::Query(mint, maxt) => {
                     let got = db.select(&[Matcher::equal("__name__", "m")], mint, maxt).unwrap();

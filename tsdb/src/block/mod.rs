@@ -27,6 +27,7 @@ use crate::labels::Labels;
 
 const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
 const INDEX_MAGIC: &[u8; 4] = b"VTSI";
+const TOMBSTONES_MAGIC: &[u8; 4] = b"VTST";
 const VERSION: u8 = 1;
 
 /// A series' samples, oldest first.
@@ -214,6 +215,8 @@ pub struct Block {
     chunks: Vec<u8>,
     index: Index,
     series: Vec<(Labels, Vec<ChunkMeta>)>,
+    /// Deleted ranges: (series number in the index, mint, maxt), inclusive.
+    tombstones: Vec<(usize, i64, i64)>,
 }
 
 impl Block {
@@ -255,12 +258,18 @@ impl Block {
         for (i, (labels, _)) in series.iter().enumerate() {
             index.add(i as SeriesId, labels);
         }
+        let tombstones = match fs::read(dir.join("tombstones")) {
+            Ok(b) => decode_tombstones(&b, &dir.join("tombstones"), series.len())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("read", &dir.join("tombstones"))(e)),
+        };
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
             chunks,
             index,
             series,
+            tombstones,
         })
     }
 
@@ -302,10 +311,51 @@ impl Block {
                     break;
                 }
             }
-            samples.retain(|&(t, _)| t >= mint && t <= maxt);
+            let dead: Vec<(i64, i64)> = self
+                .tombstones
+                .iter()
+                .filter(|x| x.0 == id as usize)
+                .map(|x| (x.1, x.2))
+                .collect();
+            samples.retain(|&(t, _)| {
+                t >= mint && t <= maxt && !dead.iter().any(|&(lo, hi)| t >= lo && t <= hi)
+            });
             out.push((labels.clone(), res.map(|()| samples)));
         }
         out
+    }
+
+    /// Marks the samples in `[mint, maxt]` of the series `matchers` select
+    /// as deleted: a `tombstones` file, replaced atomically (written,
+    /// fsynced, renamed). Compaction drops them for good. Returns how many
+    /// series were marked.
+    pub fn delete(&mut self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
+        let ids = self.index.select(matchers);
+        if ids.is_empty() || maxt < self.meta.mint || mint >= self.meta.maxt {
+            return Ok(0);
+        }
+        let mut all = self.tombstones.clone();
+        all.extend(ids.iter().map(|&id| (id as usize, mint, maxt)));
+        let mut b = Vec::new();
+        b.extend_from_slice(TOMBSTONES_MAGIC);
+        b.push(VERSION);
+        put_uvarint(&mut b, all.len() as u64);
+        for &(i, lo, hi) in &all {
+            put_uvarint(&mut b, i as u64);
+            put_varint(&mut b, lo);
+            put_varint(&mut b, hi);
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let tmp = self.dir.join("tombstones.tmp");
+        let dst = self.dir.join("tombstones");
+        let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(&b).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+        fs::rename(&tmp, &dst).map_err(io("rename", &tmp))?;
+        sync_dir(&self.dir)?;
+        self.tombstones = all;
+        Ok(ids.len())
     }
 
     /// Label names of the selected series.
@@ -358,6 +408,51 @@ impl Block {
         }
         Ok(())
     }
+}
+
+fn decode_tombstones(
+    b: &[u8],
+    file: &Path,
+    series: usize,
+) -> Result<Vec<(usize, i64, i64)>, Error> {
+    let bad = |at: usize, what: &str| Error::BadBlock {
+        file: file.to_path_buf(),
+        offset: at as u64,
+        what: what.into(),
+    };
+    if b.len() < 9 || &b[..4] != TOMBSTONES_MAGIC || b[4] != VERSION {
+        return Err(bad(0, "bad magic or version"));
+    }
+    let body = &b[..b.len() - 4];
+    let crc = u32::from_le_bytes([
+        b[b.len() - 4],
+        b[b.len() - 3],
+        b[b.len() - 2],
+        b[b.len() - 1],
+    ]);
+    if crc32fast::hash(body) != crc {
+        return Err(bad(b.len() - 4, "tombstones checksum mismatch"));
+    }
+    let mut r = crate::head::record::Reader {
+        b: body,
+        at: 5,
+        lsn: 0,
+    };
+    let n = r
+        .count(3)
+        .map_err(|_| bad(5, "count larger than the file"))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.at;
+        let i = r.uvarint().map_err(|_| bad(at, "truncated entry"))?;
+        let lo = r.varint().map_err(|_| bad(at, "truncated entry"))?;
+        let hi = r.varint().map_err(|_| bad(at, "truncated entry"))?;
+        match usize::try_from(i) {
+            Ok(i) if i < series => out.push((i, lo, hi)),
+            _ => return Err(bad(at, "series number out of range")),
+        }
+    }
+    Ok(out)
 }
 
 fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, Error> {

@@ -109,6 +109,34 @@ impl MemSeries {
         Ok(true)
     }
 
+    /// Removes the samples in `[mint, maxt]`: chunks wholly inside go,
+    /// chunks that overlap are rewritten without them.
+    fn delete(&mut self, mint: i64, maxt: i64) {
+        let keep = |ts: i64| ts < mint || ts > maxt;
+        let mut sealed = Vec::with_capacity(self.sealed.len());
+        for c in self.sealed.drain(..) {
+            if c.maxt < mint || c.mint > maxt {
+                sealed.push(c);
+                continue;
+            }
+            let w = rewrite_keeping(&c.bytes, keep);
+            if let (Some(lo), Some(hi)) = (w.first_time(), w.last_time()) {
+                sealed.push(Sealed {
+                    mint: lo,
+                    maxt: hi,
+                    bytes: w.seal().into(),
+                });
+            }
+        }
+        self.sealed = sealed;
+        if self.open.first_time().is_some_and(|f| f <= maxt)
+            && self.open.last_time().is_some_and(|l| l >= mint)
+        {
+            self.open = rewrite_keeping(self.open.bytes(), keep);
+        }
+        self.ooo.retain(|&ts, _| keep(ts));
+    }
+
     fn same_as_last(&self, v: f64) -> bool {
         self.max_time()
             .and_then(|t| self.stored_at(t))
@@ -240,9 +268,15 @@ impl State {
 
 /// A new open chunk holding the samples of chunk `bytes` from `t` on.
 fn rewrite_from(bytes: &[u8], t: i64) -> ChunkWriter {
+    rewrite_keeping(bytes, |ts| ts >= t)
+}
+
+/// A new open chunk holding the samples of chunk `bytes` whose timestamps
+/// `keep` accepts.
+fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> ChunkWriter {
     let mut w = ChunkWriter::new();
     if let Ok(c) = Chunk::new(bytes) {
-        for (ts, v) in c.iter().filter_map(Result::ok).filter(|&(ts, _)| ts >= t) {
+        for (ts, v) in c.iter().filter_map(Result::ok).filter(|&(ts, _)| keep(ts)) {
             // Decoded in order from a chunk this head wrote: appends succeed.
             let _ = w.append(ts, v);
         }
@@ -349,6 +383,13 @@ impl Head {
                         }
                     }
                 }
+                record::Record::Delete(list) => {
+                    for (id, mint, maxt) in list {
+                        if let Some(s) = state.series.get_mut(id) {
+                            s.delete(mint, maxt);
+                        }
+                    }
+                }
                 record::Record::Samples(list) => {
                     for (id, t, v) in list {
                         let s = state.series.get_mut(id).ok_or(Error::BadRecord {
@@ -420,6 +461,30 @@ impl Head {
             }
             slot.ooo = slot.ooo.split_off(&t);
         }
+    }
+
+    /// Deletes the samples in `[mint, maxt]` of every series `matchers`
+    /// select, durably: the deletion is a WAL record, replayed on restart.
+    /// Returns how many series it touched.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
+        let _commits = self.commit.lock();
+        let ids = self.state.read().index.select(matchers);
+        let ranges: Vec<(SeriesId, i64, i64)> = ids.iter().map(|&id| (id, mint, maxt)).collect();
+        if ranges.is_empty() {
+            return Ok(0);
+        }
+        if let Some(wal) = &self.wal {
+            let mut b = Vec::new();
+            record::encode_delete(&ranges, &mut b);
+            wal.append(&b)?;
+        }
+        let mut st = self.state.write();
+        for &(id, lo, hi) in &ranges {
+            if let Some(s) = st.series.get_mut(id) {
+                s.delete(lo, hi);
+            }
+        }
+        Ok(ranges.len())
     }
 
     /// The earliest timestamp the head accepts (samples before it belong to

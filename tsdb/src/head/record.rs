@@ -7,6 +7,7 @@ use crate::labels::Labels;
 
 const SERIES: u8 = 1;
 const SAMPLES: u8 = 2;
+const DELETE: u8 = 3;
 const VERSION: u8 = 1;
 
 /// A decoded record.
@@ -14,6 +15,8 @@ const VERSION: u8 = 1;
 pub(crate) enum Record {
     Series(Vec<(u64, Labels)>),
     Samples(Vec<(u64, i64, f64)>),
+    /// Samples of these series in `[mint, maxt]` are deleted.
+    Delete(Vec<(u64, i64, i64)>),
 }
 
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
@@ -58,6 +61,18 @@ pub(crate) fn encode_samples(samples: &[(u64, i64, f64)], out: &mut Vec<u8>) {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
         pid = id as i64;
         pt = t;
+    }
+}
+
+/// Deletions: `uvarint n`, then `n` × (`uvarint id`, `ivarint mint`,
+/// `ivarint maxt`).
+pub(crate) fn encode_delete(ranges: &[(u64, i64, i64)], out: &mut Vec<u8>) {
+    out.extend_from_slice(&[DELETE, VERSION]);
+    put_uvarint(out, ranges.len() as u64);
+    for &(id, mint, maxt) in ranges {
+        put_uvarint(out, id);
+        put_varint(out, mint);
+        put_varint(out, maxt);
     }
 }
 
@@ -179,6 +194,14 @@ pub(crate) fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
                 out.push((id as u64, t, f64::from_bits(u64::from_le_bytes(v))));
             }
             Record::Samples(out)
+        }
+        DELETE => {
+            let n = r.count(3)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                out.push((r.uvarint()?, r.varint()?, r.varint()?));
+            }
+            Record::Delete(out)
         }
         _ => {
             return Err(Error::BadRecord {
