@@ -122,6 +122,16 @@ impl GroupState {
         &self.rules
     }
 
+    /// Sets what the alerting rules' templates see as `$externalLabels`
+    /// and `$externalURL`.
+    pub fn set_external(&mut self, labels: crate::Labels, url: &str) {
+        for r in &mut self.rules {
+            if let RuleState::Alerting(a) = r {
+                a.set_external(labels.clone(), url);
+            }
+        }
+    }
+
     /// Evaluates every rule at `ts`, in order. Each rule's samples go to
     /// `sink` before the next rule runs, so a store behind `sink` and `q`
     /// lets later rules read what earlier ones recorded, as in Prometheus.

@@ -9,6 +9,7 @@ mod alerting;
 mod group;
 mod legacy;
 mod notify;
+mod unittest;
 mod yaml;
 
 use std::fmt::Write as _;
@@ -17,6 +18,9 @@ pub use alerting::{Alert, AlertState, AlertingRuleState, RESOLVED_RETENTION_MS};
 pub use group::{GroupState, RecordingRuleState, RuleOutcome, RuleState};
 pub use legacy::parse_legacy;
 pub use notify::{Notifier, PostableAlert, rfc3339};
+pub use unittest::{
+    UnitTestOptions, UnitTestReport, parse_series_labels, parse_values, run_unit_tests,
+};
 pub use yaml::{LoadOptions, load_yaml};
 
 /// A group of rules evaluated together at one interval.

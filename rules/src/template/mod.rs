@@ -30,6 +30,11 @@ use crate::promql::labels::Labels;
 
 pub use exec::TValue;
 
+/// Formats a float as Go's `%v` does (`0.95`, `1e+06`, `+Inf`).
+pub fn format_float(v: f64) -> String {
+    funcs::format_g(v, None)
+}
+
 /// Runs a PromQL instant query for the template function `query`: the
 /// result's series as labels and value.
 pub type QueryFn<'a> = dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String> + 'a;
