@@ -177,3 +177,17 @@ fn legacy_form_and_yaml_form_agree() {
     let back = load_yaml(&g.to_yaml(), strict()).unwrap();
     assert_eq!(back, vec![g]);
 }
+
+#[test]
+fn duplicate_rule_lint() {
+    use vigil_rules::rules::duplicate_rules;
+    let g = load_yaml(&read("promtool/rules_duplicates.yml"), strict()).unwrap();
+    assert_eq!(
+        duplicate_rules(&g),
+        vec![("job:test:count_over_time1m".to_string(), vec![])]
+    );
+    let g = load_yaml(&read("promtool/prometheus-rules.lint.yml"), strict()).unwrap();
+    assert_eq!(duplicate_rules(&g).len(), 1);
+    let g = load_yaml(&read("promtool/rules.yml"), strict()).unwrap();
+    assert!(duplicate_rules(&g).is_empty());
+}

@@ -78,6 +78,33 @@ pub struct AlertingRule {
     pub annotations: Vec<(String, String)>,
 }
 
+/// Rules that appear more than once across `groups` (same record or alert
+/// name and same labels), each reported once, as promtool's
+/// `check rules` lint finds them.
+pub fn duplicate_rules(groups: &[RuleGroup]) -> Vec<(String, Vec<(String, String)>)> {
+    let mut all: Vec<(String, Vec<(String, String)>)> = groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .map(|r| {
+            let (name, labels) = match r {
+                Rule::Recording(r) => (r.record.clone(), r.labels.clone()),
+                Rule::Alerting(a) => (a.alert.clone(), a.labels.clone()),
+            };
+            let mut labels = labels;
+            labels.sort();
+            (name, labels)
+        })
+        .collect();
+    all.sort();
+    let mut dups: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for w in all.windows(2) {
+        if w[0] == w[1] && dups.last() != Some(&w[1]) {
+            dups.push(w[1].clone());
+        }
+    }
+    dups
+}
+
 /// Formats milliseconds as Prometheus prints a duration (`1h30m`, `0s`).
 pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
