@@ -191,3 +191,20 @@ fn duplicate_rule_lint() {
     let g = load_yaml(&read("promtool/rules.yml"), strict()).unwrap();
     assert!(duplicate_rules(&g).is_empty());
 }
+
+#[test]
+fn errors_say_where() {
+    let text = "groups:\n  - name: yolo\n    rules:\n      - alert: hola\n        expr: rate(x)\n";
+    let e = load_yaml(text, strict()).unwrap_err().to_string();
+    assert!(
+        e.starts_with("rule file: 5:15: group \"yolo\", rule 1: could not parse expression:"),
+        "{e}"
+    );
+    let e = load_yaml("groups:\n  - name: a\n    nope: 1\n", strict())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "rule file: 3:5: field nope not found in type rulefmt.RuleGroup"
+    );
+}

@@ -6,7 +6,10 @@
 //! parse. Anchors and aliases work, and so does the `<<` merge key. Only
 //! the first YAML document is read, as upstream.
 
-use yaml_rust2::{Yaml, YamlLoader};
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::{AlertingRule, RecordingRule, Rule, RuleGroup};
 use crate::Error;
@@ -27,17 +30,135 @@ fn err(msg: impl Into<String>) -> Error {
     Error::RuleFile(msg.into())
 }
 
-/// Loads a rule file's groups.
+/// A YAML node with where it starts (1-based line and column).
+#[derive(Debug, Clone)]
+struct Node {
+    kind: Kind,
+    line: usize,
+    col: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Null,
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    fn at(&self) -> String {
+        format!("{}:{}", self.line, self.col)
+    }
+
+    fn str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the first document's tree from parser events, resolving aliases.
+#[derive(Default)]
+struct Builder {
+    stack: Vec<(Node, Option<Node>, usize)>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    docs: usize,
+}
+
+impl Builder {
+    fn insert(&mut self, n: Node) {
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(n);
+                }
+            }
+            Some((parent, key, _)) => match &mut parent.kind {
+                Kind::Seq(v) => v.push(n),
+                Kind::Map(m) => match key.take() {
+                    Some(k) => m.push((k, n)),
+                    None => *key = Some(n),
+                },
+                _ => {}
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if matches!(ev, Event::DocumentStart) {
+            self.docs += 1;
+        }
+        // Only the first document counts, as upstream.
+        if self.docs > 1 {
+            return;
+        }
+        let node = |kind| Node {
+            kind,
+            line: mark.line(),
+            col: mark.col() + 1,
+        };
+        match ev {
+            Event::Scalar(v, style, aid, _) => {
+                let null = style == TScalarStyle::Plain
+                    && matches!(v.as_str(), "" | "~" | "null" | "Null" | "NULL");
+                let n = node(if null { Kind::Null } else { Kind::Scalar(v) });
+                if aid > 0 {
+                    self.anchors.insert(aid, n.clone());
+                }
+                self.insert(n);
+            }
+            Event::SequenceStart(aid, _) => {
+                self.stack.push((node(Kind::Seq(Vec::new())), None, aid))
+            }
+            Event::MappingStart(aid, _) => {
+                self.stack.push((node(Kind::Map(Vec::new())), None, aid))
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((n, _, aid)) = self.stack.pop() {
+                    if aid > 0 {
+                        self.anchors.insert(aid, n.clone());
+                    }
+                    self.insert(n);
+                }
+            }
+            Event::Alias(id) => {
+                let n = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| node(Kind::Null));
+                self.insert(n);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Loads a rule file's groups. Errors start with the line and column of
+/// the offending node and name the group and rule.
 pub fn load_yaml(text: &str, opts: LoadOptions) -> Result<Vec<RuleGroup>, Error> {
-    let docs = YamlLoader::load_from_str(text).map_err(|e| err(format!("yaml: {e}")))?;
-    let Some(doc) = docs.into_iter().next() else {
+    let mut b = Builder::default();
+    Parser::new_from_str(text)
+        .load(&mut b, false)
+        .map_err(|e| err(format!("yaml: {e}")))?;
+    let Some(doc) = b.root else {
         return Ok(Vec::new());
     };
     let doc = merge_keys(doc);
-    let top = match &doc {
-        Yaml::Null => return Ok(Vec::new()),
-        Yaml::Hash(h) => h,
-        _ => return Err(err("yaml: the file must hold a mapping with \"groups\"")),
+    let top = match &doc.kind {
+        Kind::Null => return Ok(Vec::new()),
+        Kind::Map(m) => m,
+        _ => {
+            return Err(err(format!(
+                "{}: the file must hold a mapping with \"groups\"",
+                doc.at()
+            )));
+        }
     };
     let mut groups_node = None;
     for (k, v) in top {
@@ -45,23 +166,25 @@ pub fn load_yaml(text: &str, opts: LoadOptions) -> Result<Vec<RuleGroup>, Error>
             "groups" => groups_node = Some(v),
             other if !opts.ignore_unknown_fields => {
                 return Err(err(format!(
-                    "field {other} not found in type rulefmt.RuleGroups"
+                    "{}: field {other} not found in type rulefmt.RuleGroups",
+                    k.at()
                 )));
             }
             _ => {}
         }
     }
-    let list = match groups_node {
-        None | Some(Yaml::Null) => return Ok(Vec::new()),
-        Some(Yaml::Array(a)) => a,
-        Some(_) => return Err(err("groups: expected a list")),
+    let list = match groups_node.map(|n| (&n.kind, n)) {
+        None | Some((Kind::Null, _)) => return Ok(Vec::new()),
+        Some((Kind::Seq(a), _)) => a,
+        Some((_, n)) => return Err(err(format!("{}: groups: expected a list", n.at()))),
     };
     let mut out: Vec<RuleGroup> = Vec::new();
     for (gi, g) in list.iter().enumerate() {
         let group = load_group(g, gi, opts)?;
         if out.iter().any(|o| o.name == group.name) {
             return Err(err(format!(
-                "groupname: {:?} is repeated in the same file",
+                "{}: groupname: {:?} is repeated in the same file",
+                g.at(),
                 group.name
             )));
         }
@@ -72,84 +195,92 @@ pub fn load_yaml(text: &str, opts: LoadOptions) -> Result<Vec<RuleGroup>, Error>
 
 /// Applies YAML merge keys (`<<: *anchor` or a list of them) everywhere:
 /// keys already present win over merged ones.
-fn merge_keys(y: Yaml) -> Yaml {
-    match y {
-        Yaml::Array(a) => Yaml::Array(a.into_iter().map(merge_keys).collect()),
-        Yaml::Hash(h) => {
-            let mut out = yaml_rust2::yaml::Hash::new();
-            let mut merged = Vec::new();
-            for (k, v) in h {
-                if k.as_str() == Some("<<") {
-                    match merge_keys(v) {
-                        Yaml::Hash(m) => merged.push(m),
-                        Yaml::Array(list) => {
+fn merge_keys(n: Node) -> Node {
+    let kind = match n.kind {
+        Kind::Seq(a) => Kind::Seq(a.into_iter().map(merge_keys).collect()),
+        Kind::Map(m) => {
+            let mut out: Vec<(Node, Node)> = Vec::new();
+            let mut merged: Vec<Vec<(Node, Node)>> = Vec::new();
+            for (k, v) in m {
+                if k.str() == Some("<<") {
+                    match merge_keys(v).kind {
+                        Kind::Map(mm) => merged.push(mm),
+                        Kind::Seq(list) => {
                             for item in list {
-                                if let Yaml::Hash(m) = item {
-                                    merged.push(m);
+                                if let Kind::Map(mm) = item.kind {
+                                    merged.push(mm);
                                 }
                             }
                         }
                         _ => {}
                     }
                 } else {
-                    out.insert(k, merge_keys(v));
+                    out.push((k, merge_keys(v)));
                 }
             }
-            for m in merged {
-                for (k, v) in m {
-                    if !out.contains_key(&k) {
-                        out.insert(k, v);
+            for mm in merged {
+                for (k, v) in mm {
+                    if !out
+                        .iter()
+                        .any(|(ok, _)| ok.str().is_some() && ok.str() == k.str())
+                    {
+                        out.push((k, v));
                     }
                 }
             }
-            Yaml::Hash(out)
+            Kind::Map(out)
         }
         other => other,
-    }
+    };
+    Node { kind, ..n }
 }
 
-fn key(k: &Yaml) -> Result<String, Error> {
-    scalar(k).ok_or_else(|| err("yaml: mapping keys must be scalars"))
+fn key(k: &Node) -> Result<String, Error> {
+    scalar(k).ok_or_else(|| err(format!("{}: mapping keys must be scalars", k.at())))
 }
 
 /// A scalar as the text Prometheus would read into a string.
-fn scalar(y: &Yaml) -> Option<String> {
-    match y {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
+fn scalar(n: &Node) -> Option<String> {
+    n.str().map(str::to_string)
 }
 
-fn duration(y: &Yaml, what: &str) -> Result<i64, Error> {
-    let s = scalar(y).ok_or_else(|| err(format!("{what}: expected a duration")))?;
-    parse_duration(&s).ok_or_else(|| err(format!("{what}: not a valid duration string: {s:?}")))
+fn duration(n: &Node, what: &str) -> Result<i64, Error> {
+    let s = scalar(n).ok_or_else(|| err(format!("{}: {what}: expected a duration", n.at())))?;
+    parse_duration(&s).ok_or_else(|| {
+        err(format!(
+            "{}: {what}: not a valid duration string: {s:?}",
+            n.at()
+        ))
+    })
 }
 
 fn string_map(
-    y: &Yaml,
+    n: &Node,
     what: &str,
     names: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<Vec<(String, String)>, Error> {
-    match y {
-        Yaml::Null => Ok(Vec::new()),
-        Yaml::Hash(h) => {
+    match &n.kind {
+        Kind::Null => Ok(Vec::new()),
+        Kind::Map(m) => {
             let mut out = Vec::new();
-            for (k, v) in h {
-                let k = key(k)?;
-                names(&k).map_err(|m| err(format!("{what}: {m}")))?;
-                let v = match v {
-                    Yaml::Null => String::new(),
-                    other => scalar(other).ok_or_else(|| {
-                        err(format!("{what}: the value of {k:?} must be a string"))
-                    })?,
+            for (k, v) in m {
+                let name = key(k)?;
+                names(&name).map_err(|m| err(format!("{}: {what}: {m}", k.at())))?;
+                let value = match &v.kind {
+                    Kind::Null => String::new(),
+                    Kind::Scalar(s) => s.clone(),
+                    _ => {
+                        return Err(err(format!(
+                            "{}: {what}: the value of {name:?} must be a string",
+                            v.at()
+                        )));
+                    }
                 };
-                out.push((k, v));
+                out.push((name, value));
             }
             Ok(out)
         }
-        _ => Err(err(format!("{what}: expected a mapping"))),
+        _ => Err(err(format!("{}: {what}: expected a mapping", n.at()))),
     }
 }
 
@@ -167,9 +298,13 @@ fn metric_name(s: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
 }
 
-fn load_group(g: &Yaml, gi: usize, opts: LoadOptions) -> Result<RuleGroup, Error> {
-    let Yaml::Hash(h) = g else {
-        return Err(err(format!("group {}: expected a mapping", gi + 1)));
+fn load_group(g: &Node, gi: usize, opts: LoadOptions) -> Result<RuleGroup, Error> {
+    let Kind::Map(m) = &g.kind else {
+        return Err(err(format!(
+            "{}: group {}: expected a mapping",
+            g.at(),
+            gi + 1
+        )));
     };
     let mut group = RuleGroup {
         name: String::new(),
@@ -180,16 +315,20 @@ fn load_group(g: &Yaml, gi: usize, opts: LoadOptions) -> Result<RuleGroup, Error
         rules: Vec::new(),
     };
     let mut rules_node = None;
-    for (k, v) in h {
+    for (k, v) in m {
         match key(k)?.as_str() {
             "name" => group.name = scalar(v).unwrap_or_default(),
             "interval" => group.interval = Some(duration(v, "interval")?),
             "query_offset" => group.query_offset = Some(duration(v, "query_offset")?),
             "limit" => {
-                group.limit = match v {
-                    Yaml::Integer(i) if *i >= 0 => *i as usize,
-                    _ => return Err(err("limit: expected a non-negative integer")),
-                }
+                group.limit = scalar(v)
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        err(format!(
+                            "{}: limit: expected a non-negative integer",
+                            v.at()
+                        ))
+                    })?;
             }
             "labels" => {
                 group.labels = string_map(v, "group labels", &|n| label_name_ok(n, opts))?;
@@ -197,7 +336,8 @@ fn load_group(g: &Yaml, gi: usize, opts: LoadOptions) -> Result<RuleGroup, Error
             "rules" => rules_node = Some(v),
             other if !opts.ignore_unknown_fields => {
                 return Err(err(format!(
-                    "field {other} not found in type rulefmt.RuleGroup"
+                    "{}: field {other} not found in type rulefmt.RuleGroup",
+                    k.at()
                 )));
             }
             _ => {}
@@ -205,24 +345,27 @@ fn load_group(g: &Yaml, gi: usize, opts: LoadOptions) -> Result<RuleGroup, Error
     }
     if group.name.is_empty() {
         return Err(err(format!(
-            "group {}: groupname must not be empty",
+            "{}: group {}: groupname must not be empty",
+            g.at(),
             gi + 1
         )));
     }
-    let rules = match rules_node {
-        None | Some(Yaml::Null) => &Vec::new(),
-        Some(Yaml::Array(a)) => a,
-        Some(_) => {
+    let empty = Vec::new();
+    let rules = match rules_node.map(|n| (&n.kind, n)) {
+        None | Some((Kind::Null, _)) => &empty,
+        Some((Kind::Seq(a), _)) => a,
+        Some((_, n)) => {
             return Err(err(format!(
-                "group {:?}: rules: expected a list",
+                "{}: group {:?}: rules: expected a list",
+                n.at(),
                 group.name
             )));
         }
     };
     for (ri, r) in rules.iter().enumerate() {
-        let rule = load_rule(r, opts).map_err(|e| {
+        let rule = load_rule(r, opts).map_err(|(at, e)| {
             err(format!(
-                "group {:?}, rule {}: {}",
+                "{at}: group {:?}, rule {}: {}",
                 group.name,
                 ri + 1,
                 strip(e)
@@ -247,67 +390,105 @@ fn label_name_ok(n: &str, opts: LoadOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn load_rule(r: &Yaml, opts: LoadOptions) -> Result<Rule, Error> {
-    let Yaml::Hash(h) = r else {
-        return Err(err("expected a mapping"));
+/// A rule; an error comes with the position it is about (the rule's
+/// first key, or the node at fault).
+fn load_rule(r: &Node, opts: LoadOptions) -> Result<Rule, (String, Error)> {
+    let Kind::Map(m) = &r.kind else {
+        return Err((r.at(), err("expected a mapping")));
     };
+    let here = m.first().map_or_else(|| r.at(), |(k, _)| k.at());
+    let mut expr_at = here.clone();
+    load_rule_fields(m, opts, &mut expr_at).map_err(|(at, e)| (at.unwrap_or(here), e))
+}
+
+type Fields<'a> = &'a [(Node, Node)];
+
+fn load_rule_fields(
+    m: Fields<'_>,
+    opts: LoadOptions,
+    expr_at: &mut String,
+) -> Result<Rule, (Option<String>, Error)> {
+    let plain = |e: Error| (None, e);
     let (mut record, mut alert, mut expr) = (None, None, None);
     let (mut for_ms, mut keep) = (None, None);
     let (mut labels, mut annotations) = (Vec::new(), None);
-    for (k, v) in h {
-        match key(k)?.as_str() {
+    for (k, v) in m {
+        let at = || Some(k.at());
+        match key(k).map_err(plain)?.as_str() {
             "record" => record = scalar(v),
             "alert" => alert = scalar(v),
-            "expr" => expr = scalar(v),
-            "for" => for_ms = Some(duration(v, "for")?),
-            "keep_firing_for" => keep = Some(duration(v, "keep_firing_for")?),
-            "labels" => labels = string_map(v, "labels", &|n| label_name_ok(n, opts))?,
+            "expr" => {
+                expr = scalar(v);
+                *expr_at = v.at();
+            }
+            "for" => for_ms = Some(duration(v, "for").map_err(|e| (at(), e))?),
+            "keep_firing_for" => {
+                keep = Some(duration(v, "keep_firing_for").map_err(|e| (at(), e))?)
+            }
+            "labels" => {
+                labels =
+                    string_map(v, "labels", &|n| label_name_ok(n, opts)).map_err(|e| (at(), e))?
+            }
             "annotations" => {
-                annotations = Some(string_map(v, "annotations", &|n| {
-                    if n.is_empty() || (opts.legacy_names && !legacy_name(n)) {
-                        Err(format!("invalid annotation name: {n}"))
-                    } else {
-                        Ok(())
-                    }
-                })?)
+                annotations = Some(
+                    string_map(v, "annotations", &|n| {
+                        if n.is_empty() || (opts.legacy_names && !legacy_name(n)) {
+                            Err(format!("invalid annotation name: {n}"))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .map_err(|e| (at(), e))?,
+                )
             }
             other if !opts.ignore_unknown_fields => {
-                return Err(err(format!("field {other} not found in type rulefmt.Rule")));
+                return Err((
+                    at(),
+                    err(format!("field {other} not found in type rulefmt.Rule")),
+                ));
             }
             _ => {}
         }
     }
     let expr = match expr {
         Some(e) if !e.trim().is_empty() => e,
-        _ => return Err(err("field 'expr' must be set in rule")),
+        _ => return Err((None, err("field 'expr' must be set in rule"))),
     };
-    crate::parse(&expr).map_err(|e| err(format!("could not parse expression: {e}")))?;
-    let check_templates = |kind: &str, pairs: &[(String, String)]| -> Result<(), Error> {
-        for (k, v) in pairs {
-            Template::parse(&format!("{kind} {k}"), v)?;
-        }
-        Ok(())
-    };
+    crate::parse(&expr).map_err(|e| {
+        (
+            Some(expr_at.clone()),
+            err(format!("could not parse expression: {e}")),
+        )
+    })?;
+    let check_templates =
+        |kind: &str, pairs: &[(String, String)]| -> Result<(), (Option<String>, Error)> {
+            for (k, v) in pairs {
+                Template::parse(&format!("{kind} {k}"), v).map_err(plain)?;
+            }
+            Ok(())
+        };
     match (record, alert) {
-        (Some(_), Some(_)) => Err(err("only one of 'record' and 'alert' must be set")),
-        (None, None) => Err(err("one of 'record' or 'alert' must be set")),
+        (Some(_), Some(_)) => Err(plain(err("only one of 'record' and 'alert' must be set"))),
+        (None, None) => Err(plain(err("one of 'record' or 'alert' must be set"))),
         (Some(record), None) => {
             if for_ms.is_some() {
-                return Err(err("invalid field 'for' in recording rule"));
+                return Err(plain(err("invalid field 'for' in recording rule")));
             }
             if keep.is_some() {
-                return Err(err("invalid field 'keep_firing_for' in recording rule"));
-            }
-            if annotations.is_some() {
-                return Err(err("invalid field 'annotations' in recording rule"));
-            }
-            if record.contains('{') || record.contains('}') {
-                return Err(err(format!(
-                    "braces present in the recording rule name; should it be in expr?: {record}"
+                return Err(plain(err(
+                    "invalid field 'keep_firing_for' in recording rule",
                 )));
             }
+            if annotations.is_some() {
+                return Err(plain(err("invalid field 'annotations' in recording rule")));
+            }
+            if record.contains('{') || record.contains('}') {
+                return Err(plain(err(format!(
+                    "braces present in the recording rule name; should it be in expr?: {record}"
+                ))));
+            }
             if !metric_name(&record) && (opts.legacy_names || record.is_empty()) {
-                return Err(err(format!("invalid recording rule name: {record}")));
+                return Err(plain(err(format!("invalid recording rule name: {record}"))));
             }
             Ok(Rule::Recording(RecordingRule {
                 record,
@@ -317,7 +498,7 @@ fn load_rule(r: &Yaml, opts: LoadOptions) -> Result<Rule, Error> {
         }
         (None, Some(alert)) => {
             if alert.is_empty() {
-                return Err(err("invalid alert name: \"\""));
+                return Err(plain(err("invalid alert name: \"\"")));
             }
             let annotations = annotations.unwrap_or_default();
             check_templates("label", &labels)?;
