@@ -274,3 +274,36 @@ fn mutated_rule_files_never_panic() {
         let _ = vigil_rules::rules::load_yaml(&text, Default::default());
     }
 }
+
+#[test]
+fn deep_and_long_expressions_are_refused_or_evaluated() {
+    let engine = Engine::new();
+    let s = store();
+    // The longest chain accepted evaluates without exhausting the stack.
+    let q = vec!["x"; 400].join(" + ");
+    assert!(engine.instant_query(&s, &q, 60_000).is_ok());
+    let q = format!("{}x{}", "(".repeat(120), ")".repeat(120));
+    assert!(engine.range_query(&s, &q, 0, 120_000, 60_000).is_ok());
+    for q in [
+        format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000)),
+        vec!["x"; 100_000].join(" + "),
+        format!("{}x", "-".repeat(100_000)),
+        vec!["2"; 100_000].join(" ^ "),
+    ] {
+        assert!(parse(&q).is_err());
+    }
+}
+
+#[test]
+fn deep_rule_files_and_templates_are_refused() {
+    let deep_yaml = format!("groups: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(vigil_rules::rules::load_yaml(&deep_yaml, Default::default()).is_err());
+    let deep_tmpl = format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(vigil_rules::template::Template::parse("t", &deep_tmpl).is_err());
+    let deep_if = format!(
+        "{}x{}",
+        "{{ if true }}".repeat(10_000),
+        "{{ end }}".repeat(10_000)
+    );
+    assert!(vigil_rules::template::Template::parse("t", &deep_if).is_err());
+}

@@ -20,6 +20,7 @@ pub fn parse(input: &str) -> Result<Expr, Error> {
         tokens,
         pos: 0,
         info_selector: false,
+        depth: 0,
     };
     let e = p.expr(0)?;
     if p.peek() != &Tok::Eof {
@@ -35,7 +36,17 @@ struct Parser<'a> {
     /// Set while parsing info()'s label selector, which may match empty
     /// values only (`{data=~".*"}`).
     info_selector: bool,
+    /// Current nesting depth, bounded so that a hostile query cannot
+    /// overflow the stack (here or in the evaluator, which recurses alike).
+    depth: usize,
 }
+
+/// How deeply expressions may nest.
+const MAX_DEPTH: usize = 128;
+
+/// How many binary operators one chain (`a + b + c ...`) may have: the tree
+/// it builds is that deep, and checks and evaluation recurse through it.
+const MAX_CHAIN: usize = 400;
 
 fn binary_op(t: &Tok) -> Option<BinaryOp> {
     Some(match t {
@@ -128,8 +139,25 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self, min_prec: u8) -> Result<Expr, Error> {
+        self.depth += 1;
+        let r = self.expr_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, min_prec: u8) -> Result<Expr, Error> {
+        if self.depth > MAX_DEPTH {
+            let at = self.tok().start;
+            return Err(self.err_at(at, "expression nested too deeply"));
+        }
         let mut lhs = self.unary()?;
+        let mut chain = 0;
         while let Some(op) = binary_op(self.peek()) {
+            chain += 1;
+            if chain > MAX_CHAIN {
+                let at = self.tok().start;
+                return Err(self.err_at(at, "too many binary operators in one expression"));
+            }
             let prec = op.precedence();
             if prec < min_prec {
                 break;
@@ -388,6 +416,17 @@ impl Parser<'_> {
 
     /// A duration expression with the arithmetic operators.
     fn dexpr(&mut self, min_prec: u8) -> Result<DurationExpr, Error> {
+        self.depth += 1;
+        let r = self.dexpr_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn dexpr_inner(&mut self, min_prec: u8) -> Result<DurationExpr, Error> {
+        if self.depth > MAX_DEPTH {
+            let at = self.tok().start;
+            return Err(self.err_at(at, "duration expression nested too deeply"));
+        }
         let mut lhs = if matches!(self.peek(), Tok::Sub | Tok::Add) {
             let neg = *self.peek() == Tok::Sub;
             self.next();

@@ -66,7 +66,12 @@ struct Builder {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     docs: usize,
+    /// Set when nesting passes [`MAX_YAML_DEPTH`]; the file is refused.
+    too_deep: bool,
 }
+
+/// How deeply a rule file may nest (rule files need 6 levels).
+const MAX_YAML_DEPTH: usize = 64;
 
 impl Builder {
     fn insert(&mut self, n: Node) {
@@ -146,6 +151,11 @@ pub fn load_yaml(text: &str, opts: LoadOptions) -> Result<Vec<RuleGroup>, Error>
     Parser::new_from_str(text)
         .load(&mut b, false)
         .map_err(|e| err(format!("yaml: {e}")))?;
+    if b.too_deep {
+        return Err(err(format!(
+            "yaml: nested more than {MAX_YAML_DEPTH} levels"
+        )));
+    }
     let Some(doc) = b.root else {
         return Ok(Vec::new());
     };

@@ -364,6 +364,9 @@ struct Parser {
     scopes: Vec<Vec<String>>,
 }
 
+/// How deeply blocks and parentheses may nest in a template.
+const MAX_DEPTH: usize = 64;
+
 impl Parser {
     fn defined(&self, v: &str) -> bool {
         self.scopes.iter().any(|s| s.iter().any(|x| x == v))
@@ -373,6 +376,13 @@ impl Parser {
     /// end of input.
     #[allow(clippy::type_complexity)]
     fn list(&mut self) -> PResult<(Vec<Node>, Option<(String, usize)>)> {
+        if self.scopes.len() > MAX_DEPTH {
+            let at = match self.items.get(self.pos.saturating_sub(1)) {
+                Some(Item::Action(a)) => a.at,
+                _ => 0,
+            };
+            return Err((at, "blocks nested too deeply".into()));
+        }
         let mut out = Vec::new();
         while self.pos < self.items.len() {
             let idx = self.pos;
@@ -526,6 +536,21 @@ impl Parser {
 
     /// Commands separated by `|`, up to a `)` or the end.
     fn commands(&mut self, toks: &[(Tok, usize)], at: usize) -> PResult<(Vec<Vec<Arg>>, usize)> {
+        self.scopes.push(Vec::new());
+        let r = if self.scopes.len() > MAX_DEPTH {
+            Err((at, "parentheses nested too deeply".into()))
+        } else {
+            self.commands_inner(toks, at)
+        };
+        self.scopes.pop();
+        r
+    }
+
+    fn commands_inner(
+        &mut self,
+        toks: &[(Tok, usize)],
+        at: usize,
+    ) -> PResult<(Vec<Vec<Arg>>, usize)> {
         let mut cmds = Vec::new();
         let mut cur = Vec::new();
         let mut i = 0;
