@@ -280,7 +280,8 @@ fn sprintf(format: &str, args: &[TValue]) -> String {
                 p.push(d);
                 it.next();
             }
-            prec = Some(p.parse().unwrap_or(0));
+            // Bounded, so that a template cannot ask for gigabytes.
+            prec = Some(p.parse::<usize>().unwrap_or(0).min(1000));
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -324,7 +325,7 @@ fn sprintf(format: &str, args: &[TValue]) -> String {
             ('t', TValue::Bool(b)) => b.to_string(),
             _ => bad(),
         };
-        let w: usize = width.parse().unwrap_or(0);
+        let w: usize = width.parse::<usize>().unwrap_or(0).min(1000);
         let len = s.chars().count();
         if len < w {
             let pad = w - len;
