@@ -4,7 +4,10 @@
 
 use vigil_rules::{Engine, Labels, MemoryStore, Queryable, STALE_NAN_BITS, Value};
 
-fn series() -> Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> {
+/// A series' label pairs and samples.
+type TestSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+fn series() -> Vec<TestSeries> {
     let mut out = Vec::new();
     for i in 0..20 {
         let labels = vec![
@@ -43,8 +46,10 @@ fn blocks_and_head_answer_like_the_memory_store() {
     let mut mem = MemoryStore::new();
     let dir = std::env::temp_dir().join(format!("vigil-rules-blocks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut opts = vigil_tsdb::db::DbOptions::default();
-    opts.block_range_ms = 30 * 60_000;
+    let mut opts = vigil_tsdb::db::DbOptions {
+        block_range_ms: 30 * 60_000,
+        ..Default::default()
+    };
     let mut wal = vigil_wal::Options::default();
     wal.sync = vigil_wal::SyncPolicy::Never;
     wal.preallocate = false;
