@@ -11,3 +11,4 @@ pub(crate) mod value;
 mod xxhash;
 
 pub(crate) use lexer::parse_duration;
+pub(crate) use xxhash::xxh64;

@@ -103,14 +103,34 @@ pub struct GroupState {
 
 impl GroupState {
     /// Prepares every rule of the group.
+    /// The group's `labels` are added to every rule's labels (a rule's own
+    /// label of the same name wins).
     pub fn new(group: RuleGroup) -> Result<Self, Error> {
+        let with_group_labels = |own: &[(String, String)]| {
+            let mut l: Vec<(String, String)> = group
+                .labels
+                .iter()
+                .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+                .cloned()
+                .collect();
+            l.extend(own.iter().cloned());
+            l
+        };
         let rules = group
             .rules
             .iter()
             .map(|r| {
                 Ok(match r {
-                    Rule::Recording(r) => RuleState::Recording(RecordingRuleState::new(r.clone())?),
-                    Rule::Alerting(a) => RuleState::Alerting(AlertingRuleState::new(a.clone())?),
+                    Rule::Recording(r) => {
+                        let mut r = r.clone();
+                        r.labels = with_group_labels(&r.labels);
+                        RuleState::Recording(RecordingRuleState::new(r)?)
+                    }
+                    Rule::Alerting(a) => {
+                        let mut a = a.clone();
+                        a.labels = with_group_labels(&a.labels);
+                        RuleState::Alerting(AlertingRuleState::new(a)?)
+                    }
                 })
             })
             .collect::<Result<_, Error>>()?;
@@ -135,7 +155,9 @@ impl GroupState {
     /// Evaluates every rule at `ts`, in order. Each rule's samples go to
     /// `sink` before the next rule runs, so a store behind `sink` and `q`
     /// lets later rules read what earlier ones recorded, as in Prometheus.
-    /// A failing rule does not stop the others.
+    /// A failing rule does not stop the others. With a `query_offset`, the
+    /// rules see the store as of `ts` minus the offset and stamp their
+    /// results with that time; the group's `limit` applies to every rule.
     pub fn eval(
         &mut self,
         engine: &Engine,
@@ -143,11 +165,13 @@ impl GroupState {
         ts: i64,
         sink: &mut dyn FnMut(&[Sample]),
     ) -> Vec<RuleOutcome> {
+        let ts = ts - self.group.query_offset.unwrap_or(0);
+        let limit = self.group.limit;
         let mut out = Vec::with_capacity(self.rules.len());
         for r in &mut self.rules {
             let (name, result) = match r {
-                RuleState::Recording(r) => (r.rule().record.clone(), r.eval(engine, q, ts, 0)),
-                RuleState::Alerting(a) => (a.rule().alert.clone(), a.eval(engine, q, ts, 0)),
+                RuleState::Recording(r) => (r.rule().record.clone(), r.eval(engine, q, ts, limit)),
+                RuleState::Alerting(a) => (a.rule().alert.clone(), a.eval(engine, q, ts, limit)),
             };
             if let Ok(s) = &result {
                 sink(s);
@@ -159,6 +183,29 @@ impl GroupState {
 }
 
 impl GroupState {
+    /// The latest evaluation slot at or before `now` (ms), as Prometheus's
+    /// `EvalTimestamp`: each group runs at a fixed phase within its
+    /// interval, derived from a hash of its name and file, so that groups
+    /// spread out over the interval and keep their phase across restarts.
+    /// `default_interval_ms` applies when the group sets none.
+    pub fn eval_timestamp(&self, now: i64, file: &str, default_interval_ms: i64) -> i64 {
+        let interval_ns =
+            i128::from(self.group.interval.unwrap_or(default_interval_ms).max(1)) * 1_000_000;
+        let mut key = Vec::new();
+        for (k, v) in [("file", file), ("name", self.group.name.as_str())] {
+            key.extend_from_slice(k.as_bytes());
+            key.push(0xff);
+            key.extend_from_slice(v.as_bytes());
+            key.push(0xff);
+        }
+        // Prometheus's phase is in nanoseconds; ours is that, in whole
+        // milliseconds.
+        let interval = self.group.interval.unwrap_or(default_interval_ms).max(1);
+        let offset = ((i128::from(crate::promql::xxh64(&key)) % interval_ns) / 1_000_000) as i64;
+        let adj = now - offset;
+        adj - adj.rem_euclid(interval) + offset
+    }
+
     /// After an evaluation at `ts`: hands each alerting rule's alerts that
     /// need sending to `notifier` (see
     /// [`AlertingRuleState::alerts_to_send`]). `interval_ms` is the group's
@@ -238,6 +285,52 @@ mod tests {
         state.notify(0, 60_000, 60_000, "", &n);
         state.notify(30_000, 60_000, 60_000, "", &n);
         assert_eq!(*n.0.borrow(), vec!["JobDown".to_string()]);
+    }
+
+    #[test]
+    fn group_labels_offset_limit_and_slots() {
+        let text = "groups:\n  - name: g\n    interval: 1m\n    query_offset: 30s\n    limit: 1\n    labels: {team: a, env: prod}\n    rules:\n      - record: r\n        expr: up\n        labels: {env: dev}\n";
+        let g = crate::rules::load_yaml(text, Default::default())
+            .unwrap()
+            .remove(0);
+        let mut state = GroupState::new(g).unwrap();
+        let mut s = MemoryStore::new();
+        s.add_sample(
+            &Labels::from_pairs(&[("__name__", "up"), ("i", "1")]),
+            0,
+            1.0,
+        );
+        let engine = Engine::new();
+        let mut got = Vec::new();
+        let out = state.eval(&engine, &s, 60_000, &mut |x| got.extend_from_slice(x));
+        assert!(out[0].result.is_ok());
+        // Queried and stamped at 60 s - 30 s; group labels under the rule's.
+        assert_eq!(got[0].t, 30_000);
+        assert_eq!(
+            got[0].labels.to_string(),
+            r#"{__name__="r", env="dev", i="1", team="a"}"#
+        );
+        // Over the limit of 1 series.
+        s.add_sample(
+            &Labels::from_pairs(&[("__name__", "up"), ("i", "2")]),
+            0,
+            1.0,
+        );
+        let out = state.eval(&engine, &s, 60_000, &mut |_| {});
+        assert!(
+            out[0]
+                .result
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("exceeded limit")
+        );
+        // Evaluation slots: at or before now, one interval apart, stable.
+        let a = state.eval_timestamp(1_000_000, "rules.yml", 60_000);
+        let b = state.eval_timestamp(1_060_000, "rules.yml", 60_000);
+        assert!(a <= 1_000_000 && 1_000_000 - a < 60_000);
+        assert_eq!(b - a, 60_000);
+        assert_eq!(state.eval_timestamp(a, "rules.yml", 60_000), a);
     }
 
     #[test]
