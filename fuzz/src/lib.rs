@@ -9,6 +9,7 @@
 //! the vigil-tsdb chunk codec's `tsdb_chunk_decode`.
 
 pub mod expo;
+pub mod rules;
 pub mod tsdb_chunk;
 pub mod wal_model;
 pub mod wal_open;

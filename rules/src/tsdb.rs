@@ -42,17 +42,13 @@ impl Queryable for vigil_tsdb::db::Db {
             .collect())
     }
 
-    /// The head's label names (series only in blocks are not listed yet).
+    /// Label names in the head and every block.
     fn label_names(&self) -> Result<Vec<String>, Error> {
-        Ok(self.head().querier(i64::MIN, i64::MAX).label_names(&[]))
+        Ok(vigil_tsdb::db::Db::label_names(self, &[]))
     }
 
-    /// The head's values of `name` (series only in blocks are not listed
-    /// yet).
+    /// Values of `name` in the head and every block.
     fn label_values(&self, name: &str) -> Result<Vec<String>, Error> {
-        Ok(self
-            .head()
-            .querier(i64::MIN, i64::MAX)
-            .label_values(name, &[]))
+        Ok(vigil_tsdb::db::Db::label_values(self, name, &[]))
     }
 }

@@ -249,6 +249,33 @@ impl Db {
         Ok(n)
     }
 
+    /// Label names of the series `matchers` select, in the head and every
+    /// block, sorted and unique.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let mut all = self.head.querier(i64::MIN, i64::MAX).label_names(matchers);
+        for b in self.blocks.read().iter() {
+            all.extend(b.label_names(matchers));
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Values of label `name` among the series `matchers` select, in the
+    /// head and every block, sorted and unique.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let mut all = self
+            .head
+            .querier(i64::MIN, i64::MAX)
+            .label_values(name, matchers);
+        for b in self.blocks.read().iter() {
+            all.extend(b.label_values(name, matchers));
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+
     /// Series all `matchers` select with their samples in `[mint, maxt]`,
     /// from the blocks and the head merged (a timestamp present twice is
     /// kept once, the head's value winning), sorted by labels. A damaged
