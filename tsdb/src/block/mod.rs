@@ -410,6 +410,30 @@ impl Block {
     }
 }
 
+/// A block file's body: checks the magic, the version byte and the CRC-32
+/// in its last four bytes, which the body excludes.
+fn checked_body<'b>(
+    b: &'b [u8],
+    magic: &[u8; 4],
+    file: &Path,
+    what: &str,
+) -> Result<&'b [u8], Error> {
+    let bad = |at: usize, w: String| Error::BadBlock {
+        file: file.to_path_buf(),
+        offset: at as u64,
+        what: w,
+    };
+    if b.len() < 9 || &b[..4] != magic || b[4] != VERSION {
+        return Err(bad(0, "bad magic or version".into()));
+    }
+    let (body, tail) = b.split_at(b.len() - 4);
+    let crc = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    if crc32fast::hash(body) != crc {
+        return Err(bad(b.len() - 4, format!("{what} checksum mismatch")));
+    }
+    Ok(body)
+}
+
 fn decode_tombstones(
     b: &[u8],
     file: &Path,
@@ -420,19 +444,7 @@ fn decode_tombstones(
         offset: at as u64,
         what: what.into(),
     };
-    if b.len() < 9 || &b[..4] != TOMBSTONES_MAGIC || b[4] != VERSION {
-        return Err(bad(0, "bad magic or version"));
-    }
-    let body = &b[..b.len() - 4];
-    let crc = u32::from_le_bytes([
-        b[b.len() - 4],
-        b[b.len() - 3],
-        b[b.len() - 2],
-        b[b.len() - 1],
-    ]);
-    if crc32fast::hash(body) != crc {
-        return Err(bad(b.len() - 4, "tombstones checksum mismatch"));
-    }
+    let body = checked_body(b, TOMBSTONES_MAGIC, file, "tombstones")?;
     let mut r = crate::head::record::Reader {
         b: body,
         at: 5,
@@ -461,19 +473,7 @@ fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, 
         offset: at as u64,
         what: what.into(),
     };
-    if b.len() < 9 || &b[..4] != INDEX_MAGIC || b[4] != VERSION {
-        return Err(bad(0, "bad magic or version"));
-    }
-    let body = &b[..b.len() - 4];
-    let crc = u32::from_le_bytes([
-        b[b.len() - 4],
-        b[b.len() - 3],
-        b[b.len() - 2],
-        b[b.len() - 1],
-    ]);
-    if crc32fast::hash(body) != crc {
-        return Err(bad(b.len() - 4, "index checksum mismatch"));
-    }
+    let body = checked_body(b, INDEX_MAGIC, file, "index")?;
     let mut r = crate::head::record::Reader {
         b: body,
         at: 5,
