@@ -4,7 +4,8 @@
 //! - [`client`]: the instrumentation API a service links to expose metrics:
 //!   [`client::Registry`], counters, gauges, histograms, summaries, info,
 //!   statesets, labelled families, collectors and a process collector. Updates
-//!   and lookups of existing children take no lock and allocate nothing. The
+//!   and lookups of existing children take no lock and allocate nothing (a
+//!   summary with quantiles takes a short lock per observation). The
 //!   [`client`] docs show a `/metrics` endpoint on a bare `TcpListener`.
 //! - [`parse`]: a zero-copy iterator of entries over a scrape body, in text
 //!   0.0.4 (as lenient as Prometheus), OpenMetrics scrape mode (as lenient as
