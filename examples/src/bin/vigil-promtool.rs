@@ -33,30 +33,55 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_rules(args: &[String]) -> ExitCode {
-    let mut lint = true;
-    let mut fatal = false;
+/// Splits arguments into files and flags; `flag` handles a flag (it may
+/// take the next argument as its value) and returns false for an unknown
+/// one. A usage error (unknown flag, no file) is exit status 2.
+fn files_and_flags(
+    args: &[String],
+    mut flag: impl FnMut(&str, &mut dyn FnMut() -> Option<String>) -> bool,
+) -> Result<Vec<String>, ExitCode> {
     let mut files = Vec::new();
-    for a in args {
-        match a.as_str() {
-            "--lint=none" => lint = false,
-            "--lint=duplicate-rules" => lint = true,
-            "--lint-fatal" => fatal = true,
-            f if !f.starts_with("--") => files.push(f),
-            other => {
-                eprintln!("vigil-promtool: unknown flag {other}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if !a.starts_with("--") {
+            files.push(a.clone());
+        } else if !flag(a, &mut || it.next().cloned()) {
+            eprintln!("vigil-promtool: unknown flag {a}\n{USAGE}");
+            return Err(ExitCode::from(2));
         }
     }
     if files.is_empty() {
         eprintln!("{USAGE}");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
+    Ok(files)
+}
+
+fn check_rules(args: &[String]) -> ExitCode {
+    let mut lint = true;
+    let mut fatal = false;
+    let files = match files_and_flags(args, |flag, _| match flag {
+        "--lint=none" => {
+            lint = false;
+            true
+        }
+        "--lint=duplicate-rules" => {
+            lint = true;
+            true
+        }
+        "--lint-fatal" => {
+            fatal = true;
+            true
+        }
+        _ => false,
+    }) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let mut ok = true;
     for f in files {
         println!("Checking {f}");
-        let text = match std::fs::read_to_string(f) {
+        let text = match std::fs::read_to_string(&f) {
             Ok(t) => t,
             Err(e) => {
                 println!("  FAILED:\n{f}: {e}\n");
@@ -67,7 +92,7 @@ fn check_rules(args: &[String]) -> ExitCode {
         // The legacy syntax is not YAML; try it when the file says ALERT.
         let loaded = match load_yaml(&text, LoadOptions::default()) {
             Err(e) if text.trim_start().starts_with("ALERT") || text.contains("\nALERT ") => {
-                parse_legacy(&text, f).map(|g| vec![g]).map_err(|_| e)
+                parse_legacy(&text, &f).map(|g| vec![g]).map_err(|_| e)
             }
             other => other,
         };
@@ -105,23 +130,20 @@ fn check_rules(args: &[String]) -> ExitCode {
 
 fn test_rules(args: &[String]) -> ExitCode {
     let mut opts = UnitTestOptions::default();
-    let mut files = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--run" => opts.run.extend(it.next().cloned()),
-            "--ignore-unknown-fields" => opts.ignore_unknown_fields = true,
-            f if !f.starts_with("--") => files.push(f.to_owned()),
-            other => {
-                eprintln!("vigil-promtool: unknown flag {other}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+    let files = match files_and_flags(args, |flag, next| match flag {
+        "--run" => {
+            opts.run.extend(next());
+            true
         }
-    }
-    if files.is_empty() {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+        "--ignore-unknown-fields" => {
+            opts.ignore_unknown_fields = true;
+            true
+        }
+        _ => false,
+    }) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let mut ok = true;
     for f in files {
         println!("Unit Testing:  {f}");

@@ -142,22 +142,15 @@ impl AlertingRuleState {
         ts: i64,
         limit: usize,
     ) -> Result<Vec<Sample>, Error> {
-        let res = engine.instant_query_expr(q, &self.rule.expr, &self.expr, ts)?;
-        let samples = match res.value {
-            Value::Vector(v) => v,
-            Value::Scalar { v, .. } => vec![Sample {
-                labels: Labels::new(),
-                t: ts,
-                value: v,
-                drop_name: false,
-            }],
-            _ => {
-                return Err(Error::Eval(format!(
-                    "alerting rule {:?}: the expression must return a vector or a scalar",
-                    self.rule.alert
-                )));
-            }
-        };
+        let samples = super::eval_vector(
+            engine,
+            q,
+            &self.rule.expr,
+            &self.expr,
+            ts,
+            "alerting",
+            &self.rule.alert,
+        )?;
         let mut seen: BTreeMap<Labels, ()> = BTreeMap::new();
         for s in samples {
             let data = Data {

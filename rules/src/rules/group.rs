@@ -2,7 +2,7 @@
 
 use super::{AlertingRuleState, Notifier, RecordingRule, Rule, RuleGroup};
 use crate::promql::labels::NAME;
-use crate::{Engine, Error, Expr, Labels, Queryable, Sample, Value, parse};
+use crate::{Engine, Error, Expr, Queryable, Sample, parse};
 
 /// A recording rule ready to evaluate.
 #[derive(Debug, Clone)]
@@ -32,22 +32,15 @@ impl RecordingRuleState {
         ts: i64,
         limit: usize,
     ) -> Result<Vec<Sample>, Error> {
-        let res = engine.instant_query_expr(q, &self.rule.expr, &self.expr, ts)?;
-        let samples = match res.value {
-            Value::Vector(v) => v,
-            Value::Scalar { v, .. } => vec![Sample {
-                labels: Labels::new(),
-                t: ts,
-                value: v,
-                drop_name: false,
-            }],
-            _ => {
-                return Err(Error::Eval(format!(
-                    "recording rule {:?}: the expression must return a vector or a scalar",
-                    self.rule.record
-                )));
-            }
-        };
+        let samples = super::eval_vector(
+            engine,
+            q,
+            &self.rule.expr,
+            &self.expr,
+            ts,
+            "recording",
+            &self.rule.record,
+        )?;
         let mut out = Vec::with_capacity(samples.len());
         let mut seen = std::collections::HashSet::new();
         for mut s in samples {
@@ -232,8 +225,8 @@ impl GroupState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
     use crate::rules::parse_legacy;
+    use crate::{Labels, MemoryStore};
 
     #[test]
     fn recorded_series_feed_later_rules() {

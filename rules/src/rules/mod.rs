@@ -208,3 +208,28 @@ impl RuleGroup {
         out
     }
 }
+
+/// Evaluates a rule's expression at `ts` into a vector: a scalar becomes one
+/// sample without labels; anything else is an error naming the rule.
+pub(crate) fn eval_vector(
+    engine: &crate::Engine,
+    q: &dyn crate::Queryable,
+    text: &str,
+    expr: &crate::Expr,
+    ts: i64,
+    kind: &str,
+    name: &str,
+) -> Result<Vec<crate::Sample>, crate::Error> {
+    match engine.instant_query_expr(q, text, expr, ts)?.value {
+        crate::Value::Vector(v) => Ok(v),
+        crate::Value::Scalar { v, .. } => Ok(vec![crate::Sample {
+            labels: crate::Labels::new(),
+            t: ts,
+            value: v,
+            drop_name: false,
+        }]),
+        _ => Err(crate::Error::Eval(format!(
+            "{kind} rule {name:?}: the expression must return a vector or a scalar"
+        ))),
+    }
+}
