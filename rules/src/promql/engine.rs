@@ -2412,6 +2412,34 @@ fn interpolate(p1: FPoint, p2: FPoint, t: i64, counter: bool) -> f64 {
     y1 + (p2.v - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
 }
 
+/// The last sample used for an anchored or smoothed window starting from
+/// sample `first`, and the values at the window's edges (interpolated
+/// between neighbours when smoothed).
+fn window_edges(
+    f: &[FPoint],
+    first: usize,
+    start: i64,
+    end: i64,
+    smoothed: bool,
+    counter: bool,
+) -> (usize, f64, f64) {
+    let mut last = f.len() - 1;
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < end);
+    }
+    let left = if smoothed && f[first].t < start && first + 1 < f.len() {
+        interpolate(f[first], f[first + 1], start, counter)
+    } else {
+        f[first].v
+    };
+    let right = if smoothed && last > 0 && f[last].t > end {
+        interpolate(f[last - 1], f[last], end, counter)
+    } else {
+        f[last].v
+    };
+    (last, left, right)
+}
+
 /// rate/increase/delta over an anchored or smoothed window: the difference
 /// between the values at the window's edges (the last sample at or before
 /// the start, interpolated when smoothed), corrected for counter resets,
@@ -2429,20 +2457,7 @@ fn extended_rate(
         // Every sample lies after the window.
         return None;
     }
-    let mut last = f.len() - 1;
-    if smoothed {
-        last = f[..last].partition_point(|p| p.t < end);
-    }
-    let left = if smoothed && f[first].t < start && first + 1 < f.len() {
-        interpolate(f[first], f[first + 1], start, counter)
-    } else {
-        f[first].v
-    };
-    let right = if smoothed && last > 0 && f[last].t > end {
-        interpolate(f[last - 1], f[last], end, counter)
-    } else {
-        f[last].v
-    };
+    let (mut last, left, right) = window_edges(f, first, start, end, smoothed, counter);
     let mut result = right - left;
     if counter {
         if f[first].t <= start {
@@ -2476,20 +2491,7 @@ fn extend_floats(f: &[FPoint], start: i64, end: i64, smoothed: bool) -> Vec<FPoi
     let Some(first) = first_anchor(f, start) else {
         return Vec::new();
     };
-    let mut last = f.len() - 1;
-    if smoothed {
-        last = f[..last].partition_point(|p| p.t < end);
-    }
-    let left = if smoothed && f[first].t < start && first + 1 < f.len() {
-        interpolate(f[first], f[first + 1], start, false)
-    } else {
-        f[first].v
-    };
-    let right = if smoothed && last > 0 && f[last].t > end {
-        interpolate(f[last - 1], f[last], end, false)
-    } else {
-        f[last].v
-    };
+    let (_, left, right) = window_edges(f, first, start, end, smoothed, false);
     let mut out = vec![FPoint { t: start, v: left }];
     out.extend(f.iter().filter(|p| p.t > start && p.t < end).copied());
     out.push(FPoint { t: end, v: right });
