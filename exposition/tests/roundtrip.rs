@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod expo;
 
-use expo::same;
+use expo::{same, sample_suffixes};
 use proptest::prelude::*;
 use vigil_exposition::encode::encode_families;
 use vigil_exposition::parse::{Mode, parse_families};
@@ -95,15 +95,7 @@ fn family(om: bool) -> impl Strategy<Value = MetricFamily> {
             if let Some(u) = &unit {
                 name = format!("{name}_{u}");
             }
-            let suffixes: &[&str] = if om {
-                ty.suffixes()
-            } else {
-                match ty {
-                    MetricType::Histogram => &["_bucket", "_count", "_sum"],
-                    MetricType::Summary => &["", "_count", "_sum"],
-                    _ => &[""],
-                }
-            };
+            let suffixes = sample_suffixes(ty, om);
             let samples = samples
                 .into_iter()
                 .map(|(labels, value, ts, ex, k)| Sample {

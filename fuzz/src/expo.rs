@@ -106,6 +106,20 @@ pub fn run_openmetrics(data: &[u8]) {
     }
 }
 
+/// The sample-name suffixes a generated family of type `ty` uses, such that
+/// parsing groups the samples back into it: OpenMetrics's per type; in text
+/// 0.0.4 the ones Prometheus's text format carries (no `_created`).
+pub fn sample_suffixes(ty: MetricType, om: bool) -> &'static [&'static str] {
+    if om {
+        return ty.suffixes();
+    }
+    match ty {
+        MetricType::Histogram => &["_bucket", "_count", "_sum"],
+        MetricType::Summary => &["", "_count", "_sum"],
+        _ => &[""],
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 struct ArbFamily {
     name: String,
@@ -172,15 +186,7 @@ pub fn run_roundtrip(data: &[u8]) {
             if let Some(u) = &unit {
                 name = format!("{name}_{u}");
             }
-            let suffixes: &[&str] = if om {
-                ty.suffixes()
-            } else {
-                match ty {
-                    MetricType::Histogram => &["_bucket", "_count", "_sum"],
-                    MetricType::Summary => &["", "_count", "_sum"],
-                    _ => &[""],
-                }
-            };
+            let suffixes = sample_suffixes(ty, om);
             let samples: Vec<Sample> = f
                 .samples
                 .iter()

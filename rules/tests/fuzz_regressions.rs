@@ -5,24 +5,14 @@
 #[path = "../../fuzz/src/rules.rs"]
 mod rules_fuzz;
 
-use std::path::Path;
+#[path = "../../fuzz/src/replay.rs"]
+mod replay;
 
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.map(|e| e.expect("read the regression folder").path())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    assert!(!files.is_empty(), "no saved inputs in {}", dir.display());
-    for f in files {
-        eprintln!("{target}: {}", f.display());
-        run(&std::fs::read(&f).expect("read a regression input"));
-    }
+/// Replays `target`'s saved inputs; there must be some.
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let n = replay::replay(env!("CARGO_MANIFEST_DIR"), target, run);
+    assert!(n > 0, "no saved inputs for {target}");
+    n
 }
 
 #[test]

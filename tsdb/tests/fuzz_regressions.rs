@@ -6,24 +6,14 @@
 #[path = "../../fuzz/src/tsdb_chunk.rs"]
 mod tsdb_chunk;
 
-use std::path::Path;
+#[path = "../../fuzz/src/replay.rs"]
+mod replay;
 
+/// Replays `target`'s saved inputs; there must be some.
 fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.map(|e| e.expect("read the regression folder").path())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for f in &files {
-        eprintln!("{target}: {}", f.display());
-        run(&std::fs::read(f).expect("read a regression input"));
-    }
-    files.len()
+    let n = replay::replay(env!("CARGO_MANIFEST_DIR"), target, run);
+    assert!(n > 0, "no saved inputs for {target}");
+    n
 }
 
 #[test]
