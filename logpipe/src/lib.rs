@@ -1,0 +1,24 @@
+//! vigil-logpipe: the sidecar log pipeline.
+//!
+//! Inputs (tail with rotation and checkpoints, stdin, a child process) feed
+//! records through parsers and filters to outputs chosen by tag pattern,
+//! through a memory-limited or on-disk buffer, with end-to-end
+//! acknowledgement: an input's position is checkpointed only after every
+//! output that matched a record has taken it. It reads fluent-bit's classic
+//! configuration format.
+//!
+//! ```
+//! use vigil_logpipe::record::Record;
+//!
+//! let rec = Record::line("app.log", 0, "hello");
+//! assert_eq!(rec.fields.get("log").and_then(|v| v.as_str()), Some("hello"));
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod json;
+pub mod record;
+
+pub use error::{Error, Result};
+pub use record::{Fields, Origin, Record, Value};
