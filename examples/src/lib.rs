@@ -1,8 +1,12 @@
 //! Glue shared by the Vigil binaries: small pieces that compose the library
 //! crates (the crates themselves stay independent of each other).
 //!
+//! - [`monitor`]: the pieces of vigil-monitor (configuration, relabelling,
+//!   discovery, scrape loops, HTTP API, rule evaluation).
 //! - [`scrape`]: fetch a `/metrics` endpoint over HTTP/1.1 and append what it
 //!   exposes to the store, with `job`/`instance` labels and `up`.
+
+pub mod monitor;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,0 +1,3 @@
+//! vigil-monitor's pieces: the Prometheus-compatible server composed from
+//! vigil-exposition (scrape parsing), vigil-tsdb (storage) and vigil-rules
+//! (PromQL, recording and alerting rules).
