@@ -1,3 +1,5 @@
 //! vigil-monitor's pieces: the Prometheus-compatible server composed from
 //! vigil-exposition (scrape parsing), vigil-tsdb (storage) and vigil-rules
 //! (PromQL, recording and alerting rules).
+pub mod rules;
+pub mod notify;
