@@ -44,6 +44,7 @@ pub use promql::ast::{
 pub use promql::engine::{Engine, EngineOptions, QueryResult};
 pub use promql::functions::{FUNCTIONS, Function, lookup_function};
 pub use promql::labels::{Label, Labels};
+pub use promql::lexer::parse_duration;
 pub use promql::parser::parse;
 pub use promql::storage::{MemoryStore, Queryable, StoredSeries};
 pub use promql::value::{FPoint, STALE_NAN_BITS, Sample, Series, Value, is_stale_nan};

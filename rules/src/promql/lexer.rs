@@ -499,8 +499,9 @@ pub(crate) fn scan_duration(src: &[u8], at: usize) -> Option<(i64, usize)> {
     Some((total, pos))
 }
 
-/// Parses a whole string as a Prometheus duration (`1h30m`; a bare `0`).
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
+/// Parses a whole string as a Prometheus duration in milliseconds (`1h30m`,
+/// `15d`; a bare `0`), as flags and config files write them.
+pub fn parse_duration(s: &str) -> Option<i64> {
     if s == "0" {
         return Some(0);
     }

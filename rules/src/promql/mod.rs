@@ -4,7 +4,7 @@ pub(crate) mod ast;
 pub(crate) mod engine;
 pub(crate) mod functions;
 pub(crate) mod labels;
-mod lexer;
+pub(crate) mod lexer;
 pub(crate) mod parser;
 pub(crate) mod storage;
 pub(crate) mod value;
