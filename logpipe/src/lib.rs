@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod config;
 pub mod json;
 pub mod record;
 
