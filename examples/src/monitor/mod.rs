@@ -1,5 +1,6 @@
 //! vigil-monitor's pieces: the Prometheus-compatible server composed from
 //! vigil-exposition (scrape parsing), vigil-tsdb (storage) and vigil-rules
 //! (PromQL, recording and alerting rules).
+pub mod flags;
 pub mod rules;
 pub mod notify;
