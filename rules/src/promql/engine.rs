@@ -34,6 +34,20 @@ pub struct EngineOptions {
     /// times subquery steps), so that `x[1000y:1ms]` fails instead of
     /// running for ever. Prometheus bounds the same work by its sample limit.
     pub max_steps: u64,
+    /// The most samples a query may hold at once: every sample its
+    /// selectors loaded plus the points of the range-query or subquery
+    /// results being built (Prometheus's `--query.max-samples`, default
+    /// 50,000,000). Past it the query fails with Prometheus's "query
+    /// processing would load too many samples into memory in query
+    /// execution".
+    pub max_samples: u64,
+    /// How long one query may run (Prometheus's `--query.timeout`), from
+    /// the call that starts it; `None` for no limit. The deadline is
+    /// checked after every selection and between evaluation steps (of range
+    /// queries and subqueries), so one step that is slow on its own is not
+    /// interrupted. Past it the query fails with "query timed out in
+    /// expression evaluation".
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for EngineOptions {
@@ -42,6 +56,8 @@ impl Default for EngineOptions {
             lookback_delta_ms: 5 * 60_000,
             default_subquery_step_ms: 60_000,
             max_steps: 50_000_000,
+            max_samples: 50_000_000,
+            timeout: None,
         }
     }
 }
@@ -99,6 +115,7 @@ impl Engine {
         let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = Evaluator::new(self, q, text, t, t, 0);
         ev.bounds = selector_bounds(expr, t, t, self.opts.lookback_delta_ms);
+        ev.check_deadline()?;
         let v = ev.eval(expr, t)?;
         let value = match v {
             Val::Scalar(v) => Value::Scalar { t, v },
@@ -175,9 +192,14 @@ impl Engine {
         let mut out = SeriesSet::default();
         let mut t = start;
         while t <= end {
+            ev.check_deadline()?;
             match ev.eval(expr, t)? {
-                Val::Scalar(v) => out.push(Labels::new(), false, t, v)?,
+                Val::Scalar(v) => {
+                    ev.build(1)?;
+                    out.push(Labels::new(), false, t, v)?
+                }
                 Val::Vector(vec) => {
+                    ev.build(vec.len() as u64)?;
                     for s in vec {
                         out.push(s.labels, s.drop_name, t, s.value)?;
                     }
@@ -463,6 +485,12 @@ impl SeriesSet {
     }
 }
 
+fn too_many_samples() -> Error {
+    Error::Eval(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
+}
+
 fn dup_labelset() -> Error {
     Error::Eval("vector cannot contain metrics with the same labelset".into())
 }
@@ -501,6 +529,11 @@ struct Evaluator<'a> {
     /// Per range selector, each series' last window `(start, end)` index.
     hints: RefCell<HashMap<usize, Vec<(usize, usize)>>>,
     steps: std::cell::Cell<u64>,
+    /// Samples loaded by selections (kept for the whole query) and points
+    /// of results being built, for [`EngineOptions::max_samples`].
+    loaded: std::cell::Cell<u64>,
+    building: std::cell::Cell<u64>,
+    deadline: Option<std::time::Instant>,
     warnings: RefCell<Vec<String>>,
     infos: RefCell<Vec<String>>,
 }
@@ -599,6 +632,12 @@ impl<'a> Evaluator<'a> {
             groups: RefCell::new(HashMap::new()),
             checked: RefCell::new(HashMap::new()),
             steps: std::cell::Cell::new(0),
+            loaded: std::cell::Cell::new(0),
+            building: std::cell::Cell::new(0),
+            deadline: engine
+                .opts
+                .timeout
+                .and_then(|d| std::time::Instant::now().checked_add(d)),
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
         }
@@ -618,15 +657,37 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Fails once the query's deadline has passed.
+    fn check_deadline(&self) -> Result<(), Error> {
+        match self.deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(Error::Eval(
+                "query timed out in expression evaluation".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails when the samples held (loaded plus being built) pass the limit.
+    fn check_samples(&self) -> Result<(), Error> {
+        if self.loaded.get().saturating_add(self.building.get()) > self.opts.max_samples {
+            return Err(too_many_samples());
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more points of a result being built.
+    fn build(&self, n: u64) -> Result<(), Error> {
+        self.building.set(self.building.get().saturating_add(n));
+        self.check_samples()
+    }
+
     /// Counts `n` more instant evaluations against the query's budget.
     fn spend(&self, n: i64) -> Result<(), Error> {
+        self.check_deadline()?;
         let total = self.steps.get().saturating_add(n.max(0) as u64);
         self.steps.set(total);
         if total > self.opts.max_steps {
-            return Err(Error::Eval(
-                "query processing would load too many samples into memory in query execution"
-                    .into(),
-            ));
+            return Err(too_many_samples());
         }
         Ok(())
     }
@@ -668,6 +729,10 @@ impl<'a> Evaluator<'a> {
             .copied()
             .unwrap_or((i64::MIN, i64::MAX));
         let s = Rc::new(self.q.select(&vs.matchers, mint, maxt)?);
+        let n: usize = s.iter().map(|x| x.floats.len()).sum();
+        self.loaded.set(self.loaded.get().saturating_add(n as u64));
+        self.check_samples()?;
+        self.check_deadline()?;
         self.cache.borrow_mut().insert(key, Rc::clone(&s));
         Ok(s)
     }
@@ -827,24 +892,37 @@ impl<'a> Evaluator<'a> {
                     .saturating_add(step);
                 self.spend((reft.saturating_sub(t) / step).saturating_add(1))?;
                 let mut out = SeriesSet::default();
-                while t <= reft {
-                    match self.eval(expr, t)? {
-                        Val::Vector(v) => {
-                            for s in v {
-                                if is_stale_nan(s.value) {
-                                    continue;
+                // The subquery's points count against the sample limit
+                // while it is built and used, then are let go.
+                let held = self.building.get();
+                let res = (|| {
+                    while t <= reft {
+                        self.check_deadline()?;
+                        match self.eval(expr, t)? {
+                            Val::Vector(v) => {
+                                self.build(v.len() as u64)?;
+                                for s in v {
+                                    if is_stale_nan(s.value) {
+                                        continue;
+                                    }
+                                    out.push(s.labels, s.drop_name, t, s.value)?;
                                 }
-                                out.push(s.labels, s.drop_name, t, s.value)?;
                             }
+                            Val::Scalar(v) => {
+                                self.build(1)?;
+                                out.push(Labels::new(), false, t, v)?
+                            }
+                            _ => return Err(Error::Eval("subquery of a non-vector".into())),
                         }
-                        Val::Scalar(v) => out.push(Labels::new(), false, t, v)?,
-                        _ => return Err(Error::Eval("subquery of a non-vector".into())),
+                        t = match t.checked_add(step) {
+                            Some(n) => n,
+                            None => break,
+                        };
                     }
-                    t = match t.checked_add(step) {
-                        Some(n) => n,
-                        None => break,
-                    };
-                }
+                    Ok(())
+                })();
+                self.building.set(held);
+                res?;
                 let out = out
                     .into_sorted()
                     .into_iter()
@@ -2918,4 +2996,126 @@ fn result_metric(l: &Labels, r: &Labels, op: BinaryOp, m: &VectorMatching) -> La
         }
     }
     out
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::promql::storage::MemoryStore;
+
+    /// 10 series of 100 samples each, one every 10 s from 0.
+    fn store() -> MemoryStore {
+        let mut s = MemoryStore::new();
+        for i in 0..10 {
+            let l = Labels::from_pairs(&[("__name__", "x"), ("i", &i.to_string())]);
+            for k in 0..100 {
+                s.add_sample(&l, k * 10_000, k as f64);
+            }
+        }
+        s
+    }
+
+    fn engine(max_samples: u64, timeout: Option<Duration>) -> Engine {
+        Engine::with_options(EngineOptions {
+            max_samples,
+            timeout,
+            ..EngineOptions::default()
+        })
+    }
+
+    const TOO_MANY: &str =
+        "query processing would load too many samples into memory in query execution";
+
+    #[test]
+    fn selected_samples_count_against_the_limit() {
+        let s = store();
+        // `x[1000s]` at 990 s loads the 1,000 samples; 999 is one too few.
+        let ok = engine(1000, None).instant_query(&s, "x[1000s]", 990_000);
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = engine(999, None)
+            .instant_query(&s, "x[1000s]", 990_000)
+            .unwrap_err();
+        assert_eq!(err.to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn range_query_points_count_against_the_limit() {
+        let s = store();
+        // Selection bounded to [0-5m, 50 s]: series have 6 samples each (60
+        // loaded); 6 steps of 10 series build 60 points: 120 in all.
+        let q = |max| engine(max, None).range_query(&s, "x", 0, 50_000, 10_000);
+        assert!(q(120).is_ok());
+        assert_eq!(q(119).unwrap_err().to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn subquery_points_are_released_after_use() {
+        let s = store();
+        let q = "max_over_time(x[30s:10s])";
+        let run = |max| {
+            engine(max, None)
+                .range_query(&s, q, 0, 990_000, 10_000)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        // At the last step: all 1,000 samples loaded, 99 steps x 10 output
+        // points built, and this step's subquery: 3 points x 10 series.
+        // Subquery points of earlier steps (another 2,970) are not held.
+        assert_eq!(run(1000 + 990 + 30), Ok(()));
+        assert_eq!(run(1000 + 990 + 29), Err(TOO_MANY.to_string()));
+    }
+
+    #[test]
+    fn an_expired_deadline_stops_the_query() {
+        let s = store();
+        for q in ["x", "1", "sum(rate(x[1m]))"] {
+            let e = engine(u64::MAX, Some(Duration::ZERO));
+            let err = e.instant_query(&s, q, 500_000).unwrap_err();
+            assert_eq!(err.to_string(), "query timed out in expression evaluation");
+            let err = e.range_query(&s, q, 0, 500_000, 10_000).unwrap_err();
+            assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        }
+        let e = engine(u64::MAX, Some(Duration::from_secs(3600)));
+        assert!(
+            e.range_query(&s, "sum(rate(x[1m]))", 0, 990_000, 10_000)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_checked_between_steps() {
+        // A store whose selection takes 50 ms fails a 20 ms deadline right
+        // after selecting.
+        struct Slow(MemoryStore);
+        impl Queryable for Slow {
+            fn select(
+                &self,
+                m: &[Matcher],
+                mint: i64,
+                maxt: i64,
+            ) -> Result<Vec<StoredSeries>, Error> {
+                std::thread::sleep(Duration::from_millis(50));
+                self.0.select(m, mint, maxt)
+            }
+            fn label_names(&self) -> Result<Vec<String>, Error> {
+                self.0.label_names()
+            }
+            fn label_values(&self, n: &str) -> Result<Vec<String>, Error> {
+                self.0.label_values(n)
+            }
+        }
+        let e = engine(u64::MAX, Some(Duration::from_millis(20)));
+        let err = e.instant_query(&Slow(store()), "x", 0).unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        // A million steps (ten million points) cannot finish in 20 ms: the
+        // check between steps stops it long before.
+        let t0 = std::time::Instant::now();
+        let err = e
+            .range_query(&store(), "x", 0, 999_999_000, 1000)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    }
 }
