@@ -39,6 +39,26 @@ pub enum Error {
         #[source]
         source: vigil_wal::Error,
     },
+    /// The tail input's offsets database is damaged or of an unknown version.
+    #[error("offsets database {path}: byte {offset}: {message}")]
+    Offsets {
+        /// The database file.
+        path: PathBuf,
+        /// Where in the file.
+        offset: usize,
+        /// What was wrong there.
+        message: String,
+    },
+    /// A record in the disk buffer could not be decoded.
+    #[error("disk buffer {path}: record {lsn}: {message}")]
+    BufferRecord {
+        /// The buffer's directory.
+        path: PathBuf,
+        /// The WAL sequence number of the damaged record.
+        lsn: u64,
+        /// What was wrong.
+        message: String,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {

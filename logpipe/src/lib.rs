@@ -16,10 +16,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buffer;
 mod error;
 pub mod config;
+pub mod input;
 pub mod json;
+pub mod offsets;
 pub mod record;
+pub mod strftime;
 
 pub use error::{Error, Result};
 pub use record::{Fields, Origin, Record, Value};
