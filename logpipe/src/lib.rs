@@ -23,7 +23,6 @@ pub mod input;
 pub mod json;
 pub mod offsets;
 pub mod record;
-pub mod strftime;
 
 pub use error::{Error, Result};
 pub use record::{Fields, Origin, Record, Value};
