@@ -21,8 +21,10 @@ mod error;
 pub mod config;
 pub mod input;
 pub mod json;
+pub mod parser;
 pub mod offsets;
 pub mod record;
+pub mod strftime;
 
 pub use error::{Error, Result};
 pub use record::{Fields, Origin, Record, Value};
