@@ -4,3 +4,8 @@
 pub mod flags;
 pub mod rules;
 pub mod notify;
+pub mod config;
+pub mod relabel;
+pub mod scrape;
+pub mod sd;
+mod yaml;
