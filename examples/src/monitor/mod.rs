@@ -9,3 +9,4 @@ pub mod relabel;
 pub mod scrape;
 pub mod sd;
 mod yaml;
+pub mod server;
