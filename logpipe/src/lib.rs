@@ -23,6 +23,7 @@ pub mod input;
 pub mod json;
 pub mod parser;
 pub mod offsets;
+pub mod output;
 pub mod record;
 pub mod strftime;
 
