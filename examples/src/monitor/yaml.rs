@@ -108,7 +108,16 @@ impl MarkedEventReceiver for Builder {
                 self.stack.push((node(kind), None, aid));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((n, _, aid)) = self.stack.pop() {
+                if let Some((mut n, _, aid)) = self.stack.pop() {
+                    // A block mapping's start event is marked where the
+                    // scanner first sees a `:`; its first key is where the
+                    // reader sees the mapping begin.
+                    if let Kind::Map(m) = &n.kind
+                        && let Some((k, _)) = m.first()
+                        && (k.line, k.col) < (n.line, n.col)
+                    {
+                        (n.line, n.col) = (k.line, k.col);
+                    }
                     if aid > 0 {
                         self.anchors.insert(aid, n.clone());
                     }
