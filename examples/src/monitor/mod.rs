@@ -10,3 +10,5 @@ pub mod scrape;
 pub mod sd;
 mod yaml;
 pub mod server;
+pub mod api;
+pub mod http;
