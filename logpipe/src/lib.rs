@@ -19,12 +19,14 @@
 pub mod buffer;
 mod error;
 pub mod config;
+pub mod filter;
 pub mod input;
 pub mod json;
 pub mod parser;
 pub mod offsets;
 pub mod output;
 pub mod record;
+pub mod router;
 pub mod strftime;
 
 pub use error::{Error, Result};
