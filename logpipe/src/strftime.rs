@@ -177,8 +177,18 @@ impl TimeFormat {
         let mut hour12 = false;
         let mut offset: Option<i64> = None;
         let mut epoch: Option<i64> = None;
-        for &item in &self.items {
+        let mut skip_frac = false;
+        for (idx, &item) in self.items.iter().enumerate() {
             match item {
+                // `.%L` with no fraction in the text: RFC 3339 writers
+                // (Go's RFC3339Nano, Docker, containerd) drop a zero
+                // fraction entirely.
+                Item::Lit(b'.')
+                    if b.get(p) != Some(&b'.') && self.items.get(idx + 1) == Some(&Item::Frac) =>
+                {
+                    skip_frac = true;
+                }
+                Item::Frac if std::mem::take(&mut skip_frac) => {}
                 Item::Lit(c) => {
                     if b.get(p) != Some(&c) {
                         return None;
@@ -527,6 +537,11 @@ mod tests {
             t("%Y-%m-%dT%H:%M:%S.%L", "2020-01-02T03:04:05.5Z"),
             Some(1_577_934_245_500_000_000)
         );
+        assert_eq!(
+            t("%Y-%m-%dT%H:%M:%S.%L%z", "2020-01-02T03:04:05Z"),
+            Some(1_577_934_245_000_000_000)
+        );
+        assert_eq!(t("%H:%M:%S.%L", "03:04:05."), None);
         assert_eq!(
             t("%Y-%m-%dT%H:%M:%S.%L %z", "2020-01-02T03:04:05.000 -02:30"),
             Some(1_577_934_245_000_000_000 + 9000 * 1_000_000_000)
