@@ -1021,6 +1021,8 @@ impl LoopCtx {
                 }
                 lb.push((n.clone(), v.clone()));
             }
+            // Shorter names first, as Prometheus resolves them.
+            conflicts.sort_by_key(|(n, _)| n.len());
             for (n, v) in conflicts {
                 let mut name = format!("exported_{n}");
                 while lb.iter().any(|(o, _)| *o == name) {
