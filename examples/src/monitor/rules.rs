@@ -353,6 +353,10 @@ impl RuleManager {
                     }
                 }
             }
+            // A type filter drops the groups it empties, as Prometheus does.
+            if kind.is_some() && rules.is_empty() {
+                continue;
+            }
             let last = slot.last_eval_ms.load(Ordering::Relaxed) as i64;
             groups.push(json!({
                 "name": state.group.name,

@@ -15,11 +15,12 @@ use vigil_exposition::client::Registry;
 use vigil_rules::{Engine, EngineOptions};
 use vigil_tsdb::db::{Db, DbOptions};
 
+use super::api::Backend;
 use super::config::Config;
 use super::flags::Flags;
 use super::notify::{AlertmanagerNotifier, AlertmanagerTarget};
 use super::rules::{RuleManager, RuleOptions, load_rule_files, now_ms};
-use super::scrape::ScrapeManager;
+use super::scrape::{ScrapeManager, metadata_json, targets_json};
 
 /// How often the store's upkeep runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
@@ -42,6 +43,7 @@ pub struct Monitor {
     reloads_total: AtomicU64,
     reload_failures_total: AtomicU64,
     ready: AtomicBool,
+    quit: Arc<(Mutex<bool>, Condvar)>,
     upkeep_stop: Arc<(Mutex<bool>, Condvar)>,
     upkeep: Mutex<Option<JoinHandle<()>>>,
 }
@@ -83,6 +85,7 @@ impl Monitor {
             reloads_total: AtomicU64::new(0),
             reload_failures_total: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            quit: Arc::new((Mutex::new(false), Condvar::new())),
             upkeep_stop: Arc::new((Mutex::new(false), Condvar::new())),
             upkeep: Mutex::new(None),
             flags,
@@ -277,32 +280,24 @@ impl Monitor {
         );
         gauge(out, "vigil_rules", "Rules loaded.", rules as f64);
         self.notifier.write_metrics(out);
-        gauge(
-            out,
-            "prometheus_tsdb_head_series",
-            "Total number of series in the head block.",
-            self.db.head().num_series() as f64,
-        );
-        gauge(
-            out,
-            "prometheus_tsdb_blocks_loaded",
-            "Number of currently loaded data blocks.",
-            self.db.block_ranges().len() as f64,
-        );
-        if let Some((lo, hi)) = self.db.head().time_range() {
-            gauge(
-                out,
-                "prometheus_tsdb_head_min_time",
-                "Minimum time bound of the head block.",
-                lo as f64,
-            );
-            gauge(
-                out,
-                "prometheus_tsdb_head_max_time",
-                "Maximum timestamp of the head block.",
-                hi as f64,
-            );
+    }
+
+    /// Asks the process to end (`/-/quit`, a signal): wakes
+    /// [`Monitor::wait_quit`].
+    pub fn request_quit(&self) {
+        let (flag, cv) = &*self.quit;
+        *flag.lock() = true;
+        cv.notify_all();
+    }
+
+    /// Waits up to `timeout` for a quit request; true when one came.
+    pub fn wait_quit(&self, timeout: Duration) -> bool {
+        let (flag, cv) = &*self.quit;
+        let mut q = flag.lock();
+        if !*q {
+            cv.wait_for(&mut q, timeout);
         }
+        *q
     }
 
     /// Stops scraping, rule evaluation, notifications and upkeep, and
@@ -363,5 +358,56 @@ fn upkeep_loop(monitor: std::sync::Weak<Monitor>, stop: Arc<(Mutex<bool>, Condva
         if let Err(e) = m.db.apply_retention() {
             eprintln!("level=error msg=\"retention failed\" err=\"{e}\"");
         }
+    }
+}
+
+/// What the HTTP API reads from the monitor.
+impl Backend for Monitor {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn targets(&self, state: Option<&str>) -> serde_json::Value {
+        targets_json(
+            &self.scrape.active_targets(),
+            &self.scrape.dropped_targets(),
+            state,
+        )
+    }
+
+    fn rules(&self, kind: Option<&str>) -> serde_json::Value {
+        self.rules.rules_json(kind)
+    }
+
+    fn alerts(&self) -> serde_json::Value {
+        self.rules.alerts_json()
+    }
+
+    fn metadata(&self, metric: Option<&str>, limit: Option<usize>) -> serde_json::Value {
+        metadata_json(&self.scrape.metadata(), metric, limit, None)
+    }
+
+    fn config_yaml(&self) -> String {
+        self.config.read().source.clone()
+    }
+
+    fn flags(&self) -> Vec<(String, String)> {
+        self.flags.all.clone()
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        Monitor::reload(self)
+    }
+
+    fn ready(&self) -> bool {
+        self.is_ready()
+    }
+
+    fn quit(&self) {
+        self.request_quit();
+    }
+
+    fn own_metrics(&self, out: &mut String) {
+        self.write_metrics(out);
     }
 }
