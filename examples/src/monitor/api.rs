@@ -969,7 +969,7 @@ impl Api {
         let now = now_ms();
         let mint = now - self.opts.lookback_delta.as_millis() as i64;
         let db = self.backend.db();
-        let mut latest: BTreeMap<(String, Vec<(String, String)>), (i64, f64)> = BTreeMap::new();
+        let mut latest: BTreeMap<FederatedSeries, (i64, f64)> = BTreeMap::new();
         for ms in &sets {
             let got = match db.select(ms, mint, now) {
                 Ok(g) => g,
@@ -1017,6 +1017,9 @@ impl Api {
         Reply::new(200, Format::Text.content_type(), out)
     }
 }
+
+/// A federated series: its metric name and its other labels, sorted.
+type FederatedSeries = (String, Vec<(String, String)>);
 
 /// A 200 answer, with Prometheus's warning when a limit cut the list.
 fn truncated(data: &str, cut: bool) -> Reply {
