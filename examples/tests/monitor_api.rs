@@ -974,3 +974,133 @@ fn stop_closes_the_listener() {
     });
     assert!(refused, "{addr} still accepts connections after stop");
 }
+
+/// A real Prometheus (Debian's 2.42), stopped by its pid when dropped.
+struct RealPrometheus {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for RealPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `/usr/bin/prometheus` on 127.0.0.1 (a port of its choosing) with
+/// `config` in a directory of `dir`, and waits until it says where it
+/// listens.
+fn real_prometheus(dir: &std::path::Path, config: &str) -> RealPrometheus {
+    use std::io::BufRead;
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = Command::new("/usr/bin/prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prometheus (Debian's prometheus package; scripts/test installs it)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("msg=\"Listening on\"") {
+                if let Some(a) = line.split("address=").nth(1) {
+                    let _ = tx.send(Ok(a.trim().to_string()));
+                }
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        let _ = tx.send(Err(log));
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(a)) => a,
+        other => panic!("prometheus did not say where it listens: {other:?}"),
+    };
+    RealPrometheus { child, addr }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_metrics_and_federates() {
+    let f = start(|_| {});
+    let ours = f.server.as_ref().unwrap().addr();
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: vigil
+    static_configs:
+      - targets: ['{ours}']
+  - job_name: federate
+    honor_labels: true
+    metrics_path: /federate
+    params:
+      'match[]': ['up', '{{job="api"}}']
+    static_configs:
+      - targets: ['{ours}']
+"#
+    );
+    let prom = real_prometheus(f.dir.path(), &config);
+    let ask = |q: &str| -> Value {
+        let url = format!("http://{}/api/v1/query?query={}", prom.addr, enc(q));
+        let mut r = f.agent.get(&url).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    // Wait (up to 20 s) for both jobs to have been scraped.
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = ask("up{job=~\"vigil|federate\"} == 1");
+        if last["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        last["data"]["result"].as_array().map(Vec::len),
+        Some(2),
+        "{last}"
+    );
+    // Our /metrics as Prometheus stored it.
+    let r = ask("prometheus_tsdb_head_series{job=\"vigil\"}");
+    assert_eq!(r["data"]["result"].as_array().map(Vec::len), Some(1), "{r}");
+    // The federated series, with their own job/instance (honor_labels) and
+    // our external label.
+    let r = ask("up{job=\"node\"}");
+    let got: Vec<(String, String, String)> = r["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["instance"].as_str().unwrap_or("").to_string(),
+                s["metric"]["region"].as_str().unwrap_or("").to_string(),
+                s["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("a:9100".to_string(), "eu".to_string(), "1".to_string()),
+            ("b:9100".to_string(), "eu".to_string(), "0".to_string())
+        ]
+    );
+    let r = ask("http_requests_total{job=\"api\"}");
+    assert_eq!(r["data"]["result"].as_array().map(Vec::len), Some(2), "{r}");
+}
