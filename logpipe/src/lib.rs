@@ -18,10 +18,12 @@
 
 pub mod buffer;
 mod error;
+pub mod engine;
 pub mod config;
 pub mod filter;
 pub mod input;
 pub mod json;
+pub mod metrics;
 pub mod parser;
 pub mod offsets;
 pub mod output;

@@ -204,6 +204,11 @@ impl DiskQueue {
         self.cv.notify_all();
     }
 
+    /// Whether [`DiskQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
     /// Whether everything written was delivered.
     pub fn is_drained(&self) -> bool {
         self.state.lock().sizes.is_empty()

@@ -177,14 +177,9 @@ fn split_list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// fluent-bit's tag expansion: the `*` of `pattern` becomes the path with
-/// every `/` turned into `.` and no leading dot.
+/// fluent-bit's tag expansion (see [`crate::router::expand_tag`]).
 pub fn expand_tag(pattern: &str, path: &Path) -> String {
-    if !pattern.contains('*') {
-        return pattern.to_owned();
-    }
-    let p = path.to_string_lossy().replace('/', ".");
-    pattern.replacen('*', p.trim_start_matches('.'), 1)
+    crate::router::expand_tag(pattern, &path.to_string_lossy())
 }
 
 /// One followed file.
@@ -513,6 +508,25 @@ impl Tail {
             return Ok(false);
         }
         s.at_eof = false;
+        // Were these bytes read from the same contents? A copytruncate
+        // followed by new writes past our offset would otherwise be read
+        // as a continuation. Checked after the read, so no window remains.
+        let mut head = [0u8; FINGERPRINT_BYTES];
+        let hn = read_head(&s.file, &mut head);
+        let fp_len = s.fp_len as usize;
+        if hn < fp_len || offsets::fingerprint(&head[..fp_len]) != s.fp {
+            use std::io::Seek;
+            let back = s.offset;
+            s.file
+                .seek(std::io::SeekFrom::Start(back))
+                .map_err(|e| Error::io(&s.path, e))?;
+            self.truncated(i, emit)?;
+            return Ok(true);
+        }
+        if hn > fp_len {
+            s.fp_len = hn as u32;
+            s.fp = offsets::fingerprint(&head[..hn]);
+        }
         s.offset += n as u64;
         let base = s.offset - (plen + n) as u64;
         let (records, consumed, bytes) = self.lines(i, base, plen + n, false);
@@ -618,6 +632,13 @@ impl Tail {
             }
             return Ok(false);
         }
+        self.truncated(i, emit)?;
+        Ok(true)
+    }
+
+    /// Stream `i` was truncated: take the unread rest from the copy, if
+    /// one is found, and start over at 0.
+    fn truncated(&mut self, i: usize, emit: &mut dyn Emitter) -> Result<()> {
         self.recover_from_copy(i, emit)?;
         let s = &mut self.streams[i];
         s.offset = 0;
@@ -629,7 +650,7 @@ impl Tail {
         s.file
             .seek(std::io::SeekFrom::Start(0))
             .map_err(|e| Error::io(&s.path, e))?;
-        Ok(true)
+        Ok(())
     }
 
     /// The copy `logrotate` makes before truncating: a sibling whose name
