@@ -1055,7 +1055,9 @@ scrape_configs:
     let ask = |q: &str| -> Value {
         let url = format!("http://{}/api/v1/query?query={}", prom.addr, enc(q));
         let mut r = f.agent.get(&url).call().unwrap();
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+        let body = r.body_mut().read_to_string().unwrap();
+        // Until its store is up, Prometheus answers 503 in plain text.
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
     };
     // Wait (up to 20 s) for both jobs to have been scraped.
     let mut last = Value::Null;
