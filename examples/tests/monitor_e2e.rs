@@ -417,3 +417,173 @@ fn a_broken_config_at_start_exits_non_zero_naming_file_and_line() {
     assert!(err.contains("prometheus.yml:2:"), "{err}");
     assert!(err.contains("scrape_interval"), "{err}");
 }
+
+/// Bytes of `len` generated on the fly: series lines `hostile{i="N"} 1`.
+struct Series {
+    next: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    left: u64,
+}
+
+impl std::io::Read for Series {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            for _ in 0..1000 {
+                self.buf
+                    .extend_from_slice(format!("hostile{{i=\"{}\"}} 1\n", self.next).as_bytes());
+                self.next += 1;
+            }
+        }
+        let n = out
+            .len()
+            .min(self.buf.len() - self.pos)
+            .min(self.left.min(usize::MAX as u64) as usize);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Serves a hostile body per path: `/huge` 1 GB, `/million` 1,000,000
+/// series, `/garbage` bytes that are not an exposition, `/drip` one byte a
+/// second.
+fn hostile_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+                let head = |len: u64| {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                match path.as_str() {
+                    "/huge" | "/million" => {
+                        let len = if path == "/huge" { 1 << 30 } else { 30_000_000 };
+                        let mut body = Series {
+                            next: 0,
+                            buf: Vec::new(),
+                            pos: 0,
+                            left: len,
+                        };
+                        // The million-series body is cut at exactly its size
+                        // below; what counts is that it holds > 1e6 lines.
+                        let _ = stream.write_all(head(len).as_bytes());
+                        let _ = std::io::copy(&mut body, &mut stream);
+                    }
+                    "/garbage" => {
+                        let body = "ok_metric 1\nthis is { not an exposition\n";
+                        let _ = stream.write_all(head(body.len() as u64).as_bytes());
+                        let _ = stream.write_all(body.as_bytes());
+                    }
+                    _ => {
+                        let _ = stream.write_all(head(1000).as_bytes());
+                        for _ in 0..1000 {
+                            if stream.write_all(b"#").is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn hostile_targets_hit_their_limits_and_memory_stays_bounded() {
+    let bad = hostile_server();
+    let (good, _v) = cpu_target();
+    let job = |name: &str, path: &str, extra: &str| {
+        format!(
+            "- job_name: {name}\n  metrics_path: {path}\n{extra}  static_configs:\n  - targets: ['{bad}']\n"
+        )
+    };
+    let config = format!(
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n\
+         - job_name: good\n  static_configs:\n  - targets: ['{good}']\n{}{}{}{}",
+        job("huge", "/huge", "  body_size_limit: 10MB\n"),
+        job("million", "/million", "  sample_limit: 100000\n"),
+        job("garbage", "/garbage", ""),
+        job("drip", "/drip", ""),
+    );
+    let ours = peers::monitor(&config, &[], &[]);
+    let o = ours.url();
+    let errors = || -> Vec<(String, String, String)> {
+        get_json(&format!("{o}/api/v1/targets"))["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["scrapePool"].as_str().unwrap().to_string(),
+                    t["health"].as_str().unwrap().to_string(),
+                    t["lastError"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_for(
+        "every hostile target scraped",
+        Duration::from_secs(40),
+        || errors().iter().all(|(_, h, _)| h != "unknown"),
+    );
+    // Two more rounds, so the limits are hit more than once.
+    std::thread::sleep(Duration::from_secs(5));
+    let got = errors();
+    let find = |job: &str| got.iter().find(|(j, _, _)| j == job).unwrap().clone();
+    assert_eq!(find("good").1, "up", "{got:?}");
+    for job in ["huge", "million", "garbage", "drip"] {
+        assert_eq!(find(job).1, "down", "{job}: {got:?}");
+    }
+    let why = |job: &str| find(job).2.to_lowercase();
+    assert!(why("huge").contains("body size limit"), "{}", why("huge"));
+    assert!(
+        why("million").contains("sample limit"),
+        "{}",
+        why("million")
+    );
+    assert!(why("garbage").contains("line 2"), "{}", why("garbage"));
+    assert!(
+        why("drip").contains("timeout") || why("drip").contains("timed out"),
+        "{}",
+        why("drip")
+    );
+    // Nothing of the rejected scrapes was stored.
+    assert!(series_now(&o, "{__name__=\"hostile\"}").is_empty());
+    assert!(series_now(&o, "ok_metric").is_empty());
+    let rss_mib = peak_rss_kib(ours.pid()) / 1024;
+    eprintln!("peak RSS with hostile targets: {rss_mib} MiB");
+    assert!(rss_mib < 400, "peak RSS {rss_mib} MiB");
+}
