@@ -78,7 +78,15 @@ impl Backend for TestBackend {
         out.push_str(
             "# HELP prometheus_config_last_reload_successful Whether the last reload succeeded.\n\
              # TYPE prometheus_config_last_reload_successful gauge\n\
-             prometheus_config_last_reload_successful 1\n",
+             prometheus_config_last_reload_successful 1\n\
+             # HELP prometheus_rule_evaluations_total The total number of rule evaluations.\n\
+             # TYPE prometheus_rule_evaluations_total counter\n\
+             prometheus_rule_evaluations_total 7\n\
+             # HELP prometheus_notifications_latency_seconds Latency.\n\
+             # TYPE prometheus_notifications_latency_seconds summary\n\
+             prometheus_notifications_latency_seconds{quantile=\"0.5\"} 0.25\n\
+             prometheus_notifications_latency_seconds_sum 1.5\n\
+             prometheus_notifications_latency_seconds_count 6\n",
         );
     }
 }
@@ -798,6 +806,9 @@ fn metrics_are_negotiated_and_count_requests() {
         "prometheus_engine_queries_concurrent_max 20",
         "prometheus_tsdb_head_series ",
         "prometheus_config_last_reload_successful 1",
+        "prometheus_rule_evaluations_total 7",
+        "prometheus_notifications_latency_seconds{quantile=\"0.5\"} 0.25",
+        "prometheus_notifications_latency_seconds_count 6",
         "process_resident_memory_bytes ",
     ] {
         assert!(r.body.contains(want), "missing {want:?} in\n{}", r.body);
@@ -816,6 +827,16 @@ fn metrics_are_negotiated_and_count_requests() {
     assert!(
         fams.iter()
             .any(|f| f.name == "prometheus_config_last_reload_successful")
+    );
+    assert!(
+        om.body.contains("\nprometheus_rule_evaluations_total 7"),
+        "{}",
+        om.body
+    );
+    assert!(
+        fams.iter().any(
+            |f| f.name == "prometheus_rule_evaluations" && f.metric_type == MetricType::Counter
+        )
     );
     // Prometheus's own checker accepts the text form.
     let dir = f.dir.path().join("metrics.txt");

@@ -335,28 +335,55 @@ impl Collector for BackendCollector {
     fn collect(&self, out: &mut CollectorWriter<'_, '_>) {
         let mut text = String::new();
         self.0.own_metrics(&mut text);
-        if let Ok(fams) = parse_families(text.as_bytes(), Format::Text, Mode::Scrape) {
-            out.families(&fams);
-        } else {
-            // One bad line would lose everything: keep the lines that parse
-            // on their own, family by family.
-            let mut chunk = String::new();
-            let flush = |chunk: &mut String, out: &mut CollectorWriter<'_, '_>| {
-                if let Ok(f) = parse_families(chunk.as_bytes(), Format::Text, Mode::Scrape) {
-                    out.families(&f);
-                }
-                chunk.clear();
-            };
-            for line in text.lines() {
-                if line.starts_with("# HELP") && !chunk.is_empty() {
-                    flush(&mut chunk, out);
-                }
-                chunk.push_str(line);
-                chunk.push('\n');
+        out.families(&counters_named_for_openmetrics(parse_own_metrics(&text)));
+    }
+}
+
+/// The families of a text exposition. One bad line would lose them all,
+/// so on an error each `# HELP`-led family is parsed on its own and the
+/// ones that parse are kept.
+fn parse_own_metrics(text: &str) -> Vec<vigil_exposition::MetricFamily> {
+    if let Ok(f) = parse_families(text.as_bytes(), Format::Text, Mode::Scrape) {
+        return f;
+    }
+    let mut starts: Vec<usize> = text.match_indices("# HELP ").map(|(i, _)| i).collect();
+    if starts.first() != Some(&0) {
+        starts.insert(0, 0);
+    }
+    starts.push(text.len());
+    starts
+        .windows(2)
+        .filter_map(|w| {
+            parse_families(&text.as_bytes()[w[0]..w[1]], Format::Text, Mode::Scrape).ok()
+        })
+        .flatten()
+        .collect()
+}
+
+/// Text 0.0.4 names a counter family after its samples (`x_total`);
+/// OpenMetrics names it `x` and its samples `x_total`. The encoder adds
+/// `_total` back for text, so counter families lose the suffix here. A
+/// counter whose samples lack `_total` cannot be written as an OpenMetrics
+/// counter: it goes out untyped.
+fn counters_named_for_openmetrics(
+    mut fams: Vec<vigil_exposition::MetricFamily>,
+) -> Vec<vigil_exposition::MetricFamily> {
+    for f in &mut fams {
+        if f.metric_type != MetricType::Counter {
+            continue;
+        }
+        match f.name.strip_suffix("_total") {
+            Some(base)
+                if f.samples
+                    .iter()
+                    .all(|s| s.name == f.name || s.name == format!("{base}_created")) =>
+            {
+                f.name = base.to_string();
             }
-            flush(&mut chunk, out);
+            _ => f.metric_type = MetricType::Unknown,
         }
     }
+    fams
 }
 
 fn now_ms() -> i64 {
@@ -1164,6 +1191,53 @@ mod tests {
         assert_eq!(ErrorType::Timeout.status(), 503);
         assert_eq!(ErrorType::Execution.status(), 422);
         assert_eq!(ErrorType::Unavailable.status(), 500);
+    }
+
+    #[test]
+    fn own_metrics_keep_the_families_that_parse() {
+        let text = "# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\nb{ 2\n# HELP c C.\nc 3\n";
+        let names: Vec<String> = parse_own_metrics(text)
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["a", "c"]);
+        assert!(parse_own_metrics("").is_empty());
+    }
+
+    #[test]
+    fn counter_families_are_renamed_for_openmetrics() {
+        let text =
+            "# TYPE a_total counter\na_total 1\n# TYPE b counter\nb 2\n# TYPE c gauge\nc 3\n";
+        let fams = parse_families(text.as_bytes(), Format::Text, Mode::Scrape).unwrap();
+        let fams = counters_named_for_openmetrics(fams);
+        let got: Vec<(&str, MetricType)> = fams
+            .iter()
+            .map(|f| (f.name.as_str(), f.metric_type))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", MetricType::Counter),
+                ("b", MetricType::Unknown),
+                ("c", MetricType::Gauge)
+            ]
+        );
+        for format in [Format::Text, Format::OpenMetrics] {
+            let reg = Registry::new();
+            reg.register_collector(Fixed(fams.clone()));
+            let mut out = Vec::new();
+            reg.encode(format, &mut out);
+            let back = parse_families(&out, format, Mode::Strict).unwrap();
+            assert_eq!(back.len(), 3, "{}", String::from_utf8_lossy(&out));
+            assert_eq!(back[0].samples[0].name, "a_total");
+        }
+    }
+
+    struct Fixed(Vec<vigil_exposition::MetricFamily>);
+    impl Collector for Fixed {
+        fn collect(&self, out: &mut CollectorWriter<'_, '_>) {
+            out.families(&self.0);
+        }
     }
 
     #[test]
