@@ -329,6 +329,25 @@ fn instant_queries_of_every_result_type() {
         "{}",
         r.body
     );
+    // 3.x's `limit` keeps that many series and says it cut.
+    let r = f
+        .get(&format!("/api/v1/query?query=up&time={t}&limit=1"))
+        .json();
+    assert_eq!(r["data"]["result"].as_array().unwrap().len(), 1);
+    assert_eq!(r["warnings"], json!(["results truncated due to limit"]));
+    let r = f
+        .get(&format!("/api/v1/query?query=up&time={t}&limit=2"))
+        .json();
+    assert!(r.get("warnings").is_none());
+    // `lookback_delta` overrides the lookback for one query: 5 s after the
+    // last samples, a 2 s lookback finds nothing.
+    let later = f.secs(f.base + 5000);
+    let d = f.data(&format!(
+        "/api/v1/query?query=up&time={later}&lookback_delta=2s"
+    ));
+    assert_eq!(d["result"], json!([]));
+    let d = f.data(&format!("/api/v1/query?query=up&time={later}"));
+    assert_eq!(d["result"].as_array().unwrap().len(), 2);
     // Without `time`: now, which sees the newest samples.
     let d = f.data("/api/v1/query?query=up");
     assert_eq!(d["result"].as_array().unwrap().len(), 2);

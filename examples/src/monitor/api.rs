@@ -619,9 +619,20 @@ impl Api {
     /// left of `timeout_ms` after waiting for the slot.
     fn run_query(
         &self,
-        timeout_ms: i64,
+        f: &Form,
         eval: impl FnOnce(&Engine) -> Result<vigil_rules::QueryResult, vigil_rules::Error>,
     ) -> ApiResult {
+        let timeout_ms = self.timeout(f)?;
+        let limit = self.limit(f)?;
+        let lookback_ms = match f.get("lookback_delta").filter(|s| !s.is_empty()) {
+            Some(s) => parse_duration(s).map_err(|e| ApiError::param("lookback_delta", e))?,
+            None => 0,
+        };
+        let lookback_ms = if lookback_ms > 0 {
+            lookback_ms
+        } else {
+            self.opts.lookback_delta.as_millis() as i64
+        };
         if timeout_ms <= 0 {
             return Err(ApiError::new(
                 ErrorType::Timeout,
@@ -637,12 +648,27 @@ impl Api {
             })?;
             let left = deadline.saturating_duration_since(Instant::now());
             let engine = Engine::with_options(EngineOptions {
-                lookback_delta_ms: self.opts.lookback_delta.as_millis() as i64,
+                lookback_delta_ms: lookback_ms,
                 max_samples: self.opts.max_samples as u64,
                 timeout: Some(left),
                 ..EngineOptions::default()
             });
-            let r = eval(&engine).map_err(exec_error)?;
+            let mut r = eval(&engine).map_err(exec_error)?;
+            // 3.x's `limit`: at most that many series of a vector or matrix.
+            let cut = match (&mut r.value, limit) {
+                (vigil_rules::Value::Vector(v), Some(l)) if v.len() > l => {
+                    v.truncate(l);
+                    true
+                }
+                (vigil_rules::Value::Matrix(m), Some(l)) if m.len() > l => {
+                    m.truncate(l);
+                    true
+                }
+                _ => false,
+            };
+            if cut {
+                r.warnings.push("results truncated due to limit".into());
+            }
             let mut data = String::new();
             json::query_data(&mut data, &r.value);
             Ok(Reply::new(
@@ -663,9 +689,8 @@ impl Api {
             })?,
             None => now_ms(),
         };
-        let timeout = self.timeout(f)?;
         let db = self.backend.db();
-        self.run_query(timeout, |e| e.instant_query_expr(db, &text, &expr, t))
+        self.run_query(f, |e| e.instant_query_expr(db, &text, &expr, t))
     }
 
     fn query_range(&self, f: &Form) -> ApiResult {
@@ -699,9 +724,8 @@ impl Api {
                 "invalid expression type \"{ty}\" for range query, must be Scalar or instant Vector"
             )));
         }
-        let timeout = self.timeout(f)?;
         let db = self.backend.db();
-        self.run_query(timeout, |e| {
+        self.run_query(f, |e| {
             e.range_query_expr(db, &text, &expr, start, end, step)
         })
     }
