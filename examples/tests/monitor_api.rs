@@ -927,6 +927,31 @@ fn query_limits_hold() {
     assert_eq!(f.data("/api/v1/query?query=up")["resultType"], "vector");
 }
 
+#[test]
+fn requests_past_the_connection_cap_get_503_at_once() {
+    let f = Arc::new(start(|o| o.max_connections = 1));
+    let slow = format!(
+        "/api/v1/query?query={}&timeout=1",
+        enc("count_over_time(up[1h:1ms])")
+    );
+    let f2 = Arc::clone(&f);
+    let long = std::thread::spawn(move || f2.error(&slow));
+    std::thread::sleep(Duration::from_millis(300));
+    let r = f.get("/-/healthy");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "too many open requests\n")
+    );
+    assert_eq!(long.join().unwrap().1, "timeout");
+    // Served again once the long request's thread is done (it counts
+    // itself out just after answering).
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        f.get("/-/healthy").status == 200
+    });
+    assert!(served);
+}
+
 /// Runs promtool against our server and returns its stdout.
 fn promtool(args: &[&str]) -> String {
     let out = Command::new("/usr/bin/promtool")
