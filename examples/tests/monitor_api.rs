@@ -368,9 +368,9 @@ fn range_queries_take_durations_and_float_steps() {
         assert_eq!(vals[0], json!([(f.base - 60_000) / 1000, "0"]));
     }
     // RFC 3339 times too.
-    let d = f.data(&format!(
-        "/api/v1/query_range?query=time()&start=1970-01-01T00:00:00Z&end=1970-01-01T00:01:00Z&step=30s"
-    ));
+    let d = f.data(
+        "/api/v1/query_range?query=time()&start=1970-01-01T00:00:00Z&end=1970-01-01T00:01:00Z&step=30s",
+    );
     assert_eq!(
         d,
         json!({"resultType": "matrix", "result": [{"metric": {}, "values": [[0, "0"], [30, "30"], [60, "60"]]}]})
