@@ -12,6 +12,28 @@
 //! timeout, then fail as Prometheus's do ("query timed out in query
 //! queue"); the engine enforces `max_samples` and the timeout while it
 //! evaluates; request bodies above `max_body_bytes` are refused.
+//!
+//! Where this differs from Prometheus, or is not done:
+//! - `/api/v1/admin/tsdb/clean_tombstones` answers an `internal` error:
+//!   vigil-tsdb cannot rewrite a block without its tombstones yet (deleted
+//!   samples are hidden from every read regardless).
+//! - A snapshot puts its blocks under `<name>/blocks/` (vigil-tsdb's layout,
+//!   so `Db::open(<snapshot>)` serves it), not directly under `<name>/`.
+//! - `/api/v1/query_exemplars` is always empty: the store keeps no
+//!   exemplars.
+//! - `/api/v1/series` and `/api/v1/labels` with a time range read the
+//!   samples of the selected series (the store has no labels-only select
+//!   bounded by time); without a time range labels come from the index.
+//! - `/api/v1/status/tsdb` has no `chunkCount`; `/api/v1/status/runtimeinfo`,
+//!   `/api/v1/status/walreplay`, `/api/v1/targets/metadata`, remote read and
+//!   write, the web UI and `stats=all` are not served.
+//! - A request's body is read without a deadline: a client that drips its
+//!   body holds one request thread (the `max_connections` cap bounds how
+//!   many), as tiny_http exposes no socket timeouts.
+//! - The evaluation timeout is checked between steps and after selections;
+//!   one step that is slow on its own runs to its end.
+//! - PromQL parse errors carry vigil-rules' wording, at the same line and
+//!   column as Prometheus's in the cases tested (`monitor_api.rs`).
 
 mod json;
 pub mod params;
