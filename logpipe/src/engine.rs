@@ -70,9 +70,6 @@ const INPUT_KEYS: &[&str] = &["tag", "parser", "mem_buf_limit", "storage.*", "al
 const FLUSH_BYTES: usize = 2 << 20;
 /// The most an output takes for one flush.
 const MAX_BATCH: usize = 4 << 20;
-/// Estimated memory of a record beyond its text (the tag, the fields vector,
-/// keys, allocation headers): what `Mem_Buf_Limit` counts besides the bytes.
-const RECORD_OVERHEAD: usize = 160;
 
 /// Settings from `[SERVICE]`.
 #[derive(Debug, Clone)]
@@ -572,16 +569,37 @@ impl PipeEmitter {
     }
 }
 
-fn estimate(r: &Record) -> usize {
-    let mut n = RECORD_OVERHEAD + r.tag.len();
-    for (k, v) in r.fields.iter() {
-        n += k.len() + 32;
-        n += match v {
-            Value::Str(s) => s.len(),
-            _ => 16,
-        };
+/// Bytes of heap an allocation of `n` bytes takes (glibc: 8 bytes of
+/// header, 16-byte granules, 32 at least).
+fn heap(n: usize) -> usize {
+    if n == 0 { 0 } else { (n + 8).next_multiple_of(16).max(32) }
+}
+
+fn value_heap(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => heap(s.len()),
+        Value::Array(items) => {
+            heap(items.len() * std::mem::size_of::<Value>()) + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Map(f) => fields_heap(f),
+        _ => 0,
     }
-    n
+}
+
+fn fields_heap(f: &crate::record::Fields) -> usize {
+    // Fields built by pushing grow to 4 entries at once, then double.
+    let cap = match f.len() {
+        0 | 1 => f.len(),
+        n => n.next_power_of_two().max(4),
+    };
+    heap(cap * std::mem::size_of::<(String, Value)>())
+        + f.iter().map(|(k, v)| heap(k.len()) + value_heap(v)).sum::<usize>()
+}
+
+/// The memory a record holds, as `Mem_Buf_Limit` counts it: the record
+/// itself and every allocation it owns.
+fn estimate(r: &Record) -> usize {
+    std::mem::size_of::<Record>() + heap(r.tag.len()) + fields_heap(&r.fields)
 }
 
 impl Emitter for PipeEmitter {

@@ -5,7 +5,7 @@
 //! past it: from then on the records live in the log, survive kill -9 and
 //! are replayed on start. The output reads the log from just after the last
 //! delivered sequence number; that number is saved as a WAL snapshot (empty
-//! data, its sequence number is the point) at most once a second and at
+//! data, its sequence number is the point) at most every 100 ms and at
 //! close, which also truncates the delivered segments. After a crash the
 //! records delivered since the last snapshot are delivered again: at least
 //! once, never lost.
@@ -30,7 +30,7 @@ use vigil_wal::{Lsn, Options, Reader, SyncPolicy, Wal};
 /// own limit is 16 MiB).
 const MAX_RECORD: usize = 4 << 20;
 /// How often the delivered position is saved while the output is busy.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+const SAVE_EVERY: Duration = Duration::from_millis(100);
 
 /// One output's disk buffer.
 #[derive(Debug)]

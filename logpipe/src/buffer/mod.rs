@@ -82,7 +82,9 @@ impl AckTracker {
     /// it again after a restart if it checkpoints).
     pub fn register(self: &Arc<Self>, stream: u64, end: u64, bytes: usize) -> Option<Arc<AckToken>> {
         let mut st = self.state.lock();
-        while st.inflight >= self.limit && !st.stopping {
+        // Over the limit after this chunk: wait (unless nothing is held,
+        // so that a chunk larger than the limit still passes).
+        while st.inflight > 0 && st.inflight + bytes > self.limit && !st.stopping {
             self.cv.wait_for(&mut st, Duration::from_millis(200));
         }
         if st.stopping {

@@ -22,7 +22,7 @@ use super::{Emitter, line_text, now_ns, split_lines};
 use crate::config::Section;
 use crate::error::{Error, Result};
 use crate::offsets::{self, Entry, FINGERPRINT_BYTES, OffsetsDb};
-use crate::record::{Origin, Record};
+use crate::record::{Fields, Origin, Record, Value};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
@@ -116,7 +116,7 @@ impl Default for TailOptions {
             key: "log".into(),
             ignore_older: None,
             poll: Duration::from_millis(25),
-            db_interval: Duration::from_millis(500),
+            db_interval: Duration::from_millis(200),
         }
     }
 }
@@ -554,21 +554,28 @@ impl Tail {
         let mut bytes = 0;
         let mut skipped = 0;
         let mut make = |line: &[u8], end: usize, records: &mut Vec<Record>| {
-            let mut r = Record::line(s.tag.clone(), now, line_text(line));
-            if opts.key != "log" {
-                r.fields.rename("log", opts.key.clone());
-            }
-            if let Some(k) = &opts.path_key {
-                r.fields.push(k.clone(), s.path.to_string_lossy().into_owned());
-            }
-            if let Some(k) = &opts.offset_key {
-                r.fields.push(k.clone(), (base + end as u64) as i64);
-            }
-            r.origin = Some(Origin {
-                input: self.input,
-                stream: s.id,
-                end: base + end as u64,
-            });
+            // Collected, not pushed, so the fields vector is allocated at
+            // its exact size (pushing reserves four entries at once).
+            let text = (opts.key.clone(), Value::Str(line_text(line)));
+            let path = opts
+                .path_key
+                .as_ref()
+                .map(|k| (k.clone(), Value::Str(s.path.to_string_lossy().into_owned())));
+            let offset = opts
+                .offset_key
+                .as_ref()
+                .map(|k| (k.clone(), Value::Int((base + end as u64) as i64)));
+            let fields: Fields = std::iter::once(text).chain(path).chain(offset).collect();
+            let r = Record {
+                tag: s.tag.clone(),
+                time_ns: now,
+                fields,
+                origin: Some(Origin {
+                    input: self.input,
+                    stream: s.id,
+                    end: base + end as u64,
+                }),
+            };
             bytes += line.len() + 1;
             records.push(r);
         };
