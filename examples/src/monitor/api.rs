@@ -21,9 +21,11 @@
 //!   so `Db::open(<snapshot>)` serves it), not directly under `<name>/`.
 //! - `/api/v1/query_exemplars` is always empty: the store keeps no
 //!   exemplars.
-//! - `/api/v1/series` and `/api/v1/labels` with a time range read the
-//!   samples of the selected series (the store has no labels-only select
-//!   bounded by time); without a time range labels come from the index.
+//! - `/api/v1/series`, `/api/v1/labels` and label values with a time range
+//!   decode the selected series' block samples in that range (the store has
+//!   no labels-only select over blocks); the head is judged by chunk
+//!   overlap without decoding, and without a time range labels come from
+//!   the index.
 //! - `/api/v1/status/tsdb` has no `chunkCount`; `/api/v1/status/runtimeinfo`,
 //!   `/api/v1/status/walreplay`, `/api/v1/targets/metadata`, remote read and
 //!   write, the web UI and `stats=all` are not served.
@@ -809,9 +811,7 @@ impl Api {
         let db = self.backend.db();
         let mut all = std::collections::BTreeSet::new();
         for ms in &sets {
-            for (labels, _) in db.select(ms, start, end).map_err(internal)? {
-                all.insert(labels);
-            }
+            all.extend(series_in_range(db, ms, start, end)?);
         }
         let mut out = String::from("[");
         let n = limit.unwrap_or(usize::MAX).min(all.len());
@@ -846,7 +846,7 @@ impl Api {
         let mut found: HashSet<String> = HashSet::new();
         for ms in &sets {
             if timed {
-                for (l, _) in db.select(ms, start, end).map_err(internal)? {
+                for l in series_in_range(db, ms, start, end)? {
                     of_series(&l, &mut found);
                 }
             } else {
@@ -1102,6 +1102,45 @@ fn truncated(data: &str, cut: bool) -> Reply {
         Vec::new()
     };
     Reply::new(200, "application/json", json::success(data, &warnings, &[]))
+}
+
+/// The label sets of the series `ms` selects with data in `[start, end]`:
+/// the head's by chunk overlap, without decoding (as Prometheus judges it),
+/// the blocks' from their samples in the part of the range they cover (the
+/// store has no labels-only select over blocks).
+fn series_in_range(
+    db: &Db,
+    ms: &[Matcher],
+    start: i64,
+    end: i64,
+) -> Result<Vec<vigil_tsdb::labels::Labels>, ApiError> {
+    let mut out: Vec<vigil_tsdb::labels::Labels> = db
+        .head()
+        .querier(start, end)
+        .select(ms)
+        .into_iter()
+        .map(|s| s.labels)
+        .collect();
+    let blocks: Vec<(i64, i64)> = db
+        .block_ranges()
+        .into_iter()
+        .filter(|&(lo, hi)| hi > start && lo <= end)
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        blocks.iter().map(|r| r.0).min(),
+        blocks.iter().map(|r| r.1).max(),
+    ) {
+        let (a, b) = (start.max(lo), end.min(hi - 1));
+        if a <= b {
+            out.extend(
+                db.select(ms, a, b)
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|(l, _)| l),
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn internal(e: vigil_tsdb::Error) -> ApiError {
