@@ -952,6 +952,45 @@ fn requests_past_the_connection_cap_get_503_at_once() {
     assert!(served);
 }
 
+#[test]
+fn hostile_parameters_get_json_answers_not_panics() {
+    let f = start(|_| {});
+    let paths = [
+        "/api/v1/query?query=%ff%fe",
+        "/api/v1/query?query=up&time=1e400",
+        "/api/v1/query?query=up&time=9e15",
+        "/api/v1/query?query=up&time=-9e15",
+        "/api/v1/query?query=up%20offset%20-100000y&time=9e15",
+        "/api/v1/query?query=up&timeout=1e300",
+        "/api/v1/query?query=up&limit=99999999999999999999",
+        "/api/v1/query?query=up&lookback_delta=-5m",
+        "/api/v1/query_range?query=up&start=-9e15&end=9e15&step=1e15",
+        "/api/v1/query_range?query=up&start=0&end=1&step=1e-9",
+        "/api/v1/query_range?query=up&start=0&end=9e15&step=1e30",
+        "/api/v1/query_range?query=vector(1)&start=-9e15&end=9e15&step=1e12",
+        "/api/v1/series?match[]=",
+        "/api/v1/series?match[]=up&start=9e15&end=-9e15",
+        "/api/v1/series?match[]=%7Ba%3D~%22(%22%7D",
+        "/api/v1/labels?match[]=%7B__name__%3D~%22.%2B%22%7D&start=-9e15&end=9e15",
+        "/api/v1/label/a%2Fb/values",
+        "/api/v1/label/%ff/values?limit=-1",
+        "/api/v1/query_exemplars?query=up&start=2&end=1",
+        "/api/v1/query?query=",
+    ];
+    for p in paths {
+        let r = f.get(p);
+        assert!(
+            matches!(r.status, 200 | 400 | 422 | 503),
+            "{p}: {} {}",
+            r.status,
+            r.body
+        );
+        let j = r.json();
+        assert!(j["status"] == "success" || j["status"] == "error", "{p}");
+    }
+    assert_eq!(f.get("/-/healthy").status, 200);
+}
+
 /// Runs promtool against our server and returns its stdout.
 fn promtool(args: &[&str]) -> String {
     let out = Command::new("/usr/bin/promtool")

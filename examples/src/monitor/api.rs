@@ -296,6 +296,23 @@ impl Drop for GateGuard<'_> {
     }
 }
 
+/// `prometheus_engine_queries` for one query: up now, down when dropped
+/// (however the query ends).
+struct Running<'g>(&'g Gauge<i64>);
+
+impl<'g> Running<'g> {
+    fn start(g: &'g Gauge<i64>) -> Running<'g> {
+        g.inc();
+        Running(g)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The API's own metrics.
 struct Metrics {
     requests: Family<(u16, &'static str), Counter>,
@@ -665,8 +682,8 @@ impl Api {
         }
         let started = Instant::now();
         let deadline = started + Duration::from_millis(timeout_ms as u64);
-        self.metrics.queries.inc();
-        let res = (|| {
+        let _running = Running::start(&self.metrics.queries);
+        (|| {
             let _slot = self.gate.enter(deadline).ok_or_else(|| {
                 ApiError::new(ErrorType::Timeout, "query timed out in query queue")
             })?;
@@ -700,9 +717,7 @@ impl Api {
                 "application/json",
                 json::success(&data, &r.warnings, &r.infos),
             ))
-        })();
-        self.metrics.queries.dec();
-        res
+        })()
     }
 
     fn query(&self, f: &Form) -> ApiResult {
@@ -736,8 +751,16 @@ impl Api {
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
+        // The engine works in i64 milliseconds: a range wider than that
+        // (both ends near Prometheus's min and max times) cannot run.
+        let Some(width) = end.checked_sub(start) else {
+            return Err(ApiError::param(
+                "end",
+                "the range from start to end does not fit in 64-bit milliseconds",
+            ));
+        };
         // Prometheus's guard against huge answers (11,000 points).
-        if (end - start) / step > 11_000 {
+        if width / step > 11_000 {
             return Err(ApiError::bad(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));

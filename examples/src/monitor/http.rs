@@ -238,22 +238,17 @@ pub fn serve(opts: HttpOptions, handler: Arc<Handler>) -> std::io::Result<Server
                     );
                     continue;
                 }
-                let (h, n, max_body) = (
-                    Arc::clone(&handler),
-                    Arc::clone(&in_flight),
-                    opts.max_body_bytes,
-                );
-                let spawned = std::thread::Builder::new()
+                // Counted out when the request thread ends, even by a panic;
+                // if the thread cannot start, the closure is dropped with
+                // the request (the client sees tiny_http's 500) and the slot.
+                let slot = InFlight(Arc::clone(&in_flight));
+                let (h, max_body) = (Arc::clone(&handler), opts.max_body_bytes);
+                let _ = std::thread::Builder::new()
                     .name("monitor-request".into())
                     .spawn(move || {
+                        let _slot = slot;
                         handle(rq, &*h, max_body);
-                        n.fetch_sub(1, Ordering::SeqCst);
                     });
-                if spawned.is_err() {
-                    // The request went with the failed closure; the client
-                    // sees its connection close.
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                }
             }
         })?;
     Ok(Server {
@@ -262,6 +257,15 @@ pub fn serve(opts: HttpOptions, handler: Arc<Handler>) -> std::io::Result<Server
         stopping,
         thread: Some(thread),
     })
+}
+
+/// One request being handled; counted out when dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Reads the request, runs the handler and answers.
