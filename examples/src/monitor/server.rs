@@ -22,6 +22,8 @@ use super::notify::{AlertmanagerNotifier, AlertmanagerTarget};
 use super::rules::{RuleManager, RuleOptions, load_rule_files, now_ms};
 use super::scrape::{ScrapeManager, metadata_json, targets_json};
 
+/// Longest a scraped sample waits for its WAL fsync.
+const WAL_SYNC_DELAY: Duration = Duration::from_secs(1);
 /// How often the store's upkeep runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often the head is checkpointed (bounds the WAL a restart replays).
@@ -55,11 +57,19 @@ impl Monitor {
     pub fn start(flags: Flags) -> Result<Arc<Monitor>, String> {
         let config = Config::load(&flags.config_file).map_err(|e| e.to_string())?;
         let groups = load_rule_files(&config.rule_files, &config_dir(&flags.config_file))?;
-        let opts = DbOptions {
+        let mut opts = DbOptions {
             retention_ms: flags.retention_time.map(|d| d.as_millis() as i64),
             retention_bytes: flags.retention_size,
             ..DbOptions::default()
         };
+        // Scrapes are re-taken every interval, so a power cut may lose the
+        // last second of them, as Prometheus (which fsyncs its WAL only when
+        // a segment fills) accepts; an fsync per scrape cost a fifth of the
+        // monitor's CPU in profiles.
+        opts.head.wal = opts.head.wal.clone().sync(vigil_wal::SyncPolicy::Batch {
+            max_delay: WAL_SYNC_DELAY,
+            max_bytes: 8 << 20,
+        });
         let db =
             Arc::new(Db::open(&flags.storage_path, opts).map_err(|e| {
                 format!("opening the store at {}: {e}", flags.storage_path.display())
