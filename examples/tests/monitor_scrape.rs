@@ -826,3 +826,52 @@ fn own_metrics_have_prometheus_names() {
     );
     m.stop();
 }
+
+#[test]
+fn reordered_series_are_not_stale_and_duplicate_lines_keep_the_first() {
+    let n = Arc::new(Mutex::new(0u32));
+    let n2 = Arc::clone(&n);
+    // Every other scrape lists the series in another order and adds a
+    // series; every scrape repeats `a` with another value.
+    let srv = serve(move |_| {
+        let mut k = n2.lock();
+        *k += 1;
+        if *k % 2 == 0 {
+            text("c 3\nnew_one 9\nb 2\na 1\na 100\n")
+        } else {
+            text("a 1\nb 2\nc 3\na 100\n")
+        }
+    });
+    let (_d, db) = store();
+    let registry = Registry::new();
+    let m = ScrapeManager::new(Arc::clone(&db), &registry);
+    m.apply_config(&config(&format!(
+        "scrape_configs:\n{}",
+        job("o", &[&srv.addr], "")
+    )));
+    wait_for("six scrapes", Duration::from_secs(10), || *n.lock() >= 6);
+    wait_for("stored", Duration::from_secs(5), || {
+        series(&db, "a").first().is_some_and(|s| s.1.len() >= 5)
+    });
+    for name in ["a", "b", "c"] {
+        let s = &series(&db, name)[0].1;
+        assert!(s.iter().all(|x| !is_stale(x.1)), "{name}: {s:?}");
+    }
+    assert!(series(&db, "a")[0].1.iter().all(|x| x.1 == 1.0));
+    // The series that comes and goes is marked stale each time it goes.
+    let new_one = &series(&db, "new_one")[0].1;
+    assert!(new_one.iter().any(|x| is_stale(x.1)), "{new_one:?}");
+    assert_eq!(
+        last_value(&db, "scrape_samples_scraped", &srv.addr).map(|v| v >= 4.0),
+        Some(true)
+    );
+    let mut out = Vec::new();
+    registry.encode(vigil_exposition::Format::Text, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("prometheus_target_scrapes_sample_duplicate_timestamp_total "))
+        .unwrap();
+    assert_ne!(line.split(' ').nth(1), Some("0"), "{line}");
+    m.stop();
+}

@@ -22,6 +22,7 @@
 //!   that goes away writes markers for all its series.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::io::Read;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -657,15 +658,16 @@ impl Inner {
     }
 }
 
-/// A series of the last scrape.
+/// A series of a scrape, in the order of the body.
 #[derive(Debug, Clone, Copy)]
-struct CacheEntry {
+struct Slot {
+    /// Its key (the series text as written) in the cache's arena.
+    start: usize,
+    len: usize,
     /// `None` when metric relabelling drops it.
     id: Option<SeriesId>,
     /// The scrape (iteration) that last saw it.
     seen: u64,
-    /// The scrape that added it to the cache.
-    born: u64,
     /// Its samples carry their own timestamps (no staleness markers then,
     /// as Prometheus).
     explicit_ts: bool,
@@ -674,10 +676,55 @@ struct CacheEntry {
     verified: bool,
 }
 
+/// The series of one scrape in body order, keys packed in one arena.
+///
+/// Targets write their series in the same order every time, so the next
+/// scrape finds each series at the cursor: a sequential walk through two
+/// arrays instead of a hash probe that misses the CPU cache per sample
+/// (profiling 100 targets × 1,000 series showed the hash-map probe as
+/// the largest cost of the loop).
+#[derive(Default)]
+struct SeriesCache {
+    keys: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+impl SeriesCache {
+    fn key(&self, s: &Slot) -> &[u8] {
+        &self.keys[s.start..s.start + s.len]
+    }
+
+    fn push(&mut self, key: &[u8], slot: Slot) {
+        let start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        self.slots.push(Slot {
+            start,
+            len: key.len(),
+            ..slot
+        });
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.slots.clear();
+    }
+}
+
 /// A loop's memory, handed over across reloads.
 #[derive(Default)]
 struct SeriesState {
-    cache: HashMap<Box<[u8]>, CacheEntry>,
+    /// The series of the last successful scrape.
+    prev: SeriesCache,
+    /// The series of the scrape in progress (becomes `prev`).
+    cur: SeriesCache,
+    /// `prev` by key hash, built on the first lookup of a scrape that is
+    /// not at the cursor (a target that changed its order or its series).
+    index: HashMap<u64, usize>,
+    index_built: bool,
+    hasher: std::collections::hash_map::RandomState,
+    /// Series appended through the slow path in this scrape (duplicate
+    /// lines of a new series are refused with it).
+    new_ids: HashSet<SeriesId>,
     iter: u64,
     /// `up`, `scrape_duration_seconds`, `scrape_samples_scraped`,
     /// `scrape_samples_post_metric_relabeling`, `scrape_series_added`.
@@ -686,6 +733,67 @@ struct SeriesState {
     body: Vec<u8>,
     /// Samples appended by the last scrape, to size the next appender.
     last_len: usize,
+}
+
+impl SeriesState {
+    /// The `prev` slot holding `key`, looked up at `cursor` first.
+    fn find(&mut self, cursor: usize) -> Option<usize> {
+        if let Some(s) = self.prev.slots.get(cursor)
+            && self.prev.key(s) == self.key.as_slice()
+        {
+            return Some(cursor);
+        }
+        if !self.index_built {
+            self.index.clear();
+            for (i, s) in self.prev.slots.iter().enumerate() {
+                let h = self.hasher.hash_one(self.prev.key(s));
+                self.index.entry(h).or_insert(i);
+            }
+            self.index_built = true;
+        }
+        let h = self.hasher.hash_one(self.key.as_slice());
+        let i = *self.index.get(&h)?;
+        (self.prev.key(&self.prev.slots[i]) == self.key.as_slice()).then_some(i)
+    }
+
+    /// Ends a successful scrape: `prev` slots not seen are returned for
+    /// staleness markers, and the scrape's series become `prev`.
+    fn finish(&mut self, stale: &mut Vec<SeriesId>) {
+        let iter = self.iter;
+        for s in &self.prev.slots {
+            if s.seen != iter
+                && !s.explicit_ts
+                && let Some(id) = s.id
+                && !self.new_ids.contains(&id)
+            {
+                stale.push(id);
+            }
+        }
+        stale.retain(|id| !self.new_ids.contains(id));
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        self.reset_scrape();
+    }
+
+    /// Forgets everything (after a failed scrape or at the end); returns
+    /// the series that get staleness markers.
+    fn forget(&mut self, stale: &mut Vec<SeriesId>) {
+        for s in &self.prev.slots {
+            if !s.explicit_ts
+                && let Some(id) = s.id
+            {
+                stale.push(id);
+            }
+        }
+        self.prev.clear();
+        self.reset_scrape();
+    }
+
+    fn reset_scrape(&mut self) {
+        self.cur.clear();
+        self.index.clear();
+        self.index_built = false;
+        self.new_ids.clear();
+    }
 }
 
 const REPORT_NAMES: [&str; 5] = [
@@ -746,8 +854,8 @@ fn seconds_text(d: Duration) -> String {
 impl LoopCtx {
     fn run(self, prev: Option<JoinHandle<SeriesState>>) -> SeriesState {
         let mut st = prev.and_then(|h| h.join().ok()).unwrap_or_default();
-        for e in st.cache.values_mut() {
-            e.verified = false;
+        for slot in &mut st.prev.slots {
+            slot.verified = false;
         }
         let interval = self.target.interval;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -756,6 +864,13 @@ impl LoopCtx {
             .proxy(None)
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
+            // ureq's default buffers are 128 KiB each way per connection;
+            // with a kept-alive connection per target that is most of the
+            // memory of a 200-target monitor. A scrape request is a few
+            // hundred bytes, and 32 KiB of response headers is plenty.
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(4 * 1024)
+            .max_response_header_size(32 * 1024)
             .user_agent(concat!("vigil-monitor/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -806,17 +921,14 @@ impl LoopCtx {
     fn write_end_staleness(&self, st: &mut SeriesState) {
         let t = now_ms(SystemTime::now());
         let stale = f64::from_bits(STALE_NAN_BITS);
-        let mut app = self.db.head().appender_with_capacity(st.cache.len() + 5);
-        for e in st.cache.values() {
-            if let (Some(id), false) = (e.id, e.explicit_ts) {
-                let _ = app.append_ref(id, t, stale);
-            }
-        }
-        for id in st.report.iter().flatten() {
-            let _ = app.append_ref(*id, t, stale);
+        let mut ids = Vec::with_capacity(st.prev.slots.len() + 5);
+        st.forget(&mut ids);
+        ids.extend(st.report.iter().flatten());
+        let mut app = self.db.head().appender_with_capacity(ids.len());
+        for id in ids {
+            let _ = app.append_ref(id, t, stale);
         }
         let _ = app.commit();
-        st.cache.clear();
     }
 
     fn fetch(&self, agent: &ureq::Agent, body: &mut Vec<u8>) -> Result<Format, Fail> {
@@ -904,19 +1016,10 @@ impl LoopCtx {
         }
         st.body = body;
         let stale = f64::from_bits(STALE_NAN_BITS);
-        let iter = st.iter;
         let error = match result {
             Ok(()) => {
                 // Series of the last scrape missing from this one.
-                st.cache.retain(|_, e| {
-                    if e.seen == iter {
-                        return true;
-                    }
-                    if let (Some(id), false) = (e.id, e.explicit_ts) {
-                        pending_stale.push(id);
-                    }
-                    false
-                });
+                st.finish(&mut pending_stale);
                 for id in pending_stale.drain(..) {
                     let _ = app.append_ref(id, ts, stale);
                 }
@@ -932,15 +1035,15 @@ impl LoopCtx {
                 // Nothing of a failed scrape is stored; every series of the
                 // last good one is marked stale (as Prometheus).
                 app.rollback();
-                app = self.db.head().appender_with_capacity(st.cache.len() + 8);
-                for e in st.cache.values() {
-                    if e.born < iter
-                        && let (Some(id), false) = (e.id, e.explicit_ts)
-                    {
-                        let _ = app.append_ref(id, ts, stale);
-                    }
+                pending_stale.clear();
+                st.forget(&mut pending_stale);
+                app = self
+                    .db
+                    .head()
+                    .appender_with_capacity(pending_stale.len() + 8);
+                for id in pending_stale.drain(..) {
+                    let _ = app.append_ref(id, ts, stale);
                 }
-                st.cache.clear();
                 Some(fail.message())
             }
         };
@@ -968,7 +1071,22 @@ impl LoopCtx {
             st.report[i] = appended.ok().or(st.report[i]);
         }
         st.last_len = counts.post_relabel as usize;
-        let _ = app.commit();
+        let mut error = error;
+        match app.commit() {
+            Ok(_) => {}
+            // Samples refused one by one (another writer got there first);
+            // the rest of the scrape is stored.
+            Err(
+                e @ (TsdbError::OutOfOrderSample { .. }
+                | TsdbError::OutOfBounds { .. }
+                | TsdbError::DuplicateSample { .. }),
+            ) => self.count_append_error(&e),
+            Err(e) => {
+                if error.is_none() {
+                    error = Some(format!("storing the scrape: {e}"));
+                }
+            }
+        }
         let mut s = self.shared.status.lock();
         s.health = if error.is_none() {
             Health::Up
@@ -1051,6 +1169,7 @@ impl LoopCtx {
         pending_stale: &mut Vec<SeriesId>,
     ) -> Result<(), Fail> {
         let iter = st.iter;
+        let mut cursor = 0usize;
         let honor_ts = self.cfg.honor_timestamps;
         let mut meta = self.shared.metadata.lock();
         for entry in Parser::with_mode(body, format, Mode::Scrape) {
@@ -1087,90 +1206,102 @@ impl LoopCtx {
             st.key.extend_from_slice(s.name.raw().as_bytes());
             st.key.push(0xff);
             st.key.extend_from_slice(s.labels.raw().as_bytes());
-            let mut cached = None;
-            if let Some(e) = st.cache.get_mut(&st.key[..]) {
-                if e.seen == iter {
+            let found = st.find(cursor);
+            let mut old: Option<Slot> = None;
+            if let Some(j) = found {
+                cursor = j + 1;
+                let slot = &mut st.prev.slots[j];
+                if slot.seen == iter {
                     // The same series twice in one body: the first wins.
                     self.metrics.duplicate.inc();
                     continue;
                 }
-                e.seen = iter;
-                if e.verified {
-                    cached = Some(e.id);
-                }
-            }
-            let id = match cached {
-                Some(None) => continue,
-                Some(Some(id)) => match app.append_ref(id, t, s.value) {
-                    Ok(()) => Some(id),
-                    Err(TsdbError::UnknownSeries(_)) => None,
-                    Err(e) => {
-                        self.count_append_error(&e);
-                        counts.post_relabel += 1;
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            if id.is_some() {
-                counts.post_relabel += 1;
-            } else {
-                // Slow path: a new series (or one whose reference must be
-                // recomputed).
-                let lset = self.sample_labels(
-                    &s.name.as_cow(),
-                    s.labels
-                        .iter()
-                        .map(|(n, v)| (n.as_cow().into_owned(), v.as_cow().into_owned())),
-                );
-                let old = st.cache.get(&st.key[..]).copied();
-                let mut entry = CacheEntry {
-                    id: None,
-                    seen: iter,
-                    born: old.map_or(iter, |o| o.born),
-                    explicit_ts: s.timestamp_ms.is_some() && honor_ts,
-                    verified: true,
-                };
-                if let Some(lset) = lset {
-                    if !lset.iter().any(|(n, _)| n == "__name__") {
-                        return Err(Fail::Append(format!(
-                            "line {}: missing metric name (__name__ label) after relabelling",
-                            s.line
-                        )));
-                    }
-                    let limit = self.cfg.label_limit;
-                    if limit > 0 && lset.len() as u64 > limit {
-                        return Err(Fail::LabelLimit(format!(
-                            "label_limit exceeded (metric: {:.50}, number of labels: {}, limit: {limit})",
-                            s.name.as_cow(),
-                            lset.len()
-                        )));
-                    }
-                    let labels = Labels::new(lset)
-                        .map_err(|e| Fail::Append(format!("line {}: {e}", s.line)))?;
-                    counts.post_relabel += 1;
-                    match app.append(&labels, t, s.value) {
-                        Ok(id) => {
-                            entry.id = Some(id);
-                            if old.is_none() {
-                                counts.added += 1;
-                            }
+                slot.seen = iter;
+                let slot = *slot;
+                if slot.verified {
+                    match slot.id {
+                        None => {
+                            st.cur.push(&st.key, slot);
+                            continue;
                         }
-                        Err(e) => self.count_append_error(&e),
+                        Some(id) => match app.append_ref(id, t, s.value) {
+                            Ok(()) => {
+                                counts.post_relabel += 1;
+                                st.cur.push(&st.key, slot);
+                                continue;
+                            }
+                            // The store forgot the series: resolve it again.
+                            Err(TsdbError::UnknownSeries(_)) => {}
+                            Err(e) => {
+                                self.count_append_error(&e);
+                                counts.post_relabel += 1;
+                                st.cur.push(&st.key, slot);
+                                continue;
+                            }
+                        },
                     }
                 }
-                if let Some(old_id) = old.and_then(|o| o.id)
-                    && entry.id != Some(old_id)
-                    && !old.is_some_and(|o| o.explicit_ts)
-                {
-                    pending_stale.push(old_id);
+                old = Some(slot);
+            }
+            // Slow path: a new series (or one whose reference must be
+            // recomputed): labels, relabelling, lookup by labels.
+            let lset = self.sample_labels(
+                &s.name.as_cow(),
+                s.labels
+                    .iter()
+                    .map(|(n, v)| (n.as_cow().into_owned(), v.as_cow().into_owned())),
+            );
+            let mut slot = Slot {
+                start: 0,
+                len: 0,
+                id: None,
+                seen: iter,
+                explicit_ts: s.timestamp_ms.is_some() && honor_ts,
+                verified: true,
+            };
+            if let Some(lset) = lset {
+                if !lset.iter().any(|(n, _)| n == "__name__") {
+                    return Err(Fail::Append(format!(
+                        "line {}: missing metric name (__name__ label) after relabelling",
+                        s.line
+                    )));
                 }
-                if let Some(e) = st.cache.get_mut(&st.key[..]) {
-                    *e = entry;
-                } else {
-                    st.cache.insert(st.key.clone().into_boxed_slice(), entry);
+                let limit = self.cfg.label_limit;
+                if limit > 0 && lset.len() as u64 > limit {
+                    return Err(Fail::LabelLimit(format!(
+                        "label_limit exceeded (metric: {:.50}, number of labels: {}, limit: {limit})",
+                        s.name.as_cow(),
+                        lset.len()
+                    )));
+                }
+                let labels =
+                    Labels::new(lset).map_err(|e| Fail::Append(format!("line {}: {e}", s.line)))?;
+                match app.append(&labels, t, s.value) {
+                    Ok(id) => {
+                        if !st.new_ids.insert(id) {
+                            // A second line of a series new in this scrape.
+                            self.metrics.duplicate.inc();
+                            continue;
+                        }
+                        counts.post_relabel += 1;
+                        slot.id = Some(id);
+                        if old.is_none() {
+                            counts.added += 1;
+                        }
+                    }
+                    Err(e) => {
+                        counts.post_relabel += 1;
+                        self.count_append_error(&e);
+                    }
                 }
             }
+            if let Some(old_id) = old.and_then(|o| o.id)
+                && slot.id != Some(old_id)
+                && !old.is_some_and(|o| o.explicit_ts)
+            {
+                pending_stale.push(old_id);
+            }
+            st.cur.push(&st.key, slot);
             let limit = self.cfg.sample_limit;
             if limit > 0 && counts.post_relabel > limit {
                 return Err(Fail::SampleLimit);
