@@ -415,18 +415,16 @@ fn num(b: &[u8], p: &mut usize, max: usize) -> Option<u64> {
 /// A month or weekday name at the start of `b`, full or abbreviated to three
 /// letters, any case: its index and length.
 fn name_at(b: &[u8], names: &[&str]) -> Option<(usize, usize)> {
-    for (i, full) in names.iter().enumerate() {
-        let full = full.as_bytes();
-        if b.len() >= full.len() && b[..full.len()].eq_ignore_ascii_case(full) {
-            return Some((i, full.len()));
-        }
+    let head = b.get(..3)?;
+    let i = names
+        .iter()
+        .position(|n| head.eq_ignore_ascii_case(&n.as_bytes()[..3]))?;
+    let full = names[i].as_bytes();
+    if b.len() >= full.len() && b[..full.len()].eq_ignore_ascii_case(full) {
+        Some((i, full.len()))
+    } else {
+        Some((i, 3))
     }
-    for (i, full) in names.iter().enumerate() {
-        if b.len() >= 3 && b[..3].eq_ignore_ascii_case(&full.as_bytes()[..3]) {
-            return Some((i, 3));
-        }
-    }
-    None
 }
 
 /// `Z`, `+hh`, `+hhmm` or `+hh:mm`: seconds east of UTC and the length read.

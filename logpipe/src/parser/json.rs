@@ -119,11 +119,12 @@ impl Reader<'_> {
             return Err(self.err("JSON nested too deep"));
         }
         self.eat(b'{')?;
-        let mut fields = Fields::new();
+        // A plain vector moved into Fields at the end (collect reuses it).
+        let mut fields: Vec<(String, Value)> = Vec::with_capacity(8);
         self.ws();
         if self.peek() == Some(b'}') {
             self.p += 1;
-            return Ok(fields);
+            return Ok(Fields::new());
         }
         loop {
             self.ws();
@@ -135,13 +136,13 @@ impl Reader<'_> {
             self.eat(b':')?;
             self.ws();
             let v = self.value(depth + 1)?;
-            fields.push(key, v);
+            fields.push((key, v));
             self.ws();
             match self.peek() {
                 Some(b',') => self.p += 1,
                 Some(b'}') => {
                     self.p += 1;
-                    return Ok(fields);
+                    return Ok(fields.into_iter().collect());
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }

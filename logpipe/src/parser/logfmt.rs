@@ -49,7 +49,8 @@ fn is_space(c: u8) -> bool {
 pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Fields, String> {
     let b = text.as_bytes();
     let mut p = 0;
-    let mut fields = Fields::new();
+    // A plain vector moved into Fields at the end (collect reuses it).
+    let mut fields: Vec<(String, Value)> = Vec::with_capacity(8);
     loop {
         while p < b.len() && is_space(b[p]) {
             p += 1;
@@ -69,7 +70,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
             if no_bare_keys {
                 return Err(format!("key '{key}' has no value (Logfmt_No_Bare_Keys)"));
             }
-            fields.push(key, Value::Bool(true));
+            fields.push((key.to_owned(), Value::Bool(true)));
             continue;
         }
         if b[p] == b'"' {
@@ -113,7 +114,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
                 p += 2;
                 run = p;
             }
-            fields.push(key, Value::Str(val));
+            fields.push((key.to_owned(), Value::Str(val)));
             if p < b.len() && !is_space(b[p]) {
                 return Err(format!(
                     "expected a space after the value of '{key}' at byte {p}"
@@ -124,10 +125,10 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
             while p < b.len() && !is_space(b[p]) {
                 p += 1;
             }
-            fields.push(key, Value::Str(text[vs..p].to_owned()));
+            fields.push((key.to_owned(), Value::Str(text[vs..p].to_owned())));
         }
     }
-    Ok(fields)
+    Ok(fields.into_iter().collect())
 }
 
 /// Writes string fields as a logfmt line (quoting values that need it);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(super) const BUILTIN: &[(&str, &str, &str)] = &[
     (
         "nginx",
-        r#"^(?<remote>\S+) (?<host>\S+) (?<user>\S+) \[(?<time>[^\]]+)\] "(?<method>\S+) (?<path>[^ "]+)[^"]*" (?<code>\d+) (?<size>\d+|-)(?: "(?<referer>[^"]*)" "(?<agent>[^"]*)")?"#,
+        r#"^(?<remote>[^ ]+) (?<host>[^ ]+) (?<user>[^ ]+) \[(?<time>[^\]]+)\] "(?<method>[^ "]+) (?<path>[^ "]*)(?: [^"]*)?" (?<code>\d+) (?<size>\d+|-)(?: "(?<referer>[^"]*)" "(?<agent>[^"]*)")?"#,
         "%d/%b/%Y:%H:%M:%S %z",
     ),
     (
@@ -52,7 +52,7 @@ pub(super) const BUILTIN: &[(&str, &str, &str)] = &[
 #[derive(Debug)]
 pub struct RegexParser {
     name: String,
-    re: regex::Regex,
+    re: regex::bytes::Regex,
     /// (capture group index, field name) of every named group, in pattern
     /// order.
     groups: Vec<(usize, String)>,
@@ -67,14 +67,20 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     // Capture slots reused across lines on each thread: a fresh
     // `CaptureLocations` per line is an allocation on the hot path.
-    static SLOTS: RefCell<Option<(u64, regex::CaptureLocations)>> = const { RefCell::new(None) };
+    static SLOTS: RefCell<Option<(u64, regex::bytes::CaptureLocations)>> = const { RefCell::new(None) };
 }
 
 impl RegexParser {
     /// Compiles `pattern`; the error says what the regex crate could not
     /// read.
     pub fn new(name: &str, pattern: &str, post: TimeAndTypes) -> Result<RegexParser, String> {
-        let re = regex::Regex::new(pattern)
+        // ASCII classes first: Onigmo, fluent-bit's engine, reads `\d`,
+        // `\w`, `\s` as ASCII, and the smaller automaton is several times
+        // faster. A pattern that needs Unicode (`\p{L}`) gets it.
+        let re = regex::bytes::RegexBuilder::new(pattern)
+            .unicode(false)
+            .build()
+            .or_else(|_| regex::bytes::RegexBuilder::new(pattern).build())
             .map_err(|e| format!("parser {name}: cannot compile Regex: {e}"))?;
         let groups: Vec<(usize, String)> = re
             .capture_names()
@@ -103,18 +109,26 @@ impl RegexParser {
         self
     }
 
-    fn extract(&self, text: &str, locs: &mut regex::CaptureLocations) -> Option<Fields> {
-        self.re.captures_read(locs, text)?;
-        let mut fields = Fields::new();
+    fn extract(&self, text: &str, locs: &mut regex::bytes::CaptureLocations) -> Option<Fields> {
+        self.re.captures_read(locs, text.as_bytes())?;
+        // Built as a vector of the right size, then moved into Fields
+        // (collect reuses the allocation): no regrowth per record.
+        let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.groups.len());
         for (i, name) in &self.groups {
             if let Some((s, e)) = locs.get(*i) {
                 if s == e && self.skip_empty {
                     continue;
                 }
-                fields.push(name.as_str(), Value::Str(text[s..e].to_owned()));
+                // A byte-level `.` can end a capture inside a multi-byte
+                // character; such a capture is kept lossily.
+                let v = match text.get(s..e) {
+                    Some(v) => v.to_owned(),
+                    None => String::from_utf8_lossy(&text.as_bytes()[s..e]).into_owned(),
+                };
+                fields.push((name.clone(), Value::Str(v)));
             }
         }
-        Some(fields)
+        Some(fields.into_iter().collect())
     }
 }
 
@@ -182,6 +196,28 @@ mod tests {
         assert!(e.contains("cannot compile"), "{e}");
         let e = RegexParser::new("t", r"(x)", TimeAndTypes::default()).unwrap_err();
         assert!(e.contains("no named capture"), "{e}");
+    }
+
+    #[test]
+    fn ascii_classes_and_split_characters() {
+        // `\w` is ASCII as in Onigmo.
+        let p = RegexParser::new("t", r"^(?<w>\w+)", TimeAndTypes::default()).unwrap();
+        assert_eq!(
+            p.parse("héllo").unwrap().fields.get("w"),
+            Some(&Value::from("h"))
+        );
+        // A byte-level `.` splits "é": kept lossily, never a panic.
+        let p = RegexParser::new("t", r"^x(?<one>.)", TimeAndTypes::default()).unwrap();
+        assert_eq!(
+            p.parse("xé").unwrap().fields.get("one"),
+            Some(&Value::from("\u{FFFD}"))
+        );
+        // Unicode classes still work.
+        let p = RegexParser::new("t", r"^(?<l>\p{L}+)", TimeAndTypes::default()).unwrap();
+        assert_eq!(
+            p.parse("héllo").unwrap().fields.get("l"),
+            Some(&Value::from("héllo"))
+        );
     }
 
     #[test]
