@@ -874,6 +874,40 @@ fn metrics_are_negotiated_and_count_requests() {
 }
 
 #[test]
+fn large_answers_are_gzipped_when_the_client_accepts_it() {
+    use std::io::{Read, Write};
+    let f = start(|_| {});
+    let addr = f.server.as_ref().unwrap().addr();
+    let fetch = |accept_encoding: &str| {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\n{accept_encoding}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        c.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        (head, raw[split + 4..].to_vec())
+    };
+    let (head, body) = fetch("Accept-Encoding: gzip, deflate\r\n");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.contains("prometheus_tsdb_head_series"));
+    let (head, body) = fetch("");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("prometheus_tsdb_head_series")
+    );
+}
+
+#[test]
 fn query_limits_hold() {
     // --query.max-samples: `up[10m]` loads 2 x 41 samples.
     let f = start(|o| o.max_samples = 50);
