@@ -145,6 +145,7 @@ impl Db {
         }
         if written > 0 || current > first {
             self.head.truncate_before(current);
+            self.head.gc_series();
             self.head.checkpoint()?;
             self.blocks
                 .write()

@@ -204,6 +204,19 @@ impl SeriesTable {
         true
     }
 
+    /// Drops series `id`; its slot stays empty (ids are never reused).
+    fn remove(&mut self, id: SeriesId) -> bool {
+        let slot = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i));
+        match slot {
+            Some(s @ Some(_)) => {
+                *s = None;
+                self.count -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn len(&self) -> usize {
         self.count
     }
@@ -311,6 +324,10 @@ pub struct CommitSummary {
     pub appended: usize,
     /// Samples that were already stored with the same value (ignored).
     pub duplicates: usize,
+    /// Samples of series the head dropped (by [`Head::gc_series`]) between
+    /// their `append_ref` and the commit: not stored; append them again by
+    /// labels.
+    pub unknown_series: usize,
 }
 
 /// The in-memory head of the store, durable through its WAL.
@@ -461,6 +478,50 @@ impl Head {
             }
             slot.ooo = slot.ooo.split_off(&t);
         }
+    }
+
+    /// Drops every series that holds no sample any more (after
+    /// [`truncate_before`](Head::truncate_before) moved its data into a
+    /// block), with its index entries, as Prometheus's head garbage
+    /// collection does, so a store with churning series does not grow for
+    /// ever. A series created by an appender that has not committed yet is
+    /// kept. References to dropped series fail with
+    /// [`Error::UnknownSeries`]; append by labels to create the series anew.
+    /// Call [`checkpoint`](Head::checkpoint) after it, or a restart replays
+    /// the dropped series from the WAL. Returns how many were dropped.
+    pub fn gc_series(&self) -> usize {
+        let _commits = self.commit.lock();
+        let mut st = self.state.write();
+        let dead: Vec<SeriesId> = st
+            .series
+            .iter()
+            .filter(|(id, s)| {
+                s.sealed.is_empty()
+                    && s.open.first_time().is_none()
+                    && s.ooo.is_empty()
+                    && !st.unlogged.contains(id)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &dead {
+            if let Some(labels) = st.index.labels(id) {
+                let h = st.hasher.hash_one(&labels);
+                let emptied = match st.by_hash.get_mut(&h) {
+                    Some(IdList::One(x)) => *x == id,
+                    Some(IdList::Many(v)) => {
+                        v.retain(|&x| x != id);
+                        v.is_empty()
+                    }
+                    None => false,
+                };
+                if emptied {
+                    st.by_hash.remove(&h);
+                }
+            }
+            st.index.remove(id);
+            st.series.remove(id);
+        }
+        dead.len()
     }
 
     /// Deletes the samples in `[mint, maxt]` of every series `matchers`
@@ -626,8 +687,18 @@ impl Appender<'_> {
     /// Writes the batch to the WAL and, once it is there, makes it visible.
     /// Samples that turn out to be out of order against another appender's
     /// commit are refused with an error; the others are kept.
-    pub fn commit(self) -> Result<CommitSummary, Error> {
+    pub fn commit(mut self) -> Result<CommitSummary, Error> {
         let _commit = self.head.commit.lock();
+        let mut summary = CommitSummary::default();
+        // The commit lock keeps series collection out until the batch is
+        // applied; a series collected since its append_ref is left out of
+        // the WAL too, so a replay never meets a sample without its series.
+        {
+            let st = self.head.state.read();
+            let before = self.samples.len();
+            self.samples.retain(|s| st.series.contains(s.0));
+            summary.unknown_series = before - self.samples.len();
+        }
         let mut logged: Vec<SeriesId> = Vec::new();
         if let Some(wal) = &self.head.wal {
             let series: Vec<(SeriesId, Labels)> = {
@@ -665,7 +736,6 @@ impl Appender<'_> {
         for id in logged {
             st.unlogged.remove(&id);
         }
-        let mut summary = CommitSummary::default();
         let mut first_err = None;
         for &(id, t, v) in &self.samples {
             let min_valid = st.min_valid;
