@@ -524,6 +524,12 @@ struct PipeEmitter {
 
 impl PipeEmitter {
     fn route_of(&mut self, tag: &str) -> (u64, usize) {
+        // Most records carry the tag of the one before.
+        if let Some(last) = self.masks.last() {
+            if last.0 == tag {
+                return (last.1, self.masks.len() - 1);
+            }
+        }
         if let Some(i) = self.masks.iter().position(|(t, _, _)| t == tag) {
             return (self.masks[i].1, i);
         }
@@ -747,13 +753,13 @@ impl Retrier {
 fn deliver(
     o: &mut OutputSpec,
     records: &[Record],
+    bytes: usize,
     svc: &ServiceOptions,
     shared: &Shared,
     m: &OutputMetrics,
     retrier: &mut Retrier,
 ) -> Outcome {
     let who = format!("output:{}", o.name);
-    let bytes: usize = records.iter().map(estimate).sum();
     let mut retries = 0u32;
     loop {
         match o.output.flush(records) {
@@ -821,10 +827,12 @@ fn output_thread(mut o: OutputSpec, svc: ServiceOptions, shared: Arc<Shared>, m:
                     }
                     continue;
                 }
+                let mut bytes = 0;
                 for c in &mut chunks {
                     records.append(&mut c.records);
+                    bytes += c.bytes;
                 }
-                let outcome = deliver(&mut o, &records, &svc, &shared, &m, &mut retrier);
+                let outcome = deliver(&mut o, &records, bytes, &svc, &shared, &m, &mut retrier);
                 records.clear();
                 match outcome {
                     Outcome::Delivered | Outcome::Dropped => {
@@ -852,7 +860,7 @@ fn output_thread(mut o: OutputSpec, svc: ServiceOptions, shared: Arc<Shared>, m:
                 records.clear();
                 m.set_buffered(q.used());
                 let last = reader.next_batch(MAX_BATCH, Duration::from_millis(200), &mut records)?;
-                let Some(lsn) = last else {
+                let Some((lsn, bytes)) = last else {
                     if q.is_closed() && (q.is_drained() || shared.past_grace()) {
                         closed_idle += 1;
                         // One more look: a push may have landed just now.
@@ -862,7 +870,7 @@ fn output_thread(mut o: OutputSpec, svc: ServiceOptions, shared: Arc<Shared>, m:
                     }
                     continue;
                 };
-                match deliver(&mut o, &records, &svc, &shared, &m, &mut retrier) {
+                match deliver(&mut o, &records, bytes, &svc, &shared, &m, &mut retrier) {
                     Outcome::Delivered | Outcome::Dropped => q.commit(lsn, false)?,
                     Outcome::Abandoned => break,
                 }

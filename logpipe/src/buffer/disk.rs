@@ -224,13 +224,14 @@ pub struct DiskReader {
 impl DiskReader {
     /// Decodes records until about `max_bytes` of log are read, waiting up
     /// to `timeout` for the first. Returns the last sequence number read
-    /// (commit it after delivery), or `None` when nothing came.
+    /// (commit it after delivery) and the bytes read, or `None` when
+    /// nothing came.
     pub fn next_batch(
         &mut self,
         max_bytes: usize,
         timeout: Duration,
         out: &mut Vec<Record>,
-    ) -> Result<Option<Lsn>> {
+    ) -> Result<Option<(Lsn, usize)>> {
         let mut last = None;
         let mut read = 0;
         let mut wait = timeout;
@@ -252,7 +253,7 @@ impl DiskReader {
             last = Some(lsn);
             wait = Duration::ZERO;
         }
-        Ok(last)
+        Ok(last.map(|l| (l, read)))
     }
 }
 
@@ -288,7 +289,7 @@ mod tests {
             q.push(chunk(&t, 5, 5)).unwrap();
             let mut r = q.reader().unwrap();
             let mut out = Vec::new();
-            let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap();
+            let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
             assert_eq!(out.len(), 5);
             q.commit(lsn, true).unwrap();
         }
@@ -297,7 +298,7 @@ mod tests {
         assert!(!q.is_drained());
         let mut r = q.reader().unwrap();
         let mut out = Vec::new();
-        let lsn = r.next_batch(1 << 20, Duration::from_millis(10), &mut out).unwrap().unwrap();
+        let lsn = r.next_batch(1 << 20, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
         assert_eq!(lines(&out), (5..10).map(|i| format!("line {i}")).collect::<Vec<_>>());
         q.commit(lsn, false).unwrap();
         assert!(q.is_drained());
@@ -318,7 +319,7 @@ mod tests {
         assert!(!pusher.is_finished(), "push must wait while the buffer is full");
         let mut r = q.reader().unwrap();
         let mut out = Vec::new();
-        let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap();
+        let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
         q.commit(lsn, false).unwrap();
         pusher.join().unwrap();
         out.clear();

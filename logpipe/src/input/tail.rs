@@ -50,6 +50,7 @@ pub const KEYS: &[&str] = &[
     "ignore_older",
     "inotify_watcher",
     "threaded",
+    "exit_on_eof",
 ];
 
 /// The tail input's settings, with fluent-bit's defaults.
@@ -91,6 +92,9 @@ pub struct TailOptions {
     pub key: String,
     /// Skip files not modified for this long (`Ignore_Older`).
     pub ignore_older: Option<Duration>,
+    /// Stop the whole pipeline once every file is read to its end
+    /// (`Exit_On_Eof`; for batch runs and benchmarks).
+    pub exit_on_eof: bool,
     /// How long to sleep when no file had anything new.
     pub poll: Duration,
     /// How often the database is saved while running.
@@ -115,6 +119,7 @@ impl Default for TailOptions {
             offset_key: None,
             key: "log".into(),
             ignore_older: None,
+            exit_on_eof: false,
             poll: Duration::from_millis(25),
             db_interval: Duration::from_millis(200),
         }
@@ -165,6 +170,7 @@ impl TailOptions {
             o.key = k.to_owned();
         }
         o.ignore_older = s.get_duration("ignore_older")?;
+        o.exit_on_eof = s.get_bool_or("exit_on_eof", false)?;
         Ok(o)
     }
 }
@@ -269,6 +275,15 @@ impl Tail {
     fn run_loop(&mut self, emit: &mut dyn Emitter) -> Result<()> {
         while !emit.stopping() {
             let progress = self.poll_once(emit)?;
+            if !progress
+                && self.opts.exit_on_eof
+                && self
+                    .streams
+                    .iter()
+                    .all(|s| s.at_eof && s.pending.is_empty())
+            {
+                emit.request_stop();
+            }
             if !progress {
                 std::thread::sleep(self.opts.poll);
             }

@@ -117,11 +117,11 @@ impl FileOut {
         match &self.format {
             FileFormat::OutFile => {
                 let _ = write!(out, "{}: [{sec}.{nsec:09}, ", r.tag);
-                crate::json::write_fields(out, &r.fields);
+                super::json_fields(out, &r.fields);
                 out.push_str("]\n");
             }
             FileFormat::Plain => {
-                crate::json::write_fields(out, &r.fields);
+                super::json_fields(out, &r.fields);
                 out.push('\n');
             }
             FileFormat::Csv(d) => {
@@ -129,8 +129,8 @@ impl FileOut {
                 for (_, v) in r.fields.iter() {
                     out.push_str(d);
                     match v {
-                        Value::Str(s) => crate::json::write_str(out, s),
-                        other => crate::json::write_value(out, other),
+                        Value::Str(s) => super::json_str(out, s),
+                        other => super::json_value(out, other),
                     }
                 }
                 out.push('\n');

@@ -381,20 +381,20 @@ impl Es {
         for r in records {
             doc.clear();
             doc.push('{');
-            crate::json::write_str(&mut doc, &self.time_key);
+            super::json_str(&mut doc, &self.time_key);
             doc.push(':');
-            crate::json::write_str(&mut doc, &iso8601(r.time_ns, self.time_key_nanos));
+            super::json_str(&mut doc, &iso8601(r.time_ns, self.time_key_nanos));
             if let Some(k) = &self.tag_key {
                 doc.push(',');
-                crate::json::write_str(&mut doc, k);
+                super::json_str(&mut doc, k);
                 doc.push(':');
-                crate::json::write_str(&mut doc, &r.tag);
+                super::json_str(&mut doc, &r.tag);
             }
             for (k, v) in r.fields.iter() {
                 doc.push(',');
-                crate::json::write_str(&mut doc, k);
+                super::json_str(&mut doc, k);
                 doc.push(':');
-                crate::json::write_value(&mut doc, v);
+                super::json_value(&mut doc, v);
             }
             doc.push('}');
             let index = match &self.logstash {
@@ -415,14 +415,14 @@ impl Es {
             body.push_str("{\"");
             body.push_str(op);
             body.push_str("\":{\"_index\":");
-            crate::json::write_str(body, &index);
+            super::json_str(body, &index);
             if let Some(t) = &self.type_name {
                 body.push_str(",\"_type\":");
-                crate::json::write_str(body, t);
+                super::json_str(body, t);
             }
             if let Some(id) = &id {
                 body.push_str(",\"_id\":");
-                crate::json::write_str(body, id);
+                super::json_str(body, id);
             }
             body.push_str("}}\n");
             match self.operation.as_str() {
@@ -641,9 +641,9 @@ impl Loki {
                     labels.push(',');
                 }
                 first = false;
-                crate::json::write_str(&mut labels, name);
+                super::json_str(&mut labels, name);
                 labels.push(':');
-                crate::json::write_str(&mut labels, &value);
+                super::json_str(&mut labels, &value);
             }
             labels.push('}');
             let kept: Vec<(&str, &Value)> = r
@@ -668,9 +668,9 @@ impl Loki {
                     if i > 0 {
                         s.push(',');
                     }
-                    crate::json::write_str(&mut s, k);
+                    super::json_str(&mut s, k);
                     s.push(':');
-                    crate::json::write_value(&mut s, v);
+                    super::json_value(&mut s, v);
                 }
                 s.push('}');
                 s
@@ -679,7 +679,7 @@ impl Loki {
             let mut value = String::from("[\"");
             let _ = write!(value, "{}", r.time_ns.max(0));
             value.push_str("\",");
-            crate::json::write_str(&mut value, &line);
+            super::json_str(&mut value, &line);
             value.push(']');
             match streams.iter_mut().find(|(l, _)| *l == labels) {
                 Some((_, vals)) => {
