@@ -874,6 +874,46 @@ fn metrics_are_negotiated_and_count_requests() {
 }
 
 #[test]
+fn api_answers_carry_cors_headers_for_an_origin() {
+    let f = start(|_| {});
+    let call = |method: &str| {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(f.url("/api/v1/query?query=1"))
+            .header("Origin", "http://grafana.example")
+            .body(())
+            .unwrap();
+        f.agent.run(req).unwrap()
+    };
+    for (method, status) in [("GET", 200), ("OPTIONS", 204)] {
+        let r = call(method);
+        assert_eq!(r.status().as_u16(), status);
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        assert_eq!(h("access-control-allow-origin").as_deref(), Some("*"));
+        assert_eq!(
+            h("access-control-allow-methods").as_deref(),
+            Some("GET, POST, OPTIONS")
+        );
+        assert_eq!(h("vary").as_deref(), Some("Origin"));
+    }
+    // Not without an Origin, and not outside the API.
+    let r = f.agent.get(f.url("/api/v1/query?query=1")).call().unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = f
+        .agent
+        .get(f.url("/federate"))
+        .header("Origin", "http://x")
+        .call()
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[test]
 fn large_answers_are_gzipped_when_the_client_accepts_it() {
     use std::io::{Read, Write};
     let f = start(|_| {});

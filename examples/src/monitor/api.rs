@@ -529,7 +529,21 @@ impl Api {
 
     fn handle(&self, req: &Request) -> Reply {
         let start = Instant::now();
-        let reply = self.route(req);
+        let mut reply = self.route(req);
+        // Prometheus's CORS headers (its default `--web.cors.origin`, any
+        // origin) on the API's answers to a request that sends `Origin`.
+        if req.path.starts_with("/api/v1/") && req.header("origin").is_some() {
+            reply.headers.extend([
+                (
+                    "Access-Control-Allow-Headers",
+                    "Accept, Authorization, Content-Type, Origin".to_string(),
+                ),
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()),
+                ("Access-Control-Allow-Origin", "*".into()),
+                ("Access-Control-Expose-Headers", "Date".into()),
+                ("Vary", "Origin".into()),
+            ]);
+        }
         if let Some(h) = handler_label(&req.path) {
             self.metrics.requests.with(&(reply.status, h), |c| c.inc());
             self.metrics
