@@ -708,6 +708,18 @@ impl SeriesCache {
         self.keys.clear();
         self.slots.clear();
     }
+
+    /// Gives back memory a past, much larger scrape left behind (a hostile
+    /// target that once sent a million series), keeping room for `keys`
+    /// key bytes and `slots` series.
+    fn trim(&mut self, keys: usize, slots: usize) {
+        if self.keys.capacity() > 2 * keys + (64 << 10) {
+            self.keys.shrink_to(keys + keys / 4);
+        }
+        if self.slots.capacity() > 2 * slots + 1024 {
+            self.slots.shrink_to(slots + slots / 4);
+        }
+    }
 }
 
 /// A loop's memory, handed over across reloads.
@@ -790,6 +802,12 @@ impl SeriesState {
 
     fn reset_scrape(&mut self) {
         self.cur.clear();
+        let (keys, slots) = (self.prev.keys.len(), self.prev.slots.len());
+        self.cur.trim(keys, slots);
+        self.prev.trim(keys, slots);
+        if self.index.capacity() > 2 * self.prev.slots.len() + 1024 {
+            self.index = HashMap::new();
+        }
         self.index.clear();
         self.index_built = false;
         self.new_ids.clear();
@@ -1464,6 +1482,84 @@ pub fn metadata_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn slot(id: u64, iter: u64) -> Slot {
+        Slot {
+            start: 0,
+            len: 0,
+            id: Some(id),
+            seen: iter,
+            explicit_ts: false,
+            verified: true,
+        }
+    }
+
+    /// One scrape of `keys` (ids = position + 1 for new keys); returns the
+    /// ids marked stale.
+    fn scrape(st: &mut SeriesState, keys: &[&str]) -> Vec<SeriesId> {
+        st.iter += 1;
+        let mut cursor = 0;
+        for k in keys {
+            st.key.clear();
+            st.key.extend_from_slice(k.as_bytes());
+            match st.find(cursor) {
+                Some(j) => {
+                    cursor = j + 1;
+                    st.prev.slots[j].seen = st.iter;
+                    let s = st.prev.slots[j];
+                    st.cur.push(&k.as_bytes().to_vec(), s);
+                }
+                None => {
+                    let id = k.as_bytes()[0] as u64;
+                    st.new_ids.insert(id);
+                    st.cur.push(&k.as_bytes().to_vec(), slot(id, st.iter));
+                }
+            }
+        }
+        let mut stale = Vec::new();
+        st.finish(&mut stale);
+        stale.sort();
+        stale
+    }
+
+    #[test]
+    fn series_cache_follows_order_changes_and_reports_missing_series() {
+        let mut st = SeriesState::default();
+        assert!(scrape(&mut st, &["a", "b", "c"]).is_empty());
+        assert!(!st.index_built);
+        assert!(scrape(&mut st, &["a", "b", "c"]).is_empty());
+        // In order: no index needed.
+        assert_eq!(st.prev.slots.len(), 3);
+        assert_eq!(scrape(&mut st, &["c", "a"]), [b'b' as u64]);
+        assert_eq!(st.prev.slots.len(), 2);
+        assert!(scrape(&mut st, &["a", "c", "d"]).is_empty());
+        let mut failed = Vec::new();
+        st.forget(&mut failed);
+        failed.sort();
+        assert_eq!(failed, [b'a' as u64, b'c' as u64, b'd' as u64]);
+        assert!(st.prev.slots.is_empty());
+    }
+
+    #[test]
+    fn series_cache_gives_back_memory_of_a_huge_scrape() {
+        let mut st = SeriesState::default();
+        let many: Vec<String> = (0..50_000).map(|i| format!("series_{i:08}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        scrape(&mut st, &refs);
+        scrape(&mut st, &["a"]);
+        scrape(&mut st, &["a"]);
+        assert!(
+            st.prev.keys.capacity() < 64 << 10,
+            "{}",
+            st.prev.keys.capacity()
+        );
+        assert!(
+            st.cur.keys.capacity() < 64 << 10,
+            "{}",
+            st.cur.keys.capacity()
+        );
+        assert!(st.prev.slots.capacity() < 2048);
+    }
 
     #[test]
     fn rfc3339_times() {
