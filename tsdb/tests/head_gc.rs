@@ -122,3 +122,51 @@ fn cutting_blocks_collects_series_that_stopped_and_restarts_without_them() {
         .unwrap();
     assert_eq!(all.len(), 2);
 }
+
+#[test]
+fn head_stats_rank_names_pairs_and_label_names() {
+    let head = Head::in_memory(HeadOptions::default());
+    let mut app = head.appender();
+    for i in 0..30 {
+        let pod = format!("p{i}");
+        app.append(&l("http_requests_total", &pod), 1_000, 1.0)
+            .unwrap();
+        if i < 10 {
+            app.append(&l("up", &pod), 1_000, 1.0).unwrap();
+        }
+    }
+    app.append(
+        &Labels::new([("__name__", "up"), ("job", "node")]).unwrap(),
+        2_000,
+        1.0,
+    )
+    .unwrap();
+    app.commit().unwrap();
+    let st = head.stats(2);
+    assert_eq!(st.index.series, 41);
+    assert_eq!(st.chunks, 41);
+    assert_eq!(st.time_range, Some((1_000, 2_000)));
+    assert_eq!(
+        st.index.series_by_metric_name,
+        [
+            ("http_requests_total".to_string(), 30),
+            ("up".to_string(), 11)
+        ]
+    );
+    assert_eq!(
+        st.index.series_by_label_pair,
+        [
+            ("__name__=http_requests_total".to_string(), 30),
+            ("__name__=up".to_string(), 11)
+        ]
+    );
+    assert_eq!(
+        st.index.values_by_label_name,
+        [("pod".to_string(), 30), ("__name__".to_string(), 2)]
+    );
+    // Ties at the cut are broken by name, exactly.
+    let one = head.stats(1);
+    assert_eq!(one.index.values_by_label_name, [("pod".to_string(), 30)]);
+    assert_eq!(one.index.series_by_label_pair.len(), 1);
+    assert_eq!(head.stats(0).index.series_by_label_pair, []);
+}

@@ -330,6 +330,17 @@ pub struct CommitSummary {
     pub unknown_series: usize,
 }
 
+/// What [`Head::stats`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    /// Series and label statistics from the index.
+    pub index: crate::index::IndexStats,
+    /// Chunks in memory.
+    pub chunks: usize,
+    /// Oldest and newest sample time, if any.
+    pub time_range: Option<(i64, i64)>,
+}
+
 /// The in-memory head of the store, durable through its WAL.
 ///
 /// ```
@@ -480,6 +491,24 @@ impl Head {
         }
     }
 
+    /// Cardinality and size of the head: the index's statistics (see
+    /// [`Index::stats`](crate::index::Index::stats), `top` entries per
+    /// list), the number of chunks (sealed plus open ones holding samples)
+    /// and the time range.
+    pub fn stats(&self, top: usize) -> HeadStats {
+        let st = self.state.read();
+        let chunks = st
+            .series
+            .iter()
+            .map(|(_, s)| s.sealed.len() + usize::from(s.open.first_time().is_some()))
+            .sum();
+        HeadStats {
+            index: st.index.stats(top),
+            chunks,
+            time_range: self.time_range_locked(&st),
+        }
+    }
+
     /// Drops every series that holds no sample any more (after
     /// [`truncate_before`](Head::truncate_before) moved its data into a
     /// block), with its index entries, as Prometheus's head garbage
@@ -564,6 +593,10 @@ impl Head {
     /// The time range of the samples in memory, if any.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         let st = self.state.read();
+        self.time_range_locked(&st)
+    }
+
+    fn time_range_locked(&self, st: &State) -> Option<(i64, i64)> {
         let mut range: Option<(i64, i64)> = None;
         for (_, s) in st.series.iter() {
             let first = s.sealed.first().map(|c| c.mint).or(s.open.first_time());

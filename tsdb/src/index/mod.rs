@@ -73,6 +73,24 @@ impl Symbols {
     }
 }
 
+/// What [`Index::stats`] reports; every list is sorted by count, largest
+/// first, ties by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Series in the index.
+    pub series: usize,
+    /// Distinct `name=value` pairs.
+    pub label_pairs: usize,
+    /// Metric names by number of series.
+    pub series_by_metric_name: Vec<(String, u64)>,
+    /// `name=value` pairs by number of series.
+    pub series_by_label_pair: Vec<(String, u64)>,
+    /// Label names by number of distinct values.
+    pub values_by_label_name: Vec<(String, u64)>,
+    /// Label names by bytes of their distinct values.
+    pub value_bytes_by_label_name: Vec<(String, u64)>,
+}
+
 /// The index of the series a store holds.
 ///
 /// ```
@@ -140,6 +158,62 @@ impl Index {
             .collect();
         postings::insert(&mut self.all, id);
         self.series.insert(id, pairs);
+    }
+
+    /// Cardinality statistics from the postings, without touching a series:
+    /// the `top` metric names and label pairs by series count, and the `top`
+    /// label names by number of values and by bytes of values (what
+    /// Prometheus's `/api/v1/status/tsdb` and its status page show when
+    /// cardinality explodes).
+    pub fn stats(&self, top: usize) -> IndexStats {
+        let name_sym = self.syms.get(crate::labels::METRIC_NAME);
+        let mut by_name = Vec::new();
+        let mut by_pair = Vec::with_capacity(self.postings.len());
+        for (&(n, v), list) in &self.postings {
+            let count = list.len() as u64;
+            if Some(n) == name_sym {
+                by_name.push((self.syms.str(v).to_string(), count));
+            }
+            by_pair.push(((n, v), count));
+        }
+        let mut values_by_name: Vec<(String, u64)> = Vec::with_capacity(self.values.len());
+        let mut bytes_by_name: Vec<(String, u64)> = Vec::with_capacity(self.values.len());
+        for (&n, vals) in &self.values {
+            let name = self.syms.str(n).to_string();
+            let bytes = vals.iter().map(|&v| self.syms.str(v).len() as u64).sum();
+            values_by_name.push((name.clone(), vals.len() as u64));
+            bytes_by_name.push((name, bytes));
+        }
+        fn keep_top<K: Ord>(v: &mut Vec<(K, u64)>, top: usize) {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(top);
+        }
+        keep_top(&mut by_name, top);
+        // Pairs are ranked on symbol ids first and only the winners are
+        // turned into strings.
+        by_pair.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        if let Some(&(_, cut)) = by_pair.get(top.saturating_sub(1)).filter(|_| top > 0) {
+            // Everything tied with the last place stays, so the name
+            // tie-break below is exact.
+            by_pair.retain(|&(_, c)| c >= cut);
+        } else if top == 0 {
+            by_pair.clear();
+        }
+        let mut pairs: Vec<(String, u64)> = by_pair
+            .into_iter()
+            .map(|((n, v), c)| (format!("{}={}", self.syms.str(n), self.syms.str(v)), c))
+            .collect();
+        keep_top(&mut pairs, top);
+        keep_top(&mut values_by_name, top);
+        keep_top(&mut bytes_by_name, top);
+        IndexStats {
+            series: self.series.len(),
+            label_pairs: self.postings.len(),
+            series_by_metric_name: by_name,
+            series_by_label_pair: pairs,
+            values_by_label_name: values_by_name,
+            value_bytes_by_label_name: bytes_by_name,
+        }
     }
 
     /// Removes series `id`; false if it was not there.
