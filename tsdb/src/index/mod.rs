@@ -191,7 +191,7 @@ impl Index {
         keep_top(&mut by_name, top);
         // Pairs are ranked on symbol ids first and only the winners are
         // turned into strings.
-        by_pair.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        by_pair.sort_unstable_by_key(|p| std::cmp::Reverse(p.1));
         if let Some(&(_, cut)) = by_pair.get(top.saturating_sub(1)).filter(|_| top > 0) {
             // Everything tied with the last place stays, so the name
             // tie-break below is exact.
