@@ -7,6 +7,7 @@
 //!   exposes to the store, with `job`/`instance` labels and `up`.
 
 pub mod monitor;
+pub mod pushgateway;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
