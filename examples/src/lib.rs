@@ -6,6 +6,7 @@
 //! - [`scrape`]: fetch a `/metrics` endpoint over HTTP/1.1 and append what it
 //!   exposes to the store, with `job`/`instance` labels and `up`.
 
+pub mod agent;
 pub mod monitor;
 pub mod pushgateway;
 
