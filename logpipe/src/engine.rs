@@ -437,10 +437,7 @@ impl Pipeline {
                 .name(format!("in:{name}"))
                 .spawn(move || {
                     let res = match spec.kind {
-                        InputKind::Tail(mut t) => {
-                            t.resume_rotated(&mut emitter);
-                            t.run(&mut emitter)
-                        }
+                        InputKind::Tail(mut t) => t.run(&mut emitter),
                         InputKind::Stdin(s) => s.run(std::io::stdin(), &mut emitter),
                         InputKind::Exec(e) => e.run(&mut emitter),
                     };

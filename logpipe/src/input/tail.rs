@@ -297,7 +297,11 @@ impl Tail {
     pub fn poll_once(&mut self, emit: &mut dyn Emitter) -> Result<bool> {
         let now = Instant::now();
         if now >= self.next_scan {
+            let first = self.first_scan;
             self.scan(emit)?;
+            if first {
+                self.resume_rotated(emit);
+            }
             self.next_scan = now + self.opts.refresh_interval;
         }
         let mut progress = false;
@@ -469,40 +473,53 @@ impl Tail {
         });
     }
 
-    /// Files in the database that were rotated away before a restart: when
-    /// their saved path still holds the same file, read it to its end.
-    pub fn resume_rotated(&mut self, emit: &mut dyn Emitter) {
+    /// Files in the database that the first scan did not find (rotated
+    /// away before a restart): when their saved path, or a file next to it,
+    /// is still the same file (device, inode, fingerprint), it is read to
+    /// its end from the saved offset, then closed as a rotated file.
+    fn resume_rotated(&mut self, emit: &mut dyn Emitter) {
         let saved = std::mem::take(&mut self.saved);
         for e in saved {
-            let Ok(file) = File::open(&e.path) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else {
-                continue;
-            };
-            let mut head = [0u8; FINGERPRINT_BYTES];
-            let n = read_head(&file, &mut head);
-            let same = meta.dev() == e.dev
-                && meta.ino() == e.ino
-                && (e.fp_len as usize) <= n
-                && offsets::fingerprint(&head[..e.fp_len as usize]) == e.fingerprint;
-            if !same || e.offset > meta.len() {
-                continue;
+            let mut candidates = vec![e.path.clone()];
+            if let Some(dir) = e.path.parent() {
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    candidates.extend(entries.flatten().map(|d| d.path()));
+                }
             }
-            let tag = expand_tag(&self.opts.tag, &e.path);
-            let fp = offsets::fingerprint(&head[..n]);
-            self.open(
-                e.path.clone(),
-                tag,
-                file,
-                e.dev,
-                e.ino,
-                e.offset,
-                n as u32,
-                fp,
-                Some(Instant::now()),
-                emit,
-            );
+            for path in candidates {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if meta.dev() != e.dev || meta.ino() != e.ino || !meta.is_file() {
+                    continue;
+                }
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                let mut head = [0u8; FINGERPRINT_BYTES];
+                let n = read_head(&file, &mut head);
+                let same = (e.fp_len as usize) <= n
+                    && offsets::fingerprint(&head[..e.fp_len as usize]) == e.fingerprint;
+                if !same || e.offset > meta.len() {
+                    break;
+                }
+                // Tagged by the name it had when it was followed.
+                let tag = expand_tag(&self.opts.tag, &e.path);
+                let fp = offsets::fingerprint(&head[..n]);
+                self.open(
+                    path,
+                    tag,
+                    file,
+                    e.dev,
+                    e.ino,
+                    e.offset,
+                    n as u32,
+                    fp,
+                    Some(Instant::now()),
+                    emit,
+                );
+                break;
+            }
         }
     }
 
