@@ -745,9 +745,50 @@ struct SeriesState {
     body: Vec<u8>,
     /// Samples appended by the last scrape, to size the next appender.
     last_len: usize,
+    /// Where the next series is expected in `prev`.
+    cursor: usize,
+    /// Whether `cur` is being built. Until a scrape departs from the last
+    /// one's order, `cur` is not built at all: the first `taken` slots of
+    /// `prev` are this scrape's series so far (no copying in the steady
+    /// state).
+    cur_built: bool,
+    taken: usize,
 }
 
 impl SeriesState {
+    /// Prev slot `j` (its `seen` already updated) is a series of this
+    /// scrape, found at the cursor when `in_order`.
+    fn take(&mut self, j: usize, in_order: bool) {
+        if !self.cur_built && in_order && j == self.taken {
+            self.taken += 1;
+            return;
+        }
+        self.materialize();
+        let slot = self.prev.slots[j];
+        self.cur.push(&self.key, slot);
+    }
+
+    /// A series of this scrape that is new (or resolved again) under the
+    /// current key.
+    fn add(&mut self, slot: Slot) {
+        self.materialize();
+        self.cur.push(&self.key, slot);
+    }
+
+    /// Starts `cur` with the slots taken so far.
+    fn materialize(&mut self) {
+        if self.cur_built {
+            return;
+        }
+        self.cur_built = true;
+        let n = self.taken;
+        let end = n
+            .checked_sub(1)
+            .map_or(0, |i| self.prev.slots[i].start + self.prev.slots[i].len);
+        self.cur.keys.extend_from_slice(&self.prev.keys[..end]);
+        self.cur.slots.extend_from_slice(&self.prev.slots[..n]);
+    }
+
     /// The `prev` slot holding `key`, looked up at `cursor` first.
     fn find(&mut self, cursor: usize) -> Option<usize> {
         if let Some(s) = self.prev.slots.get(cursor)
@@ -772,7 +813,9 @@ impl SeriesState {
     /// staleness markers, and the scrape's series become `prev`.
     fn finish(&mut self, stale: &mut Vec<SeriesId>) {
         let iter = self.iter;
-        for s in &self.prev.slots {
+        // Not built: this scrape is the first `taken` slots of the last.
+        let from = if self.cur_built { 0 } else { self.taken };
+        for s in &self.prev.slots[from..] {
             if s.seen != iter
                 && !s.explicit_ts
                 && let Some(id) = s.id
@@ -782,7 +825,16 @@ impl SeriesState {
             }
         }
         stale.retain(|id| !self.new_ids.contains(id));
-        std::mem::swap(&mut self.prev, &mut self.cur);
+        if self.cur_built {
+            std::mem::swap(&mut self.prev, &mut self.cur);
+        } else {
+            let n = self.taken;
+            let end = n
+                .checked_sub(1)
+                .map_or(0, |i| self.prev.slots[i].start + self.prev.slots[i].len);
+            self.prev.keys.truncate(end);
+            self.prev.slots.truncate(n);
+        }
         self.reset_scrape();
     }
 
@@ -811,6 +863,9 @@ impl SeriesState {
         self.index.clear();
         self.index_built = false;
         self.new_ids.clear();
+        self.cursor = 0;
+        self.cur_built = false;
+        self.taken = 0;
     }
 }
 
@@ -1187,7 +1242,6 @@ impl LoopCtx {
         pending_stale: &mut Vec<SeriesId>,
     ) -> Result<(), Fail> {
         let iter = st.iter;
-        let mut cursor = 0usize;
         let honor_ts = self.cfg.honor_timestamps;
         let mut meta = self.shared.metadata.lock();
         for entry in Parser::with_mode(body, format, Mode::Scrape) {
@@ -1224,28 +1278,28 @@ impl LoopCtx {
             st.key.extend_from_slice(s.name.raw().as_bytes());
             st.key.push(0xff);
             st.key.extend_from_slice(s.labels.raw().as_bytes());
-            let found = st.find(cursor);
+            let found = st.find(st.cursor);
             let mut old: Option<Slot> = None;
             if let Some(j) = found {
-                cursor = j + 1;
-                let slot = &mut st.prev.slots[j];
-                if slot.seen == iter {
+                if st.prev.slots[j].seen == iter {
                     // The same series twice in one body: the first wins.
                     self.metrics.duplicate.inc();
                     continue;
                 }
-                slot.seen = iter;
-                let slot = *slot;
+                let in_order = j == st.cursor;
+                st.cursor = j + 1;
+                st.prev.slots[j].seen = iter;
+                let slot = st.prev.slots[j];
                 if slot.verified {
                     match slot.id {
                         None => {
-                            st.cur.push(&st.key, slot);
+                            st.take(j, in_order);
                             continue;
                         }
                         Some(id) => match app.append_ref(id, t, s.value) {
                             Ok(()) => {
                                 counts.post_relabel += 1;
-                                st.cur.push(&st.key, slot);
+                                st.take(j, in_order);
                                 continue;
                             }
                             // The store forgot the series: resolve it again.
@@ -1253,7 +1307,7 @@ impl LoopCtx {
                             Err(e) => {
                                 self.count_append_error(&e);
                                 counts.post_relabel += 1;
-                                st.cur.push(&st.key, slot);
+                                st.take(j, in_order);
                                 continue;
                             }
                         },
@@ -1319,7 +1373,7 @@ impl LoopCtx {
             {
                 pending_stale.push(old_id);
             }
-            st.cur.push(&st.key, slot);
+            st.add(slot);
             let limit = self.cfg.sample_limit;
             if limit > 0 && counts.post_relabel > limit {
                 return Err(Fail::SampleLimit);
@@ -1498,21 +1552,20 @@ mod tests {
     /// ids marked stale.
     fn scrape(st: &mut SeriesState, keys: &[&str]) -> Vec<SeriesId> {
         st.iter += 1;
-        let mut cursor = 0;
         for k in keys {
             st.key.clear();
             st.key.extend_from_slice(k.as_bytes());
-            match st.find(cursor) {
+            match st.find(st.cursor) {
                 Some(j) => {
-                    cursor = j + 1;
+                    let in_order = j == st.cursor;
+                    st.cursor = j + 1;
                     st.prev.slots[j].seen = st.iter;
-                    let s = st.prev.slots[j];
-                    st.cur.push(&k.as_bytes().to_vec(), s);
+                    st.take(j, in_order);
                 }
                 None => {
                     let id = k.as_bytes()[0] as u64;
                     st.new_ids.insert(id);
-                    st.cur.push(&k.as_bytes().to_vec(), slot(id, st.iter));
+                    st.add(slot(id, st.iter));
                 }
             }
         }
@@ -1528,8 +1581,14 @@ mod tests {
         assert!(scrape(&mut st, &["a", "b", "c"]).is_empty());
         assert!(!st.index_built);
         assert!(scrape(&mut st, &["a", "b", "c"]).is_empty());
-        // In order: no index needed.
         assert_eq!(st.prev.slots.len(), 3);
+        // In order, a prefix: nothing copied, the tail is missing.
+        assert_eq!(scrape(&mut st, &["a", "b"]), [b'c' as u64]);
+        assert!(st.cur.keys.is_empty() && st.cur.slots.is_empty());
+        assert_eq!(st.prev.keys, b"ab");
+        // A new series at the end builds the next cache from the prefix.
+        assert!(scrape(&mut st, &["a", "b", "c"]).is_empty());
+        assert_eq!(st.prev.keys, b"abc");
         assert_eq!(scrape(&mut st, &["c", "a"]), [b'b' as u64]);
         assert_eq!(st.prev.slots.len(), 2);
         assert!(scrape(&mut st, &["a", "c", "d"]).is_empty());
