@@ -6,9 +6,12 @@
 //! so a saved crash input replays through exactly the code that found it.
 //! Each module depends only on `std`, `arbitrary`, `crc32fast` and the crate
 //! it tests. `expo` serves the three vigil-exposition targets, `tsdb_chunk`
-//! the vigil-tsdb chunk codec's `tsdb_chunk_decode`.
+//! the vigil-tsdb chunk codec's `tsdb_chunk_decode`, `logpipe` the
+//! vigil-logpipe configuration reader and parsers (it also uses serde_json,
+//! as the JSON reader's reference).
 
 pub mod expo;
+pub mod logpipe;
 pub mod rules;
 pub mod tsdb_chunk;
 pub mod wal_model;
