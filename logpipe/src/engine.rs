@@ -91,7 +91,10 @@ impl ServiceOptions {
     pub fn from_section(s: &Section) -> Result<Self> {
         s.check_keys(SERVICE_KEYS)?;
         if s.get_bool_or("daemon", false)? {
-            return Err(s.error_at("daemon", "Daemon mode is not supported (run under a supervisor)"));
+            return Err(s.error_at(
+                "daemon",
+                "Daemon mode is not supported (run under a supervisor)",
+            ));
         }
         Ok(ServiceOptions {
             flush: s.get_duration("flush")?.unwrap_or(Duration::from_secs(1)),
@@ -129,7 +132,9 @@ impl RetryLimit {
             n => RetryLimit::Times(n.parse().map_err(|_| {
                 s.error_at(
                     "retry_limit",
-                    format!("Retry_Limit must be a number, False, no_limits or no_retries, not {v:?}"),
+                    format!(
+                        "Retry_Limit must be a number, False, no_limits or no_retries, not {v:?}"
+                    ),
                 )
             })?),
         })
@@ -210,8 +215,14 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("inputs", &self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>())
-            .field("outputs", &self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>())
+            .field(
+                "inputs",
+                &self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "outputs",
+                &self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -259,7 +270,9 @@ impl Pipeline {
                 other => {
                     return Err(s.error_at(
                         "name",
-                        format!("unknown input plugin '{other}' (vigil-logpipe has tail, stdin, exec)"),
+                        format!(
+                            "unknown input plugin '{other}' (vigil-logpipe has tail, stdin, exec)"
+                        ),
                     ));
                 }
             };
@@ -267,17 +280,26 @@ impl Pipeline {
             s.check_keys(&keys)?;
             let index = inputs.len();
             let kind = match plugin.as_str() {
-                "tail" => InputKind::Tail(Box::new(Tail::new(TailOptions::from_section(s, &tag)?, index)?)),
+                "tail" => InputKind::Tail(Box::new(Tail::new(
+                    TailOptions::from_section(s, &tag)?,
+                    index,
+                )?)),
                 "stdin" => InputKind::Stdin(Stdin::from_section(s, &tag)?),
                 _ => InputKind::Exec(Exec::from_section(s, &tag)?),
             };
             let parser = match s.get("parser") {
-                Some(p) => Some(parsers.get(p).ok_or_else(|| {
-                    s.error_at("parser", format!("no parser named '{p}'"))
-                })?),
+                Some(p) => Some(
+                    parsers
+                        .get(p)
+                        .ok_or_else(|| s.error_at("parser", format!("no parser named '{p}'")))?,
+                ),
                 None => None,
             };
-            match s.get("storage.type").map(str::to_ascii_lowercase).as_deref() {
+            match s
+                .get("storage.type")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 None | Some("memory") => {}
                 Some("filesystem") => {
                     if service.storage_path.is_none() {
@@ -297,8 +319,13 @@ impl Pipeline {
             }
             // fluent-bit has no limit without Mem_Buf_Limit; a sidecar
             // must not grow without bound, so the default is 64 MiB.
-            let limit = s.get_size("mem_buf_limit")?.map_or(64 << 20, |n| n as usize);
-            metrics.inputs.lock().push(Arc::new(InputMetrics::new(&name)));
+            let limit = s
+                .get_size("mem_buf_limit")?
+                .map_or(64 << 20, |n| n as usize);
+            metrics
+                .inputs
+                .lock()
+                .push(Arc::new(InputMetrics::new(&name)));
             inputs.push(InputSpec {
                 name,
                 kind,
@@ -333,11 +360,14 @@ impl Pipeline {
             let buffer = match (&service.storage_path, disk) {
                 (Some(root), true) => {
                     let limit = s.get_size("storage.total_limit_size")?.unwrap_or(u64::MAX);
-                    Buffer::Disk(DiskQueue::open(root.join(&name), limit, None)?)
+                    Buffer::Disk(Box::new(DiskQueue::open(root.join(&name), limit, None)?))
                 }
                 _ => Buffer::Memory(MemQueue::new()),
             };
-            metrics.outputs.lock().push(Arc::new(OutputMetrics::new(&name)));
+            metrics
+                .outputs
+                .lock()
+                .push(Arc::new(OutputMetrics::new(&name)));
             outputs.push(OutputSpec {
                 name,
                 matcher,
@@ -461,7 +491,8 @@ impl Pipeline {
             t.stop();
         }
         let deadline = Instant::now() + service.grace + Duration::from_secs(1);
-        while shared.finished_inputs.load(Ordering::SeqCst) < n_inputs && Instant::now() < deadline {
+        while shared.finished_inputs.load(Ordering::SeqCst) < n_inputs && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         // 2. Outputs deliver what they hold, until the grace period ends.
@@ -575,14 +606,19 @@ impl PipeEmitter {
 /// Bytes of heap an allocation of `n` bytes takes (glibc: 8 bytes of
 /// header, 16-byte granules, 32 at least).
 fn heap(n: usize) -> usize {
-    if n == 0 { 0 } else { (n + 8).next_multiple_of(16).max(32) }
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
 }
 
 fn value_heap(v: &Value) -> usize {
     match v {
         Value::Str(s) => heap(s.len()),
         Value::Array(items) => {
-            heap(items.len() * std::mem::size_of::<Value>()) + items.iter().map(value_heap).sum::<usize>()
+            heap(items.len() * std::mem::size_of::<Value>())
+                + items.iter().map(value_heap).sum::<usize>()
         }
         Value::Map(f) => fields_heap(f),
         _ => 0,
@@ -596,7 +632,9 @@ fn fields_heap(f: &crate::record::Fields) -> usize {
         n => n.next_power_of_two().max(4),
     };
     heap(cap * std::mem::size_of::<(String, Value)>())
-        + f.iter().map(|(k, v)| heap(k.len()) + value_heap(v)).sum::<usize>()
+        + f.iter()
+            .map(|(k, v)| heap(k.len()) + value_heap(v))
+            .sum::<usize>()
 }
 
 /// The memory a record holds, as `Mem_Buf_Limit` counts it: the record
@@ -741,7 +779,9 @@ impl Retrier {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let base = svc.retry_base.as_secs_f64();
-        let top = (base * 2f64.powi(attempt.min(30) as i32)).min(svc.retry_cap.as_secs_f64()).max(base);
+        let top = (base * 2f64.powi(attempt.min(30) as i32))
+            .min(svc.retry_cap.as_secs_f64())
+            .max(base);
         let frac = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
         Duration::from_secs_f64(base + (top - base) * frac)
     }
@@ -769,7 +809,11 @@ fn deliver(
             }
             Flush::Error(e) => {
                 m.add_error(records.len());
-                log("error", &who, &format!("{e}; {} records dropped", records.len()));
+                log(
+                    "error",
+                    &who,
+                    &format!("{e}; {} records dropped", records.len()),
+                );
                 return Outcome::Dropped;
             }
             Flush::Retry(e) => {
@@ -779,14 +823,21 @@ fn deliver(
                     log(
                         "warn",
                         &who,
-                        &format!("{e}; retry limit reached, {} records dropped", records.len()),
+                        &format!(
+                            "{e}; retry limit reached, {} records dropped",
+                            records.len()
+                        ),
                     );
                     return Outcome::Dropped;
                 }
                 retries += 1;
                 m.add_retry(records.len());
                 let wait = retrier.backoff(svc, retries - 1);
-                log("warn", &who, &format!("{e}; retry {retries} in {:.1}s", wait.as_secs_f64()));
+                log(
+                    "warn",
+                    &who,
+                    &format!("{e}; retry {retries} in {:.1}s", wait.as_secs_f64()),
+                );
                 let until = Instant::now() + wait;
                 while Instant::now() < until {
                     if shared.past_grace() {
@@ -802,7 +853,12 @@ fn deliver(
     }
 }
 
-fn output_thread(mut o: OutputSpec, svc: ServiceOptions, shared: Arc<Shared>, m: Arc<OutputMetrics>) -> Result<()> {
+fn output_thread(
+    mut o: OutputSpec,
+    svc: ServiceOptions,
+    shared: Arc<Shared>,
+    m: Arc<OutputMetrics>,
+) -> Result<()> {
     let mut retrier = Retrier {
         rng: (input::now_ns() as u64) | 1,
     };
@@ -856,7 +912,8 @@ fn output_thread(mut o: OutputSpec, svc: ServiceOptions, shared: Arc<Shared>, m:
             loop {
                 records.clear();
                 m.set_buffered(q.used());
-                let last = reader.next_batch(MAX_BATCH, Duration::from_millis(200), &mut records)?;
+                let last =
+                    reader.next_batch(MAX_BATCH, Duration::from_millis(200), &mut records)?;
                 let Some((lsn, bytes)) = last else {
                     if q.is_closed() && (q.is_drained() || shared.past_grace()) {
                         closed_idle += 1;
@@ -886,11 +943,25 @@ mod tests {
     #[test]
     fn retry_limit_values() {
         let s = |v: &str| Section::new(SectionKind::Output, "f.conf", 3).with("Retry_Limit", v);
-        assert_eq!(RetryLimit::from_section(&s("5")).unwrap(), RetryLimit::Times(5));
-        assert_eq!(RetryLimit::from_section(&s("False")).unwrap(), RetryLimit::Forever);
-        assert_eq!(RetryLimit::from_section(&s("no_limits")).unwrap(), RetryLimit::Forever);
-        assert_eq!(RetryLimit::from_section(&s("no_retries")).unwrap(), RetryLimit::Times(0));
-        let err = RetryLimit::from_section(&s("often")).unwrap_err().to_string();
+        assert_eq!(
+            RetryLimit::from_section(&s("5")).unwrap(),
+            RetryLimit::Times(5)
+        );
+        assert_eq!(
+            RetryLimit::from_section(&s("False")).unwrap(),
+            RetryLimit::Forever
+        );
+        assert_eq!(
+            RetryLimit::from_section(&s("no_limits")).unwrap(),
+            RetryLimit::Forever
+        );
+        assert_eq!(
+            RetryLimit::from_section(&s("no_retries")).unwrap(),
+            RetryLimit::Times(0)
+        );
+        let err = RetryLimit::from_section(&s("often"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("f.conf:"), "{err}");
     }
 
@@ -907,7 +978,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for attempt in 0..20 {
             let w = r.backoff(&svc, attempt);
-            assert!(w >= Duration::from_secs(2) && w <= Duration::from_secs(30), "{w:?}");
+            assert!(
+                w >= Duration::from_secs(2) && w <= Duration::from_secs(30),
+                "{w:?}"
+            );
             if attempt < 3 {
                 assert!(w <= Duration::from_secs(2 << attempt));
             }

@@ -148,8 +148,18 @@ mod expose {
             let inputs = self.0.inputs.lock().clone();
             let outputs = self.0.outputs.lock().clone();
             let ins: [(&str, MetricType, &str, InField); 3] = [
-                ("fluentbit_input_records", MetricType::Counter, "Records read by the input.", |m| &m.records),
-                ("fluentbit_input_bytes", MetricType::Counter, "Bytes read by the input.", |m| &m.bytes),
+                (
+                    "fluentbit_input_records",
+                    MetricType::Counter,
+                    "Records read by the input.",
+                    |m| &m.records,
+                ),
+                (
+                    "fluentbit_input_bytes",
+                    MetricType::Counter,
+                    "Bytes read by the input.",
+                    |m| &m.bytes,
+                ),
                 (
                     "vigil_logpipe_input_buffered_bytes",
                     MetricType::Gauge,
@@ -158,17 +168,45 @@ mod expose {
                 ),
             ];
             for (name, ty, help, field) in ins {
-                let suffix = if ty == MetricType::Counter { "_total" } else { "" };
+                let suffix = if ty == MetricType::Counter {
+                    "_total"
+                } else {
+                    ""
+                };
                 let mut f = out.family(name, ty, help);
                 for m in &inputs {
-                    f.sample(suffix, &[("name", m.name.as_str())], field(m).load(Relaxed) as f64);
+                    f.sample(
+                        suffix,
+                        &[("name", m.name.as_str())],
+                        field(m).load(Relaxed) as f64,
+                    );
                 }
             }
             let outs: [(&str, MetricType, &str, OutField); 8] = [
-                ("fluentbit_output_proc_records", MetricType::Counter, "Records delivered.", |m| &m.proc_records),
-                ("fluentbit_output_proc_bytes", MetricType::Counter, "Bytes delivered.", |m| &m.proc_bytes),
-                ("fluentbit_output_errors", MetricType::Counter, "Failed flushes.", |m| &m.errors),
-                ("fluentbit_output_retries", MetricType::Counter, "Retries scheduled.", |m| &m.retries),
+                (
+                    "fluentbit_output_proc_records",
+                    MetricType::Counter,
+                    "Records delivered.",
+                    |m| &m.proc_records,
+                ),
+                (
+                    "fluentbit_output_proc_bytes",
+                    MetricType::Counter,
+                    "Bytes delivered.",
+                    |m| &m.proc_bytes,
+                ),
+                (
+                    "fluentbit_output_errors",
+                    MetricType::Counter,
+                    "Failed flushes.",
+                    |m| &m.errors,
+                ),
+                (
+                    "fluentbit_output_retries",
+                    MetricType::Counter,
+                    "Retries scheduled.",
+                    |m| &m.retries,
+                ),
                 (
                     "fluentbit_output_retries_failed",
                     MetricType::Counter,
@@ -195,10 +233,18 @@ mod expose {
                 ),
             ];
             for (name, ty, help, field) in outs {
-                let suffix = if ty == MetricType::Counter { "_total" } else { "" };
+                let suffix = if ty == MetricType::Counter {
+                    "_total"
+                } else {
+                    ""
+                };
                 let mut f = out.family(name, ty, help);
                 for m in &outputs {
-                    f.sample(suffix, &[("name", m.name.as_str())], field(m).load(Relaxed) as f64);
+                    f.sample(
+                        suffix,
+                        &[("name", m.name.as_str())],
+                        field(m).load(Relaxed) as f64,
+                    );
                 }
             }
         }
@@ -230,9 +276,18 @@ mod expose {
             let mut out = Vec::new();
             reg.encode(vigil_exposition::Format::Text, &mut out);
             let text = String::from_utf8(out).unwrap();
-            assert!(text.contains("fluentbit_input_records_total{name=\"tail.0\"} 3\n"), "{text}");
-            assert!(text.contains("fluentbit_output_proc_records_total{name=\"es.0\"} 2\n"), "{text}");
-            assert!(text.contains("fluentbit_output_retries_total{name=\"es.0\"} 1\n"), "{text}");
+            assert!(
+                text.contains("fluentbit_input_records_total{name=\"tail.0\"} 3\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("fluentbit_output_proc_records_total{name=\"es.0\"} 2\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("fluentbit_output_retries_total{name=\"es.0\"} 1\n"),
+                "{text}"
+            );
             vigil_exposition::parse::parse_families(
                 text.as_bytes(),
                 vigil_exposition::Format::Text,

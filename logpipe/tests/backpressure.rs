@@ -6,6 +6,7 @@
 //! the baseline (code, threads, allocator), and the growth over it must
 //! stay within the limit plus the buffers that are not records (the read
 //! buffer, one encoded request body of at most a 4 MiB batch).
+#![cfg(feature = "http")]
 
 mod common;
 
@@ -24,7 +25,10 @@ fn backpressure_child_pipeline() {
 /// Runs the child for `secs` on `log`; the peak RSS and how many records
 /// the server took.
 fn peak_rss(root: &std::path::Path, log: &std::path::Path, secs: f64, server: &TestServer) -> u64 {
-    let conf = root.join(format!("fluent-bit-{}.conf", log.file_name().unwrap().to_string_lossy()));
+    let conf = root.join(format!(
+        "fluent-bit-{}.conf",
+        log.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(
         &conf,
         format!(
@@ -36,7 +40,10 @@ fn peak_rss(root: &std::path::Path, log: &std::path::Path, secs: f64, server: &T
         ),
     )
     .unwrap();
-    let stop = root.join(format!("stop-{}", log.file_name().unwrap().to_string_lossy()));
+    let stop = root.join(format!(
+        "stop-{}",
+        log.file_name().unwrap().to_string_lossy()
+    ));
     let mut child = spawn_child(CHILD, &conf, &stop);
     let start = Instant::now();
     let mut peak = 0;
@@ -80,7 +87,10 @@ fn slow_output_keeps_memory_within_the_limit() {
         mb(loaded),
         mb(loaded.saturating_sub(base))
     );
-    assert!(delivered > 0 && delivered < seq, "the output must be the bottleneck: {delivered} of {seq}");
+    assert!(
+        delivered > 0 && delivered < seq,
+        "the output must be the bottleneck: {delivered} of {seq}"
+    );
     let allowed = (LIMIT_MB + 8) << 20;
     assert!(
         loaded.saturating_sub(base) <= allowed,

@@ -1,6 +1,7 @@
 //! The engine end to end: configuration errors with file and line, the
 //! disk buffer carrying records across a restart, checkpoints that wait for
 //! every matching output, filters and routing, the exec input.
+#![cfg(feature = "http")]
 
 mod common;
 
@@ -18,12 +19,24 @@ fn build_err(conf: &str) -> String {
 #[test]
 fn configuration_errors_name_file_and_line() {
     let e = build_err("[INPUT]\n    Name nosuch\n[OUTPUT]\n    Name null\n    Match *\n");
-    assert!(e.starts_with("/etc/fb/fluent-bit.conf:2:") && e.contains("nosuch"), "{e}");
-    let e = build_err("[INPUT]\n    Name stdin\n[OUTPUT]\n    Name file\n    Match *\n    Colour red\n");
-    assert!(e.starts_with("/etc/fb/fluent-bit.conf:6:") && e.contains("Colour"), "{e}");
-    let e = build_err("[INPUT]\n    Name stdin\n[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit sometimes\n");
+    assert!(
+        e.starts_with("/etc/fb/fluent-bit.conf:2:") && e.contains("nosuch"),
+        "{e}"
+    );
+    let e = build_err(
+        "[INPUT]\n    Name stdin\n[OUTPUT]\n    Name file\n    Match *\n    Colour red\n",
+    );
+    assert!(
+        e.starts_with("/etc/fb/fluent-bit.conf:6:") && e.contains("Colour"),
+        "{e}"
+    );
+    let e = build_err(
+        "[INPUT]\n    Name stdin\n[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit sometimes\n",
+    );
     assert!(e.starts_with("/etc/fb/fluent-bit.conf:6:"), "{e}");
-    let e = build_err("[INPUT]\n    Name stdin\n    storage.type filesystem\n[OUTPUT]\n    Name null\n    Match *\n");
+    let e = build_err(
+        "[INPUT]\n    Name stdin\n    storage.type filesystem\n[OUTPUT]\n    Name null\n    Match *\n",
+    );
     assert!(e.contains(":3:") && e.contains("storage.path"), "{e}");
     let e = build_err("[INPUT]\n    Name tail\n[OUTPUT]\n    Name null\n    Match *\n");
     assert!(e.contains("Path"), "{e}");
@@ -65,7 +78,10 @@ fn disk_buffer_carries_records_across_a_restart() {
     // file is not read again.
     server.set_down(false);
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || server.tally(1000).unique == 1000));
+    assert!(wait_until(Duration::from_secs(10), || server
+        .tally(1000)
+        .unique
+        == 1000));
     std::thread::sleep(Duration::from_millis(300));
     running.stop();
     let t = server.tally(1000);
@@ -92,14 +108,23 @@ fn checkpoint_waits_for_every_matching_output() {
         server.port
     );
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || tally_files(&root.join("out"), "out", 500).unique == 500));
+    assert!(wait_until(Duration::from_secs(10), || tally_files(
+        &root.join("out"),
+        "out",
+        500
+    )
+    .unique
+        == 500));
     running.stop();
     // The file output has everything, the HTTP one nothing: no checkpoint.
     let db = OffsetsDb::new(root.join("tail.db")).load().unwrap();
     assert_eq!(db[0].offset, 0);
     server.set_down(false);
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || server.tally(500).unique == 500));
+    assert!(wait_until(Duration::from_secs(10), || server
+        .tally(500)
+        .unique
+        == 500));
     std::thread::sleep(Duration::from_millis(300));
     running.stop();
     let db = OffsetsDb::new(root.join("tail.db")).load().unwrap();
@@ -129,14 +154,20 @@ fn filters_and_routing_by_tag() {
     let running = Running::start(&conf, root);
     let out = root.join("out");
     let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || read("a.out").lines().count() == 2
+    assert!(wait_until(Duration::from_secs(10), || read("a.out")
+        .lines()
+        .count()
+        == 2
         && read("b.out").lines().count() == 1));
     running.stop();
     assert_eq!(
         read("a.out"),
         "{\"log\":\"keep 1\",\"source\":\"sidecar\"}\n{\"log\":\"keep 3\",\"source\":\"sidecar\"}\n"
     );
-    assert_eq!(read("b.out"), "{\"log\":\"other\",\"source\":\"sidecar\"}\n");
+    assert_eq!(
+        read("b.out"),
+        "{\"log\":\"other\",\"source\":\"sidecar\"}\n"
+    );
 }
 
 #[test]
@@ -151,12 +182,18 @@ fn exec_input_records_stdout_and_stderr() {
     );
     let running = Running::start(&conf, root);
     let read = || std::fs::read_to_string(root.join("job.out")).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || read().lines().count() == 2));
+    assert!(wait_until(Duration::from_secs(10), || read()
+        .lines()
+        .count()
+        == 2));
     running.stop();
     let mut lines: Vec<String> = read().lines().map(str::to_owned).collect();
     lines.sort();
     assert_eq!(
         lines,
-        ["{\"exec\":\"err\",\"stream\":\"stderr\"}", "{\"exec\":\"out\",\"stream\":\"stdout\"}"]
+        [
+            "{\"exec\":\"err\",\"stream\":\"stderr\"}",
+            "{\"exec\":\"out\",\"stream\":\"stdout\"}"
+        ]
     );
 }

@@ -43,7 +43,8 @@ fn seed_003_config_runs_unchanged() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    f.write_all(b"2024/05/06 07:08:09 [INFO] request served in 3 ms\n").unwrap();
+    f.write_all(b"2024/05/06 07:08:09 [INFO] request served in 3 ms\n")
+        .unwrap();
     f.write_all(b"not a timing line\n").unwrap();
     drop(f);
     std::thread::sleep(Duration::from_millis(2500));
@@ -54,11 +55,17 @@ fn seed_003_config_runs_unchanged() {
     // libtest's own "test ... " may precede a record on its line.
     let records: Vec<&str> = text
         .lines()
-        .filter_map(|l| l.find("] kube.").and_then(|i| l[..i].rfind('[')).map(|i| &l[i..]))
+        .filter_map(|l| {
+            l.find("] kube.")
+                .and_then(|i| l[..i].rfind('['))
+                .map(|i| &l[i..])
+        })
         .collect();
     let tag = format!(
         "kube.web-1.{}.stdout-log.app.log",
-        root.to_string_lossy().trim_start_matches('/').replace('/', ".")
+        root.to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', ".")
     );
     assert_eq!(records.len(), 2, "{text}");
     let want0 = format!(
@@ -74,5 +81,8 @@ fn seed_003_config_runs_unchanged() {
         })
         .collect();
     assert_eq!(masked[0], format!("[0] {want0}"), "{text}");
-    assert!(masked[1].ends_with("[[{}], {\"log\"=>\"not a timing line\"}]"), "{text}");
+    assert!(
+        masked[1].ends_with("[[{}], {\"log\"=>\"not a timing line\"}]"),
+        "{text}"
+    );
 }

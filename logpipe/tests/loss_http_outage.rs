@@ -4,6 +4,7 @@
 //! output retries with backoff, the input pauses at its memory limit, and
 //! when the server is back everything arrives exactly once. The CI variant
 //! runs 5 s; the 20 s variant is `--ignored`.
+#![cfg(feature = "http")]
 
 mod common;
 

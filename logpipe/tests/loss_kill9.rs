@@ -57,7 +57,9 @@ fn run(secs: f64) {
     }
     let n = writer.join();
     let out = root.join("out");
-    let ok = wait_until(Duration::from_secs(90), || tally_files(&out, "out", n).unique == n);
+    let ok = wait_until(Duration::from_secs(90), || {
+        tally_files(&out, "out", n).unique == n
+    });
     std::fs::write(&stop_file, "").unwrap();
     let status = child.wait().unwrap();
     let t = tally_files(&out, "out", n);

@@ -25,7 +25,9 @@ fn run(secs: f64) {
     let writer = Writer::start(&log, 50_000, secs, Rotation::Rename);
     let n = writer.join();
     let out = root.join("out");
-    wait_until(Duration::from_secs(60), || tally_files(&out, "out", n).unique == n);
+    wait_until(Duration::from_secs(60), || {
+        tally_files(&out, "out", n).unique == n
+    });
     running.stop();
     let t = tally_files(&out, "out", n);
     println!("loss (a) rename every second, {secs} s: {t}");

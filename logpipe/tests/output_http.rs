@@ -2,17 +2,27 @@
 //! output posts to a small HTTP server in this test (127.0.0.1); the test
 //! checks the requests as the destinations (Elasticsearch `_bulk`, Loki
 //! push, a JSON HTTP endpoint) read them.
+#![cfg(feature = "http")]
 
 mod common;
 
 use common::*;
 use std::time::Duration;
 
-fn run_to(server: &TestServer, output: &str, lines: &[&str], want_requests: usize) -> Vec<(String, Vec<u8>)> {
+fn run_to(
+    server: &TestServer,
+    output: &str,
+    lines: &[&str],
+    want_requests: usize,
+) -> Vec<(String, Vec<u8>)> {
     let d = dir();
     let root = d.path();
     let log = root.join("app.log");
-    std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &log,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
     let conf = format!(
         "[SERVICE]\n    Flush 0.1\n    scheduler.base 0.1\n    scheduler.cap 0.2\n\
          [INPUT]\n    Name tail\n    Path {}\n    Read_From_Head On\n    Tag app\n\
@@ -22,7 +32,12 @@ fn run_to(server: &TestServer, output: &str, lines: &[&str], want_requests: usiz
     );
     let running = Running::start(&conf, root);
     assert!(
-        wait_until(Duration::from_secs(10), || server.bodies.lock().unwrap().len() >= want_requests),
+        wait_until(Duration::from_secs(10), || server
+            .bodies
+            .lock()
+            .unwrap()
+            .len()
+            >= want_requests),
         "no request arrived"
     );
     running.stop();
@@ -46,7 +61,10 @@ fn elasticsearch_bulk_with_logstash_index() {
     assert_eq!(lines.len(), 4, "{text}");
     let action: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     let index = action["create"]["_index"].as_str().unwrap();
-    assert!(index.starts_with("app-20") && index.len() == "app-2026.01.01".len(), "{index}");
+    assert!(
+        index.starts_with("app-20") && index.len() == "app-2026.01.01".len(),
+        "{index}"
+    );
     let doc: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(doc["log"], "one");
     assert!(doc["@timestamp"].as_str().unwrap().ends_with('Z'));
@@ -58,7 +76,11 @@ fn elasticsearch_item_errors_are_retried() {
     // Every bulk says one item was rejected with 429: the batch is retried.
     server.set_response(r#"{"errors":true,"items":[{"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}}]}"#);
     let bodies = run_to(&server, "    Name es\n    Retry_Limit 2\n", &["x"], 3);
-    assert!(bodies.len() >= 3, "first try and two retries: {}", bodies.len());
+    assert!(
+        bodies.len() >= 3,
+        "first try and two retries: {}",
+        bodies.len()
+    );
     server.set_down(true);
 }
 
@@ -70,7 +92,11 @@ fn loki_push_with_labels_from_keys() {
     let root = d.path();
     let log = root.join("app.log");
     std::fs::write(&log, "{\"stream\":\"stderr\",\"msg\":\"boom\"}\n").unwrap();
-    std::fs::write(root.join("parsers.conf"), "[PARSER]\n    Name j\n    Format json\n").unwrap();
+    std::fs::write(
+        root.join("parsers.conf"),
+        "[PARSER]\n    Name j\n    Format json\n",
+    )
+    .unwrap();
     let conf = format!(
         "[SERVICE]\n    Flush 0.1\n    Parsers_File parsers.conf\n\
          [INPUT]\n    Name tail\n    Path {}\n    Read_From_Head On\n    Parser j\n    Tag app\n\
@@ -79,7 +105,11 @@ fn loki_push_with_labels_from_keys() {
         server.port
     );
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || !server.bodies.lock().unwrap().is_empty()));
+    assert!(wait_until(Duration::from_secs(10), || !server
+        .bodies
+        .lock()
+        .unwrap()
+        .is_empty()));
     running.stop();
     let (path, body) = server.bodies.lock().unwrap()[0].clone();
     assert_eq!(path, "/loki/api/v1/push");
@@ -127,7 +157,12 @@ fn a_4xx_is_not_retried() {
     let m = running.metrics.clone();
     assert!(wait_until(Duration::from_secs(10), || m.dropped() == 1));
     std::thread::sleep(Duration::from_millis(300));
-    let retries: u64 = m.outputs.lock().iter().map(|o| o.retries.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let retries: u64 = m
+        .outputs
+        .lock()
+        .iter()
+        .map(|o| o.retries.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
     running.stop();
     assert_eq!(retries, 0);
 }

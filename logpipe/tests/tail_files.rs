@@ -1,5 +1,6 @@
 //! The tail input through the whole pipeline: restarts that meet a rotated
 //! or replaced file, exclusions, files that appear later.
+#![cfg(feature = "http")]
 
 mod common;
 
@@ -37,7 +38,12 @@ fn restart_after_a_rename_reads_the_renamed_file_to_its_end() {
     std::fs::write(&log, numbered(1000..1010)).unwrap();
     server.set_down(false);
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || server.tally(1010).unique == 1010), "{}", server.tally(1010));
+    assert!(
+        wait_until(Duration::from_secs(10), || server.tally(1010).unique
+            == 1010),
+        "{}",
+        server.tally(1010)
+    );
     running.stop();
     let t = server.tally(1010);
     assert_eq!((t.lost, t.duplicates), (0, 0), "{t}");
@@ -64,7 +70,11 @@ fn a_replaced_file_is_read_from_its_head_even_on_a_reused_inode() {
     );
     let out = root.join("out");
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || tally_files(&out, "out", 100).unique == 100));
+    assert!(wait_until(Duration::from_secs(10), || tally_files(
+        &out, "out", 100
+    )
+    .unique
+        == 100));
     std::thread::sleep(Duration::from_millis(400));
     running.stop();
     std::fs::remove_file(&log).unwrap();
@@ -73,7 +83,11 @@ fn a_replaced_file_is_read_from_its_head_even_on_a_reused_inode() {
     std::fs::write(&log, numbered(100..150)).unwrap();
     let reused = std::fs::metadata(&log).unwrap().ino() == old_ino;
     let running = Running::start(&conf, root);
-    assert!(wait_until(Duration::from_secs(10), || tally_files(&out, "out", 150).unique == 150));
+    assert!(wait_until(Duration::from_secs(10), || tally_files(
+        &out, "out", 150
+    )
+    .unique
+        == 150));
     std::thread::sleep(Duration::from_millis(300));
     running.stop();
     let t = tally_files(&out, "out", 150);
@@ -108,7 +122,11 @@ fn exclude_path_and_files_that_appear_later() {
         .unwrap();
     // Appears later: read from its head.
     std::fs::write(root.join("b.log"), numbered(10..11)).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || tally_files(&out, "out", 12).arrived == 3));
+    assert!(wait_until(Duration::from_secs(10), || tally_files(
+        &out, "out", 12
+    )
+    .arrived
+        == 3));
     std::thread::sleep(Duration::from_millis(300));
     running.stop();
     let mut counts = std::collections::HashMap::new();

@@ -158,7 +158,10 @@ impl Reader<'_> {
 
     fn value(&mut self, depth: u32) -> Result<Value, String> {
         if depth > MAX_DEPTH {
-            return Err(format!("nesting deeper than {MAX_DEPTH} at byte {}", self.pos));
+            return Err(format!(
+                "nesting deeper than {MAX_DEPTH} at byte {}",
+                self.pos
+            ));
         }
         let at = self.pos;
         Ok(match self.u8()? {
@@ -192,7 +195,9 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
-            any::<f64>().prop_filter("NaN is not equal to itself", |x| !x.is_nan()).prop_map(Value::Float),
+            any::<f64>()
+                .prop_filter("NaN is not equal to itself", |x| !x.is_nan())
+                .prop_map(Value::Float),
             ".{0,20}".prop_map(Value::Str),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
@@ -205,14 +210,17 @@ mod tests {
     }
 
     fn record() -> impl Strategy<Value = Record> {
-        ("[a-z.]{0,12}", any::<i64>(), proptest::collection::vec(("[a-z_]{1,6}", value()), 0..5)).prop_map(
-            |(tag, time_ns, kv)| Record {
+        (
+            "[a-z.]{0,12}",
+            any::<i64>(),
+            proptest::collection::vec(("[a-z_]{1,6}", value()), 0..5),
+        )
+            .prop_map(|(tag, time_ns, kv)| Record {
                 tag,
                 time_ns,
                 fields: kv.into_iter().collect(),
                 origin: None,
-            },
-        )
+            })
     }
 
     proptest! {

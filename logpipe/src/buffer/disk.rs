@@ -56,7 +56,11 @@ struct State {
 impl DiskQueue {
     /// Opens (or creates) the buffer in `dir`, limited to `limit` bytes not
     /// yet delivered. What an earlier run left undelivered is read first.
-    pub fn open(dir: impl Into<PathBuf>, limit: u64, storage: Option<Arc<dyn Storage>>) -> Result<Self> {
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        limit: u64,
+        storage: Option<Arc<dyn Storage>>,
+    ) -> Result<Self> {
         let dir = dir.into();
         let mut opts = Options::default()
             .sync(SyncPolicy::Always)
@@ -123,7 +127,8 @@ impl DiskQueue {
         let per = (chunk.records.len() * MAX_RECORD / 2 / chunk.bytes.max(1)).max(1);
         while start < chunk.records.len() {
             let end = (start + per).min(chunk.records.len());
-            let mut buf = Vec::with_capacity(chunk.bytes / (chunk.records.len() / (end - start)).max(1) + 64);
+            let mut buf =
+                Vec::with_capacity(chunk.bytes / (chunk.records.len() / (end - start)).max(1) + 64);
             codec::encode(&chunk.records[start..end], &mut buf);
             payloads.push(buf);
             start = end;
@@ -138,10 +143,13 @@ impl DiskQueue {
                 return Ok(());
             }
         }
-        let lsns = self.wal.append_batch(&payloads).map_err(|source| Error::Buffer {
-            path: self.dir.clone(),
-            source,
-        })?;
+        let lsns = self
+            .wal
+            .append_batch(&payloads)
+            .map_err(|source| Error::Buffer {
+                path: self.dir.clone(),
+                source,
+            })?;
         {
             let mut st = self.state.lock();
             for (lsn, p) in lsns.zip(&payloads) {
@@ -273,7 +281,13 @@ mod tests {
 
     fn lines(recs: &[Record]) -> Vec<String> {
         recs.iter()
-            .map(|r| r.fields.get("log").and_then(|v| v.as_str()).unwrap_or("").to_owned())
+            .map(|r| {
+                r.fields
+                    .get("log")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -289,7 +303,11 @@ mod tests {
             q.push(chunk(&t, 5, 5)).unwrap();
             let mut r = q.reader().unwrap();
             let mut out = Vec::new();
-            let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
+            let lsn = r
+                .next_batch(1, Duration::from_millis(10), &mut out)
+                .unwrap()
+                .unwrap()
+                .0;
             assert_eq!(out.len(), 5);
             q.commit(lsn, true).unwrap();
         }
@@ -298,8 +316,15 @@ mod tests {
         assert!(!q.is_drained());
         let mut r = q.reader().unwrap();
         let mut out = Vec::new();
-        let lsn = r.next_batch(1 << 20, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
-        assert_eq!(lines(&out), (5..10).map(|i| format!("line {i}")).collect::<Vec<_>>());
+        let lsn = r
+            .next_batch(1 << 20, Duration::from_millis(10), &mut out)
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(
+            lines(&out),
+            (5..10).map(|i| format!("line {i}")).collect::<Vec<_>>()
+        );
         q.commit(lsn, false).unwrap();
         assert!(q.is_drained());
         assert_eq!(q.used(), 0);
@@ -316,14 +341,23 @@ mod tests {
         let t2 = t.clone();
         let pusher = std::thread::spawn(move || q2.push(chunk(&t2, 10, 10)).unwrap());
         std::thread::sleep(Duration::from_millis(100));
-        assert!(!pusher.is_finished(), "push must wait while the buffer is full");
+        assert!(
+            !pusher.is_finished(),
+            "push must wait while the buffer is full"
+        );
         let mut r = q.reader().unwrap();
         let mut out = Vec::new();
-        let lsn = r.next_batch(1, Duration::from_millis(10), &mut out).unwrap().unwrap().0;
+        let lsn = r
+            .next_batch(1, Duration::from_millis(10), &mut out)
+            .unwrap()
+            .unwrap()
+            .0;
         q.commit(lsn, false).unwrap();
         pusher.join().unwrap();
         out.clear();
-        r.next_batch(1 << 20, Duration::from_millis(100), &mut out).unwrap().unwrap();
+        r.next_batch(1 << 20, Duration::from_millis(100), &mut out)
+            .unwrap()
+            .unwrap();
         assert_eq!(out.len(), 10);
     }
 

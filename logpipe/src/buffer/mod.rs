@@ -80,7 +80,12 @@ impl AckTracker {
     /// first waiting while the input holds more than its limit. `None` when
     /// the pipeline is stopping (the chunk is not taken; its input will read
     /// it again after a restart if it checkpoints).
-    pub fn register(self: &Arc<Self>, stream: u64, end: u64, bytes: usize) -> Option<Arc<AckToken>> {
+    pub fn register(
+        self: &Arc<Self>,
+        stream: u64,
+        end: u64,
+        bytes: usize,
+    ) -> Option<Arc<AckToken>> {
         let mut st = self.state.lock();
         // Over the limit after this chunk: wait (unless nothing is held,
         // so that a chunk larger than the limit still passes).
@@ -169,7 +174,11 @@ impl AckTracker {
                 SlotState::Done
             };
         }
-        while st.pending.front().is_some_and(|s| s.state == SlotState::Done) {
+        while st
+            .pending
+            .front()
+            .is_some_and(|s| s.state == SlotState::Done)
+        {
             let Some(slot) = st.pending.pop_front() else {
                 break;
             };
@@ -238,7 +247,7 @@ pub enum Buffer {
     /// `storage.type memory` (the default).
     Memory(MemQueue),
     /// `storage.type filesystem`.
-    Disk(DiskQueue),
+    Disk(Box<DiskQueue>),
 }
 
 impl Buffer {

@@ -135,7 +135,8 @@ impl Exec {
                 }
                 return Ok(());
             }
-            while started.elapsed() < self.interval || started.elapsed() < Duration::from_millis(10) {
+            while started.elapsed() < self.interval || started.elapsed() < Duration::from_millis(10)
+            {
                 if emit.stopping() {
                     return Ok(());
                 }
@@ -163,7 +164,10 @@ impl Exec {
             spawn_pipe(err, 1, self.tee, tx.clone());
         }
         drop(tx);
-        let mut split = [LineSplitter::new(self.max_line), LineSplitter::new(self.max_line)];
+        let mut split = [
+            LineSplitter::new(self.max_line),
+            LineSplitter::new(self.max_line),
+        ];
         let mut offset = 0u64;
         let names = ["stdout", "stderr"];
         loop {
@@ -284,7 +288,10 @@ mod tests {
             interval: Duration::from_secs(1),
             max_line: 1024,
         };
-        let err = exec.run_once(&mut Collect::default()).unwrap_err().to_string();
+        let err = exec
+            .run_once(&mut Collect::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/prog"), "{err}");
     }
 }

@@ -140,7 +140,10 @@ impl LineSplitter {
         self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
         let consumed = split_lines(&self.pending, |l, _| {
-            for piece in l.chunks(self.max_line).take(if l.is_empty() { 0 } else { usize::MAX }) {
+            for piece in l
+                .chunks(self.max_line)
+                .take(if l.is_empty() { 0 } else { usize::MAX })
+            {
                 out.push(make(line_text(piece)));
             }
             if l.is_empty() {

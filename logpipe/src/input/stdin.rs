@@ -25,7 +25,10 @@ impl Stdin {
         Ok(Stdin {
             key: s.get("key").unwrap_or("log").to_owned(),
             tag: tag.to_owned(),
-            max_line: s.get_size("buffer_size")?.map_or(1 << 20, |n| n as usize).max(1),
+            max_line: s
+                .get_size("buffer_size")?
+                .map_or(1 << 20, |n| n as usize)
+                .max(1),
         })
     }
 
@@ -109,7 +112,8 @@ mod tests {
             max_line: 1 << 20,
         };
         let mut c = Collect::default();
-        s.run(std::io::Cursor::new(b"a\nb\nlast".to_vec()), &mut c).unwrap();
+        s.run(std::io::Cursor::new(b"a\nb\nlast".to_vec()), &mut c)
+            .unwrap();
         let got: Vec<_> = c
             .records
             .iter()

@@ -369,7 +369,8 @@ impl Tail {
                 }
             };
             for path in paths.flatten() {
-                if self.opts.exclude.iter().any(|x| x.matches_path(&path)) || !seen.insert(path.clone())
+                if self.opts.exclude.iter().any(|x| x.matches_path(&path))
+                    || !seen.insert(path.clone())
                 {
                     continue;
                 }
@@ -388,11 +389,7 @@ impl Tail {
             return;
         }
         let (dev, ino) = (meta.dev(), meta.ino());
-        if self
-            .streams
-            .iter()
-            .any(|s| s.dev == dev && s.ino == ino)
-        {
+        if self.streams.iter().any(|s| s.dev == dev && s.ino == ino) {
             return;
         }
         if let Some(age) = self.opts.ignore_older {
@@ -578,7 +575,13 @@ impl Tail {
     /// Cuts `self.buf[..len]` (stream `i`'s bytes from file offset `base`)
     /// into records. Returns them, the bytes consumed and the bytes they
     /// hold. With `flush`, a last line without newline is taken too.
-    fn lines(&mut self, i: usize, base: u64, len: usize, flush: bool) -> (Vec<Record>, usize, usize) {
+    fn lines(
+        &mut self,
+        i: usize,
+        base: u64,
+        len: usize,
+        flush: bool,
+    ) -> (Vec<Record>, usize, usize) {
         let s = &mut self.streams[i];
         let opts = &self.opts;
         let now = now_ns();
@@ -948,7 +951,10 @@ mod tests {
         let mut t = Tail::new(o.clone(), 0).unwrap();
         let mut c = Collect::default();
         t.poll_once(&mut c).unwrap();
-        assert_eq!(logs(&c), ["short", "xxxxxxxxxx", "xxxxxxxxxx", "xxxxx", "after"]);
+        assert_eq!(
+            logs(&c),
+            ["short", "xxxxxxxxxx", "xxxxxxxxxx", "xxxxx", "after"]
+        );
         o.skip_long_lines = true;
         let mut t = Tail::new(o, 0).unwrap();
         let mut c = Collect::default();
@@ -971,7 +977,11 @@ mod tests {
         append(&p, "4\n");
         settle(&mut t, &mut c);
         assert_eq!(logs(&c), ["1", "2", "3", "4"]);
-        assert_eq!(t.stream_count(), 1, "the rotated file is closed after Rotate_Wait");
+        assert_eq!(
+            t.stream_count(),
+            1,
+            "the rotated file is closed after Rotate_Wait"
+        );
     }
 
     #[test]
@@ -985,7 +995,12 @@ mod tests {
         append(&p, "3\n4\n");
         // Not read yet: copied away, then the original is truncated.
         std::fs::copy(&p, dir.path().join("a.log.1")).unwrap();
-        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
         append(&p, "5\n");
         let mut o = opts(dir.path());
         o.paths = vec![p.to_string_lossy().into_owned()];

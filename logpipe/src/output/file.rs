@@ -85,7 +85,10 @@ impl FileOut {
                 FileFormat::Template(s.get("template").unwrap_or("{time} {message}").to_owned())
             }
             Some("msgpack") => {
-                return Err(s.error_at("format", "the msgpack format of the file output is not supported"));
+                return Err(s.error_at(
+                    "format",
+                    "the msgpack format of the file output is not supported",
+                ));
             }
             Some(other) => {
                 return Err(s.error_at(
@@ -218,7 +221,11 @@ impl Output for FileOut {
             for r in &records[start..end] {
                 self.format_record(&mut buf, r);
             }
-            let key = if self.file.is_some() { "" } else { tag.as_str() };
+            let key = if self.file.is_some() {
+                ""
+            } else {
+                tag.as_str()
+            };
             let res = self.write(key, buf.as_bytes());
             self.buf = buf;
             if let Err(e) = res {
@@ -254,17 +261,27 @@ mod tests {
     fn formats() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("out_file", "a: [1700000000.000000001, {\"log\":\"hi \\\"there\\\"\",\"code\":200}]\n"),
+            (
+                "out_file",
+                "a: [1700000000.000000001, {\"log\":\"hi \\\"there\\\"\",\"code\":200}]\n",
+            ),
             ("plain", "{\"log\":\"hi \\\"there\\\"\",\"code\":200}\n"),
             ("csv", "1700000000.000000001,\"hi \\\"there\\\"\",200\n"),
-            ("ltsv", "time:1700000000.000000001\tlog:hi \"there\"\tcode:200\n"),
+            (
+                "ltsv",
+                "time:1700000000.000000001\tlog:hi \"there\"\tcode:200\n",
+            ),
         ];
         for (fmt, want) in cases {
             let sub = dir.path().join(fmt);
             std::fs::create_dir(&sub).unwrap();
             let mut out = FileOut::from_section(&section(&sub, fmt)).unwrap();
             assert_eq!(out.flush(&[rec("a")]), Flush::Ok);
-            assert_eq!(std::fs::read_to_string(sub.join("a")).unwrap(), want, "{fmt}");
+            assert_eq!(
+                std::fs::read_to_string(sub.join("a")).unwrap(),
+                want,
+                "{fmt}"
+            );
         }
         let sub = dir.path().join("tpl");
         std::fs::create_dir(&sub).unwrap();
@@ -282,8 +299,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut out = FileOut::from_section(&section(dir.path(), "plain")).unwrap();
         out.flush(&[rec("a"), rec("b"), rec("a")]);
-        assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap().lines().count(), 2);
-        assert_eq!(std::fs::read_to_string(dir.path().join("b")).unwrap().lines().count(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a"))
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b"))
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
         let s = section(&dir.path().join("missing"), "plain");
         let mut out = FileOut::from_section(&s).unwrap();
         assert!(matches!(out.flush(&[rec("a")]), Flush::Retry(e) if e.contains("missing")));

@@ -180,8 +180,16 @@ fn base64(data: &[u8]) -> String {
             | u32::from(*c.get(2).unwrap_or(&0));
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -328,12 +336,17 @@ impl Es {
         let logstash = if s.get_bool_or("logstash_format", false)? {
             Some((
                 s.get("logstash_prefix").unwrap_or("logstash").to_owned(),
-                s.get("logstash_dateformat").unwrap_or("%Y.%m.%d").to_owned(),
+                s.get("logstash_dateformat")
+                    .unwrap_or("%Y.%m.%d")
+                    .to_owned(),
             ))
         } else {
             None
         };
-        let operation = s.get("write_operation").unwrap_or("create").to_ascii_lowercase();
+        let operation = s
+            .get("write_operation")
+            .unwrap_or("create")
+            .to_ascii_lowercase();
         if !["create", "index", "update", "upsert"].contains(&operation.as_str()) {
             return Err(s.error_at(
                 "write_operation",
@@ -411,7 +424,11 @@ impl Es {
                 }
                 (None, false) => None,
             };
-            let op = if self.operation == "upsert" { "update" } else { &self.operation };
+            let op = if self.operation == "upsert" {
+                "update"
+            } else {
+                &self.operation
+            };
             body.push_str("{\"");
             body.push_str(op);
             body.push_str("\":{\"_index\":");
@@ -445,14 +462,22 @@ impl Es {
 /// is success for an at-least-once pipeline).
 fn bulk_result(text: &str) -> Flush {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Flush::Retry(format!("es: unreadable bulk response: {}", text.chars().take(200).collect::<String>()));
+        return Flush::Retry(format!(
+            "es: unreadable bulk response: {}",
+            text.chars().take(200).collect::<String>()
+        ));
     };
     if v.get("errors").and_then(|e| e.as_bool()) != Some(true) {
         return Flush::Ok;
     }
     let mut retry = None;
     let mut rejected = None;
-    for item in v.get("items").and_then(|i| i.as_array()).into_iter().flatten() {
+    for item in v
+        .get("items")
+        .and_then(|i| i.as_array())
+        .into_iter()
+        .flatten()
+    {
         let Some(res) = item.as_object().and_then(|o| o.values().next()) else {
             continue;
         };
@@ -485,7 +510,10 @@ impl Output for Es {
             uri.push_str("?pipeline=");
             uri.push_str(p);
         }
-        let res = match self.client.post(&uri, "application/x-ndjson", &[], body.as_bytes()) {
+        let res = match self
+            .client
+            .post(&uri, "application/x-ndjson", &[], body.as_bytes())
+        {
             Ok((200..=299, text)) => bulk_result(&text),
             Ok((status, text)) => classify("es", status, &text),
             Err(e) => Flush::Retry(e),
@@ -564,7 +592,10 @@ impl Loki {
                 }
                 None => {
                     let path = accessor(item).ok_or_else(|| {
-                        s.error_at("labels", format!("label {item:?} is neither name=value nor $key"))
+                        s.error_at(
+                            "labels",
+                            format!("label {item:?} is neither name=value nor $key"),
+                        )
                     })?;
                     Label::Key(label_name(&path), path)
                 }
@@ -592,11 +623,17 @@ impl Loki {
             None | Some("json") => false,
             Some("key_value") => true,
             Some(other) => {
-                return Err(s.error_at("line_format", format!("unknown line_format '{other}' (json, key_value)")));
+                return Err(s.error_at(
+                    "line_format",
+                    format!("unknown line_format '{other}' (json, key_value)"),
+                ));
             }
         };
         if s.get_bool_or("auto_kubernetes_labels", false)? {
-            return Err(s.error_at("auto_kubernetes_labels", "auto_kubernetes_labels is not supported"));
+            return Err(s.error_at(
+                "auto_kubernetes_labels",
+                "auto_kubernetes_labels is not supported",
+            ));
         }
         let mut headers = Vec::new();
         if let Some(t) = s.get("tenant_id") {
@@ -704,14 +741,25 @@ impl Loki {
 fn label_name(path: &[String]) -> String {
     path.join("_")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 impl Output for Loki {
     fn flush(&mut self, records: &[Record]) -> Flush {
         let body = self.encode(records);
-        match self.client.post(&self.uri, "application/json", &self.headers, body.as_bytes()) {
+        match self.client.post(
+            &self.uri,
+            "application/json",
+            &self.headers,
+            body.as_bytes(),
+        ) {
             Ok((status, text)) => classify("loki", status, &text),
             Err(e) => Flush::Retry(e),
         }
@@ -762,13 +810,17 @@ mod tests {
         let es = Es::from_section(&out("es")).unwrap();
         body.clear();
         es.encode(&[rec()], &mut body);
-        assert!(body.starts_with("{\"create\":{\"_index\":\"fluent-bit\",\"_type\":\"_doc\"}}\n"), "{body}");
+        assert!(
+            body.starts_with("{\"create\":{\"_index\":\"fluent-bit\",\"_type\":\"_doc\"}}\n"),
+            "{body}"
+        );
     }
 
     #[test]
     fn es_bulk_item_errors() {
         assert_eq!(bulk_result(r#"{"errors":false,"items":[]}"#), Flush::Ok);
-        let conflict = r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409}}]}"#;
+        let conflict =
+            r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409}}]}"#;
         assert_eq!(bulk_result(conflict), Flush::Ok);
         let busy = r#"{"errors":true,"items":[{"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}}]}"#;
         assert!(matches!(bulk_result(busy), Flush::Retry(e) if e.contains("429")));

@@ -105,7 +105,10 @@ pub fn build(s: &Section) -> Result<Box<dyn Output>> {
 /// Seconds and nanoseconds of a time in ns since the epoch (floor division,
 /// so times before 1970 come out right).
 pub(crate) fn split_time(ns: i64) -> (i64, u32) {
-    (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+    (
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
@@ -134,6 +137,7 @@ pub(crate) fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 
 /// Formats a UTC time with the strftime conversions index and timestamp
 /// names use: `%Y %y %m %d %H %M %S %j %b %%` (others are kept as written).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn format_time(fmt: &str, ns: i64) -> String {
     use std::fmt::Write;
     const MONTHS: [&str; 12] = [
@@ -170,6 +174,7 @@ pub(crate) fn format_time(fmt: &str, ns: i64) -> String {
     out
 }
 
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 fn civil_days(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -181,6 +186,7 @@ fn civil_days(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `2024-01-02T03:04:05.678Z` (milliseconds) or with nanoseconds.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn iso8601(ns: i64, nanos: bool) -> String {
     let (secs, frac) = split_time(ns);
     let (y, mo, d, h, mi, s) = civil(secs);
@@ -210,20 +216,26 @@ pub enum DateFormat {
 impl DateFormat {
     /// Reads `json_date_format` from `s`.
     pub fn from_section(s: &Section) -> Result<Self> {
-        Ok(match s.get("json_date_format").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("double") => DateFormat::Double,
-            Some("epoch") => DateFormat::Epoch,
-            Some("iso8601") => DateFormat::Iso8601,
-            Some("java_sql_timestamp") => DateFormat::JavaSql,
-            Some(other) => {
-                return Err(s.error_at(
+        Ok(
+            match s
+                .get("json_date_format")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None | Some("double") => DateFormat::Double,
+                Some("epoch") => DateFormat::Epoch,
+                Some("iso8601") => DateFormat::Iso8601,
+                Some("java_sql_timestamp") => DateFormat::JavaSql,
+                Some(other) => {
+                    return Err(s.error_at(
                     "json_date_format",
                     format!(
                         "unknown json_date_format '{other}' (double, epoch, iso8601, java_sql_timestamp)"
                     ),
                 ));
-            }
-        })
+                }
+            },
+        )
     }
 
     /// Appends the time as this format writes it (JSON: strings quoted).
@@ -236,9 +248,17 @@ impl DateFormat {
             DateFormat::Iso8601 | DateFormat::JavaSql => {
                 let (y, mo, d, h, mi, s) = civil(secs);
                 if self == DateFormat::Iso8601 {
-                    write!(out, "\"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z\"", frac / 1000)
+                    write!(
+                        out,
+                        "\"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z\"",
+                        frac / 1000
+                    )
                 } else {
-                    write!(out, "\"{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}\"", frac / 1000)
+                    write!(
+                        out,
+                        "\"{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}\"",
+                        frac / 1000
+                    )
                 }
             }
         };
@@ -247,7 +267,12 @@ impl DateFormat {
 
 /// Appends a record as a JSON object with the time first under `date_key`
 /// (when given), as fluent-bit's `json`/`json_lines` formats do.
-pub(crate) fn write_json_record(out: &mut String, r: &Record, date_key: Option<&str>, fmt: DateFormat) {
+pub(crate) fn write_json_record(
+    out: &mut String,
+    r: &Record,
+    date_key: Option<&str>,
+    fmt: DateFormat,
+) {
     match date_key {
         Some(k) => {
             out.push('{');

@@ -39,7 +39,9 @@ pub struct Stdout {
 
 impl std::fmt::Debug for Stdout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stdout").field("format", &self.format).finish()
+        f.debug_struct("Stdout")
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -192,14 +194,20 @@ mod tests {
         r.fields.push("n", 3i64);
         r.fields.push("x", 1.5);
         r.fields.push("none", Value::Null);
-        r.fields.push("a", Value::Array(vec![Value::Bool(true), "s".into()]));
+        r.fields
+            .push("a", Value::Array(vec![Value::Bool(true), "s".into()]));
         r
     }
 
     #[test]
     fn prints_like_fluent_bit() {
         let sink = Shared::default();
-        let mut out = Stdout::new(StdoutFormat::Msgpack, None, DateFormat::Double, Box::new(sink.clone()));
+        let mut out = Stdout::new(
+            StdoutFormat::Msgpack,
+            None,
+            DateFormat::Double,
+            Box::new(sink.clone()),
+        );
         assert_eq!(out.flush(&[rec(), rec()]), Flush::Ok);
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let want = "[0] kube.app: [[1700000000.123456789, {}], {\"log\"=>\"hello\", \"n\"=>3, \"x\"=>1.500000, \"none\"=>nil, \"a\"=>[true, \"s\"]}]\n";

@@ -130,7 +130,9 @@ pub fn count_into(text: &[u8], counts: &mut HashMap<u64, u32>) {
             break;
         }
         let digits = &text[at..at + 9];
-        if digits.iter().all(u8::is_ascii_digit) && text.get(at + 9).is_none_or(|c| !c.is_ascii_digit()) {
+        if digits.iter().all(u8::is_ascii_digit)
+            && text.get(at + 9).is_none_or(|c| !c.is_ascii_digit())
+        {
             let n = std::str::from_utf8(digits).unwrap().parse().unwrap();
             *counts.entry(n).or_default() += 1;
         }
@@ -248,13 +250,16 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Request paths and bodies received.
+pub type Bodies = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A minimal HTTP/1.1 server on 127.0.0.1 that keeps every request body.
 /// `set_down(true)` closes the listener and every connection (the
 /// destination is gone: connections are refused); `set_down(false)` binds
 /// the same port again.
 pub struct TestServer {
     pub port: u16,
-    pub bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    pub bodies: Bodies,
     down: Arc<AtomicBool>,
     delay: Arc<Mutex<Duration>>,
     status: Arc<Mutex<u16>>,
@@ -313,7 +318,8 @@ impl TestServer {
                         let status = status.clone();
                         let response = response.clone();
                         std::thread::spawn(move || {
-                            let _ = serve(conn, bodies, my_gen, generation, delay, status, response);
+                            let _ =
+                                serve(conn, bodies, my_gen, generation, delay, status, response);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -359,7 +365,7 @@ impl Drop for TestServer {
 
 fn serve(
     conn: TcpStream,
-    bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    bodies: Bodies,
     my_gen: u64,
     generation: Arc<AtomicU64>,
     delay: Arc<Mutex<Duration>>,
@@ -379,7 +385,11 @@ fn serve(
             match reader.read_line(&mut request_line) {
                 Ok(0) => return Ok(()),
                 Ok(_) => break,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -417,7 +427,11 @@ fn serve(
         }
         let code = *status.lock().unwrap();
         if (200..300).contains(&code) {
-            let path = request_line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_owned();
             bodies.lock().unwrap().push((path, body));
         }
         let resp = response.lock().unwrap().clone();
