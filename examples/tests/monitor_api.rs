@@ -675,6 +675,19 @@ fn backend_endpoints_pass_its_json_through() {
         s["seriesCountByMetricName"][0],
         json!({"name": "http_requests_total", "value": 2})
     );
+    let one = f.data("/api/v1/status/tsdb?limit=1");
+    assert_eq!(
+        one["seriesCountByLabelValuePair"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        s["seriesCountByLabelValuePair"].as_array().unwrap().len(),
+        8
+    );
+    assert_eq!(
+        f.error("/api/v1/status/tsdb?limit=0").2,
+        "limit must be a positive number"
+    );
     assert_eq!(
         s["labelValueCountByLabelName"][0],
         // Head statistics: legacy_metric's samples went into a block.

@@ -322,6 +322,7 @@ struct Metrics {
 
 struct Api {
     opts: ApiOptions,
+    web: super::web::WebOptions,
     backend: Arc<dyn Backend>,
     gate: Gate,
     metrics: Metrics,
@@ -512,6 +513,11 @@ impl Api {
         reg.register_collector(BackendCollector(Arc::clone(&backend)));
         reg.register_collector(ProcessCollector::new());
         Ok(Api {
+            web: super::web::WebOptions {
+                lookback_delta: opts.lookback_delta,
+                max_samples: opts.max_samples,
+                query_timeout: opts.query_timeout,
+            },
             gate: Gate {
                 active: Mutex::new(0),
                 cv: Condvar::new(),
@@ -561,6 +567,10 @@ impl Api {
         if m == "OPTIONS" {
             return Reply::empty(204);
         }
+        // The web pages (graph, targets, alerts, …) and their assets.
+        if let Some(page) = super::web::handle(req, &*self.backend, &self.web) {
+            return page;
+        }
         let path = req.path.as_str();
         let result: ApiResult = match path {
             "/-/healthy" if get => Ok(Reply::text(200, "Prometheus Server is Healthy.\n")),
@@ -609,7 +619,7 @@ impl Api {
                     .collect();
                 Ok(ok_value(&serde_json::Value::Object(map)))
             }
-            "/api/v1/status/tsdb" if get => Ok(self.tsdb_status()),
+            "/api/v1/status/tsdb" if get => self.form(req).and_then(|f| self.tsdb_status(&f)),
             "/api/v1/admin/tsdb/delete_series"
             | "/api/v1/admin/tsdb/clean_tombstones"
             | "/api/v1/admin/tsdb/snapshot"
@@ -969,8 +979,17 @@ impl Api {
     }
 
     /// Head statistics as Prometheus's `/api/v1/status/tsdb`: counts, and
-    /// the top ten metric names, label names and label pairs by series.
-    fn tsdb_status(&self) -> Reply {
+    /// the top `limit` (default ten) metric names, label names and label
+    /// pairs by series.
+    fn tsdb_status(&self, f: &Form) -> ApiResult {
+        // 3.x's `limit`: how many entries each top list keeps (10).
+        let limit = match f.get("limit").filter(|s| !s.is_empty()) {
+            None => 10,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(ApiError::bad("limit must be a positive number")),
+            },
+        };
         let db = self.backend.db();
         let head = db.head();
         let series = head.querier(i64::MIN, i64::MAX).select(&[]);
@@ -988,7 +1007,7 @@ impl Api {
         }
         let top = |mut v: Vec<(String, u64)>| {
             v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(10);
+            v.truncate(limit);
             v.into_iter()
                 .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
                 .collect::<Vec<_>>()
@@ -1012,7 +1031,7 @@ impl Api {
             "seriesCountByLabelValuePair":
                 top(pairs.iter().map(|((n, v), c)| (format!("{n}={v}"), *c)).collect()),
         });
-        ok_value(&data)
+        Ok(ok_value(&data))
     }
 
     fn admin(&self, path: &str, f: &Form) -> ApiResult {
