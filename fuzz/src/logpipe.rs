@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use vigil_logpipe::config::parse_str;
 use vigil_logpipe::filter;
-use vigil_logpipe::parser::{CriJoiner, Multiline, Parsers, logfmt, parse_json_object};
+use vigil_logpipe::parser::{
+    CriJoiner, DockerJoiner, Multiline, Parsers, logfmt, parse_json_object,
+};
 use vigil_logpipe::router::{TagMatch, expand_tag};
 use vigil_logpipe::strftime::TimeFormat;
 use vigil_logpipe::{Record, Value};
@@ -95,6 +97,13 @@ pub fn run_parsers(data: &[u8]) {
                     "{mode}: more events than lines"
                 );
             }
+        }
+        i if i == n + 5 => {
+            let mut j = DockerJoiner::new().with_max_bytes(64);
+            for line in text.split('\n') {
+                let _ = j.push(line);
+            }
+            let _ = j.flush();
         }
         _ => {}
     }

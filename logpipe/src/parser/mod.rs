@@ -19,10 +19,12 @@
 //! | `Logfmt_No_Bare_Keys` | reject logfmt lines with a key without a value |
 //!
 //! `[MULTILINE_PARSER]` sections become [`MultilineSpec`]s in the same
-//! registry; [`CriJoiner`] and [`Multiline`] are the stateful per-stream line
-//! assemblers the tail input runs before the parser.
+//! registry; [`CriJoiner`], [`DockerJoiner`] and [`Multiline`] are the
+//! stateful per-stream line assemblers the tail input runs before the parser
+//! (fluent-bit's `multiline.parser cri`, `docker`, and the rest).
 
 pub mod cri;
+pub mod docker;
 pub mod json;
 pub mod logfmt;
 pub mod ltsv;
@@ -30,6 +32,7 @@ pub mod multiline;
 pub mod regex;
 
 pub use cri::{CriJoiner, CriParser};
+pub use docker::DockerJoiner;
 pub use json::{JsonParser, parse_object as parse_json_object};
 pub use logfmt::LogfmtParser;
 pub use ltsv::LtsvParser;
@@ -41,7 +44,7 @@ use crate::record::{Fields, Value};
 use crate::strftime::{TimeFormat, parse_utc_offset};
 use crate::{Error, Result};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a parser made of a line.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -293,8 +296,14 @@ impl Default for Parsers {
 }
 
 impl Parsers {
-    /// The built-in parsers and multiline modes only.
+    /// The built-in parsers and multiline modes only. They are compiled
+    /// once per process and shared (a clone copies two small maps of `Arc`s).
     pub fn builtin() -> Parsers {
+        static BUILTIN: OnceLock<Parsers> = OnceLock::new();
+        BUILTIN.get_or_init(Parsers::compile_builtin).clone()
+    }
+
+    fn compile_builtin() -> Parsers {
         let mut by_name: HashMap<String, Arc<dyn LineParser>> = HashMap::new();
         let mut add = |p: Arc<dyn LineParser>| {
             by_name.insert(p.name().to_owned(), p);
@@ -369,8 +378,8 @@ impl Parsers {
     }
 
     /// The multiline parser called `name` (`[MULTILINE_PARSER]` or a
-    /// built-in mode: `java`, `python`, `go`). `cri` is not here: it is the
-    /// [`CriJoiner`].
+    /// built-in mode: `java`, `python`, `go`). `cri` and `docker` are not
+    /// here: they are [`CriJoiner`] and [`DockerJoiner`].
     pub fn multiline(&self, name: &str) -> Option<Arc<MultilineSpec>> {
         self.multiline.get(name).cloned()
     }
