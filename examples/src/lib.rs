@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod monitor;
+pub mod demoapp;
 pub mod pushgateway;
 
 use std::io::{Read, Write};

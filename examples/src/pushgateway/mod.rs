@@ -39,7 +39,7 @@ use vigil_exposition::client::{
 use crate::monitor::http::{self, HttpOptions, Reply, Request};
 pub use model::{Family, Kind, Metric, Value, go_float};
 pub use path::{PathError, grouping_key};
-pub use store::{GroupKey, Refusal, Store, WriteMode};
+pub use store::{GroupKey, Push, Refusal, Store, WriteMode, civil_from_days, rfc3339};
 
 /// Everything that can go wrong starting, stopping or persisting.
 #[derive(Debug, thiserror::Error)]
@@ -549,10 +549,17 @@ fn push_route(s: &Shared, rq: &Request, decoded: &str) -> Reply {
     };
     let own = s.own();
     let check = !s.opts.disable_consistency_check;
-    let result = s
-        .store
-        .lock()
-        .push(&key, body, openmetrics, mode, now, &own, check);
+    let result = s.store.lock().push(
+        Push {
+            key: &key,
+            body,
+            openmetrics,
+            mode,
+        },
+        now,
+        &own,
+        check,
+    );
     match result {
         Ok(()) => {
             s.changed();

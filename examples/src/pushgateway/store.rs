@@ -73,6 +73,19 @@ pub enum Refusal {
     Inconsistent(String),
 }
 
+/// One push: where, what and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Push<'a> {
+    /// The group.
+    pub key: &'a GroupKey,
+    /// The body as sent.
+    pub body: &'a [u8],
+    /// Whether the body is OpenMetrics (else text 0.0.4).
+    pub openmetrics: bool,
+    /// PUT or POST.
+    pub mode: WriteMode,
+}
+
 /// The groups.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Store {
@@ -105,14 +118,17 @@ impl Store {
     /// consistency check (`--push.disable-consistency-check`).
     pub fn push(
         &mut self,
-        key: &GroupKey,
-        body: &[u8],
-        openmetrics: bool,
-        mode: WriteMode,
+        rq: Push<'_>,
         now: f64,
         own: &[Family],
         check: bool,
     ) -> Result<(), Refusal> {
+        let Push {
+            key,
+            body,
+            openmetrics,
+            mode,
+        } = rq;
         let mut fams = parse_body(body, openmetrics).map_err(Refusal::Parse)?;
         // The gateway keeps its own timestamps under these names.
         fams.retain(|f| f.name != PUSH_TIME && f.name != PUSH_FAILURE_TIME);
@@ -262,14 +278,14 @@ impl Store {
             let fams: Vec<Json> = g
                 .families
                 .values()
-                .map(|st| json!({"time": st.time, "text": st.family.to_text()}))
+                .map(|st| json!({"time": exact(st.time), "text": st.family.to_text()}))
                 .collect();
             groups.push(json!({
                 "labels": key,
-                "push_time_seconds": g.push_time,
-                "push_failure_time_seconds": g.failure_time,
-                "push_stamp": g.push_stamp,
-                "failure_stamp": g.failure_stamp,
+                "push_time_seconds": exact(g.push_time),
+                "push_failure_time_seconds": exact(g.failure_time),
+                "push_stamp": exact(g.push_stamp),
+                "failure_stamp": exact(g.failure_stamp),
                 "families": fams,
             }));
         }
@@ -325,12 +341,17 @@ impl Store {
             if !key.contains_key("job") {
                 return Err(bad(format!("group {i}: no job label")));
             }
-            let num = |field: &str| g[field].as_f64().unwrap_or(0.0);
+            let num = |field: &str| -> Result<f64, PushgatewayError> {
+                g[field]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| bad(format!("group {i}: {field} is not a number in a string")))
+            };
             let mut group = Group {
-                push_time: num("push_time_seconds"),
-                failure_time: num("push_failure_time_seconds"),
-                push_stamp: num("push_stamp"),
-                failure_stamp: num("failure_stamp"),
+                push_time: num("push_time_seconds")?,
+                failure_time: num("push_failure_time_seconds")?,
+                push_stamp: num("push_stamp")?,
+                failure_stamp: num("failure_stamp")?,
                 families: BTreeMap::new(),
             };
             for (j, f) in g["families"].as_array().into_iter().flatten().enumerate() {
@@ -339,8 +360,11 @@ impl Store {
                     .ok_or_else(|| bad(format!("group {i}, family {j}: no text")))?;
                 let parsed = parse_body(text.as_bytes(), false)
                     .map_err(|e| bad(format!("group {i}, family {j}: {e}")))?;
+                let time: f64 = f["time"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| bad(format!("group {i}, family {j}: no time")))?;
                 for fam in parsed {
-                    let time = f["time"].as_f64().unwrap_or(0.0);
                     group
                         .families
                         .insert(fam.name.clone(), Stored { family: fam, time });
@@ -350,6 +374,12 @@ impl Store {
         }
         Ok(store)
     }
+}
+
+/// A float as a string that parses back to the same bits (JSON numbers
+/// would go through serde_json's inexact float parser).
+fn exact(v: f64) -> String {
+    v.to_string()
 }
 
 /// The persistence file's `format` field.
@@ -436,10 +466,10 @@ fn check_consistent(all: &[&Family]) -> Result<(), String> {
             }
         }
     }
-    let mut seen: BTreeMap<(&str, &[(String, String)]), ()> = BTreeMap::new();
+    let mut seen: std::collections::BTreeSet<(&str, &[(String, String)])> = Default::default();
     for f in all {
         for m in &f.metrics {
-            if seen.insert((&f.name, &m.labels), ()).is_some() {
+            if !seen.insert((&f.name, &m.labels)) {
                 let labels: Vec<String> =
                     m.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
                 return Err(format!(
@@ -565,30 +595,54 @@ mod tests {
         let mut s = Store::default();
         let j = key(&[("job", "j")]);
         s.push(
-            &j,
-            b"a 1\nb 2\n",
-            false,
-            WriteMode::Replace,
+            Push {
+                key: &j,
+                body: b"a 1\nb 2\n",
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            },
             10.0,
             &[],
             true,
         )
         .unwrap();
-        s.push(&j, b"b 3\n", false, WriteMode::Merge, 11.0, &[], true)
-            .unwrap();
+        s.push(
+            Push {
+                key: &j,
+                body: b"b 3\n",
+                openmetrics: false,
+                mode: WriteMode::Merge,
+            },
+            11.0,
+            &[],
+            true,
+        )
+        .unwrap();
         let g = &s.groups[&j];
         assert_eq!(g.families.len(), 2);
         assert_eq!(g.families["b"].family.metrics[0].value, Value::Simple(3.0));
-        s.push(&j, b"c 1\n", false, WriteMode::Replace, 12.0, &[], true)
-            .unwrap();
+        s.push(
+            Push {
+                key: &j,
+                body: b"c 1\n",
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            },
+            12.0,
+            &[],
+            true,
+        )
+        .unwrap();
         assert_eq!(s.groups[&j].families.keys().collect::<Vec<_>>(), ["c"]);
         let k = key(&[("job", "k")]);
         let before = s.groups[&j].clone();
         let r = s.push(
-            &k,
-            b"# TYPE c gauge\nc 1\n",
-            false,
-            WriteMode::Replace,
+            Push {
+                key: &k,
+                body: b"# TYPE c gauge\nc 1\n",
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            },
             13.0,
             &[],
             true,
@@ -607,10 +661,12 @@ mod tests {
         let mut s = Store::default();
         let k = key(&[("job", "j"), ("k", "path")]);
         s.push(
-            &k,
-            b"z{job=\"x\",k=\"b\",instance=\"i\"} 1\ny 2\n",
-            false,
-            WriteMode::Replace,
+            Push {
+                key: &k,
+                body: b"z{job=\"x\",k=\"b\",instance=\"i\"} 1\ny 2\n",
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            },
             1.0,
             &[],
             true,
@@ -641,10 +697,12 @@ mod tests {
             let mut s = Store::default();
             if let Some(o) = other {
                 s.push(
-                    &key(&[("job", "o")]),
-                    o,
-                    false,
-                    WriteMode::Replace,
+                    Push {
+                        key: &key(&[("job", "o")]),
+                        body: o,
+                        openmetrics: false,
+                        mode: WriteMode::Replace,
+                    },
                     1.0,
                     &[],
                     true,
@@ -652,10 +710,12 @@ mod tests {
                 .unwrap();
             }
             let r = s.push(
-                &key(&[("job", "p")]),
-                body,
-                false,
-                WriteMode::Replace,
+                Push {
+                    key: &key(&[("job", "p")]),
+                    body,
+                    openmetrics: false,
+                    mode: WriteMode::Replace,
+                },
                 2.0,
                 &[],
                 true,
@@ -673,21 +733,25 @@ mod tests {
             b"# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\n\
                      h_sum 0.75\nh_count 2\n# TYPE c counter\nc{x=\"a\\\"b\"} 1.5\n";
         s.push(
-            &key(&[("job", "j"), ("i", "")]),
-            body,
-            false,
-            WriteMode::Replace,
-            5.25,
+            Push {
+                key: &key(&[("job", "j"), ("i", "")]),
+                body,
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            }, // serde_json's float parser would change the last digit of this.
+            1_795_353_760.401_514_3,
             &[],
             true,
         )
         .unwrap();
         s.push(
-            &key(&[("job", "f")]),
-            b"c 1 5\n",
-            false,
-            WriteMode::Replace,
-            6.0,
+            Push {
+                key: &key(&[("job", "f")]),
+                body: b"c 1 5\n",
+                openmetrics: false,
+                mode: WriteMode::Replace,
+            },
+            1_795_353_761.398_212_7,
             &[],
             true,
         )
