@@ -12,3 +12,4 @@ mod yaml;
 pub mod server;
 pub mod api;
 pub mod http;
+pub mod web;
