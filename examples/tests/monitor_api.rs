@@ -627,6 +627,11 @@ fn series_labels_and_values() {
         f.data("/api/v1/label/j%6Fb/values"),
         json!(["api", "node", "old"])
     );
+    // And 3.x's U__ escaping of names in the path.
+    assert_eq!(
+        f.data("/api/v1/label/U__j_6f_b/values"),
+        json!(["api", "node", "old"])
+    );
     // No exemplars are stored: the answer is an empty list.
     assert_eq!(f.data("/api/v1/query_exemplars?query=up"), json!([]));
 }

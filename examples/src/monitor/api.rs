@@ -638,8 +638,10 @@ impl Api {
                     .filter(|n| !n.contains('/'))
                 {
                     if get {
-                        self.form(req)
-                            .and_then(|f| self.label_values(&http::percent_decode(name, false), &f))
+                        self.form(req).and_then(|f| {
+                            let name = unescape_label_name(&http::percent_decode(name, false));
+                            self.label_values(&name, &f)
+                        })
                     } else {
                         Ok(method_not_allowed())
                     }
@@ -1215,6 +1217,42 @@ fn exec_error(e: vigil_rules::Error) -> ApiError {
     }
 }
 
+/// Prometheus 3's escaping of label names in URL paths: a name that starts
+/// with `U__` has `__` for `_` and `_<hex>_` for any character; anything
+/// that does not decode is taken as written.
+fn unescape_label_name(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("U__") else {
+        return name.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c != '_' {
+            out.push(c);
+            continue;
+        }
+        let mut hex = String::new();
+        loop {
+            match chars.next() {
+                Some('_') if hex.is_empty() => {
+                    out.push('_');
+                    break;
+                }
+                Some('_') => {
+                    match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        Some(ch) => out.push(ch),
+                        None => return name.to_string(),
+                    }
+                    break;
+                }
+                Some(h) if h.is_ascii_hexdigit() && hex.len() < 6 => hex.push(h),
+                _ => return name.to_string(),
+            }
+        }
+    }
+    out
+}
+
 /// A series selector (`up{job="x"}`, `{__name__=~"a.*"}`) as store
 /// matchers; the parser's error (with line and column) otherwise.
 fn selector_matchers(s: &str) -> Result<Vec<Matcher>, String> {
@@ -1295,6 +1333,18 @@ mod tests {
         );
         assert_eq!(handler_label("/api/v1/label//values"), None);
         assert_eq!(handler_label("/nope"), None);
+    }
+
+    #[test]
+    fn escaped_label_names() {
+        assert_eq!(unescape_label_name("job"), "job");
+        assert_eq!(unescape_label_name("U__http_2e_path"), "http.path");
+        assert_eq!(unescape_label_name("U__a__b"), "a_b");
+        assert_eq!(unescape_label_name("U___1f600_"), "\u{1f600}");
+        // Not decodable: as written.
+        for bad in ["U__a_zz_", "U__a_2e", "U__a_", "U___d800_", "U___1234567_"] {
+            assert_eq!(unescape_label_name(bad), bad);
+        }
     }
 
     #[test]
