@@ -381,8 +381,13 @@ impl Pushgateway {
         if let Some(s) = self.server.take() {
             s.stop();
         }
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_all();
+        {
+            // Under the lock, so that the persister cannot miss the wake-up
+            // between its check of `stopping` and its wait.
+            let _dirty = self.shared.dirty.lock();
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            self.shared.wake.notify_all();
+        }
         if let Some(t) = self.persister.take() {
             let _ = t.join();
             return self.shared.persist();
