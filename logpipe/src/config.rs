@@ -158,10 +158,11 @@ impl Section {
 
     /// Every entry of `key`, in file order (for repeated keys: `Regex`,
     /// `Add`, `rule` ...).
-    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn get_all<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a Entry> + use<'a> {
+        let key = key.to_owned();
         self.entries
             .iter()
-            .filter(move |e| e.key.eq_ignore_ascii_case(key))
+            .filter(move |e| e.key.eq_ignore_ascii_case(&key))
     }
 
     /// A configuration error at `entry`'s line, or at the section header.
