@@ -875,3 +875,22 @@ fn reordered_series_are_not_stale_and_duplicate_lines_keep_the_first() {
     assert_ne!(line.split(' ').nth(1), Some("0"), "{line}");
     m.stop();
 }
+
+#[test]
+fn host_names_are_resolved_and_scraped_repeatedly() {
+    let srv = serve(|_| text("named 1\n"));
+    let port = srv.addr.rsplit_once(':').unwrap().1;
+    let named = format!("localhost:{port}");
+    let (_d, db) = store();
+    let m = ScrapeManager::new(Arc::clone(&db), &Registry::new());
+    m.apply_config(&config(&format!(
+        "scrape_configs:\n{}",
+        job("dns", &[&named], "")
+    )));
+    wait_for("three scrapes", Duration::from_secs(10), || {
+        series(&db, "named").first().is_some_and(|s| s.1.len() >= 3)
+    });
+    let t = wait_health(&m, &named, Health::Up);
+    assert_eq!(t.scrape_url, format!("http://{named}/metrics"));
+    m.stop();
+}

@@ -886,6 +886,61 @@ struct LoopCtx {
     offset_seed: u64,
 }
 
+/// How long a resolved host name is reused.
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+
+/// ureq's resolver, minus its cost per request: with a deadline set, ureq
+/// resolves on a new thread so that a lookup can time out, which for a
+/// loop scraping every second was a thread created per scrape (visible in
+/// profiles as thread creation and context switches). IP literals need no
+/// lookup at all; a host name is looked up (on ureq's thread, under the
+/// deadline) at most once per [`RESOLVE_TTL`].
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache: Mutex<
+        Option<(
+            String,
+            Instant,
+            ureq::unversioned::resolver::ResolvedSocketAddrs,
+        )>,
+    >,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(auth) = uri.authority() {
+            let host = auth.host();
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let port = auth.port_u16().unwrap_or(80);
+            if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+                let mut v = self.empty();
+                v.push(std::net::SocketAddr::new(ip, port));
+                return Ok(v);
+            }
+            let key = auth.as_str();
+            if let Some((k, at, addrs)) = &*self.cache.lock()
+                && k == key
+                && at.elapsed() < RESOLVE_TTL
+            {
+                return Ok(addrs.clone());
+            }
+            let addrs = self.inner.resolve(uri, config, timeout)?;
+            *self.cache.lock() = Some((key.to_owned(), Instant::now(), addrs.clone()));
+            return Ok(addrs);
+        }
+        self.inner.resolve(uri, config, timeout)
+    }
+}
+
 /// Why a scrape failed.
 enum Fail {
     Http(String),
@@ -931,7 +986,7 @@ impl LoopCtx {
             slot.verified = false;
         }
         let interval = self.target.interval;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(self.target.timeout))
             .http_status_as_error(false)
             .proxy(None)
@@ -945,8 +1000,12 @@ impl LoopCtx {
             .output_buffer_size(4 * 1024)
             .max_response_header_size(32 * 1024)
             .user_agent(concat!("vigil-monitor/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         // Prometheus's spread: the first scrape is at the wall-clock instant
         // that is `hash ^ seed` modulo the interval, so a target keeps its
         // phase across restarts and targets spread over the interval.
