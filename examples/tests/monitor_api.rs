@@ -58,6 +58,8 @@ impl Backend for TestBackend {
         vec![
             ("query.timeout".into(), "2m".into()),
             ("web.enable-lifecycle".into(), "true".into()),
+            ("storage.tsdb.retention.time".into(), "15d".into()),
+            ("storage.tsdb.retention.size".into(), "0B".into()),
         ]
     }
     fn reload(&self) -> Result<(), String> {
@@ -666,13 +668,30 @@ fn backend_endpoints_pass_its_json_through() {
     );
     assert_eq!(
         f.data("/api/v1/status/flags"),
-        json!({"query.timeout": "2m", "web.enable-lifecycle": "true"})
+        json!({
+            "query.timeout": "2m",
+            "web.enable-lifecycle": "true",
+            "storage.tsdb.retention.time": "15d",
+            "storage.tsdb.retention.size": "0B",
+        })
     );
     let b = f.data("/api/v1/status/buildinfo");
     assert!(b["version"].as_str().unwrap().starts_with("3.0.0+vigil."));
     for k in ["revision", "branch", "buildUser", "buildDate", "goVersion"] {
         assert!(b[k].is_string(), "{k}");
     }
+    let rt = f.data("/api/v1/status/runtimeinfo");
+    assert_eq!(rt["reloadConfigSuccess"], true);
+    assert_eq!(rt["corruptionCount"], 0);
+    assert_eq!(rt["storageRetention"], "15d");
+    assert!(rt["GOMAXPROCS"].as_u64().unwrap() >= 1);
+    let started = rt["startTime"].as_str().unwrap();
+    assert!(
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
+            .unwrap()
+            .is_match(started),
+        "{started}"
+    );
     let s = f.data("/api/v1/status/tsdb");
     // The head: legacy_metric went into a block and left the head.
     assert_eq!(s["headStats"]["numSeries"], 4);

@@ -26,9 +26,10 @@
 //!   no labels-only select over blocks); the head is judged by chunk
 //!   overlap without decoding, and without a time range labels come from
 //!   the index.
-//! - `/api/v1/status/tsdb` has no `chunkCount`; `/api/v1/status/runtimeinfo`,
-//!   `/api/v1/status/walreplay`, `/api/v1/targets/metadata`, remote read and
-//!   write, the web UI and `stats=all` are not served.
+//! - `/api/v1/status/tsdb` has no `chunkCount`; `/api/v1/status/walreplay`,
+//!   `/api/v1/targets/metadata` and `stats=all` are not served (the web
+//!   pages are, by [`super::web`]). `/api/v1/status/runtimeinfo` reports
+//!   OS threads as `goroutineCount` and leaves `GOGC`/`GODEBUG` empty.
 //! - A request's body is read without a deadline: a client that drips its
 //!   body holds one request thread (the `max_connections` cap bounds how
 //!   many), as tiny_http exposes no socket timeouts.
@@ -326,6 +327,7 @@ struct Api {
     backend: Arc<dyn Backend>,
     gate: Gate,
     metrics: Metrics,
+    started_ms: i64,
 }
 
 /// `prometheus_tsdb_*` figures read from the store at each scrape.
@@ -451,6 +453,7 @@ fn handler_label(path: &str) -> Option<&'static str> {
         "/api/v1/status/config",
         "/api/v1/status/flags",
         "/api/v1/status/tsdb",
+        "/api/v1/status/runtimeinfo",
         "/api/v1/admin/tsdb/delete_series",
         "/api/v1/admin/tsdb/clean_tombstones",
         "/api/v1/admin/tsdb/snapshot",
@@ -525,6 +528,7 @@ impl Api {
             },
             opts,
             backend,
+            started_ms: now_ms(),
             metrics: Metrics {
                 requests,
                 durations,
@@ -607,6 +611,7 @@ impl Api {
             "/api/v1/alerts" if get => Ok(ok_value(&self.backend.alerts())),
             "/api/v1/metadata" if get => self.form(req).and_then(|f| self.metadata(&f)),
             "/api/v1/status/buildinfo" if get => Ok(self.buildinfo()),
+            "/api/v1/status/runtimeinfo" if get => Ok(self.runtimeinfo()),
             "/api/v1/status/config" if get => Ok(ok_value(
                 &serde_json::json!({ "yaml": self.backend.config_yaml() }),
             )),
@@ -980,6 +985,63 @@ impl Api {
         ok_value(&v)
     }
 
+    /// Prometheus's runtime information, from what this process has: the
+    /// reload state from the backend's own metrics, the retention from its
+    /// flags, OS threads for goroutines.
+    fn runtimeinfo(&self) -> Reply {
+        let mut text = String::new();
+        self.backend.own_metrics(&mut text);
+        let fams = parse_own_metrics(&text);
+        let value = |name: &str| {
+            fams.iter()
+                .flat_map(|f| &f.samples)
+                .find(|s| s.name == name)
+                .map(|s| s.value)
+        };
+        let flags = self.backend.flags();
+        let flag = |name: &str| {
+            flags
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty() && v != "0s" && v != "0B" && v != "0")
+        };
+        let retention = match (
+            flag("storage.tsdb.retention.time"),
+            flag("storage.tsdb.retention.size"),
+        ) {
+            (Some(t), Some(b)) => format!("{t} or {b}"),
+            (Some(t), None) => t,
+            (None, Some(b)) => b,
+            (None, None) => "for ever".into(),
+        };
+        let threads = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let mut data = serde_json::json!({
+            "startTime": rfc3339(self.started_ms),
+            "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            "corruptionCount": self.backend.db().damaged_blocks().len(),
+            "goroutineCount": threads,
+            "GOMAXPROCS": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "GOGC": "",
+            "GODEBUG": "",
+            "storageRetention": retention,
+        });
+        if let Some(ok) = value("prometheus_config_last_reload_successful") {
+            data["reloadConfigSuccess"] = serde_json::Value::Bool(ok == 1.0);
+        }
+        if let Some(t) = value("prometheus_config_last_reload_success_timestamp_seconds") {
+            data["lastConfigTime"] = rfc3339((t * 1000.0) as i64 / 1000 * 1000).into();
+        }
+        ok_value(&data)
+    }
+
     /// Head statistics as Prometheus's `/api/v1/status/tsdb`: counts, and
     /// the top `limit` (default ten) metric names, label names and label
     /// pairs by series.
@@ -1146,6 +1208,17 @@ impl Api {
         }
         enc.finish();
         Reply::new(200, Format::Text.content_type(), out)
+    }
+}
+
+/// `2026-11-22T12:38:28.749Z` (milliseconds shown when not zero).
+fn rfc3339(ms: i64) -> String {
+    let (y, mo, d, h, mi, s) = params::civil(ms);
+    let frac = ms.rem_euclid(1000);
+    if frac == 0 {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
     }
 }
 
@@ -1333,6 +1406,13 @@ mod tests {
         );
         assert_eq!(handler_label("/api/v1/label//values"), None);
         assert_eq!(handler_label("/nope"), None);
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1500), "1970-01-01T00:00:01.500Z");
+        assert_eq!(rfc3339(1_795_348_800_250), "2026-11-22T12:00:00.250Z");
     }
 
     #[test]
