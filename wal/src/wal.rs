@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     /// without the lock.
     durable_hint: std::sync::atomic::AtomicU64,
     epoch_hint: std::sync::atomic::AtomicU64,
+    /// Truncation keeps every segment holding a record at or above this
+    /// sequence number (`u64::MAX`: no hold); see [`Wal::hold_front`].
+    hold: std::sync::atomic::AtomicU64,
     _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -771,6 +774,7 @@ impl Wal {
             writer: Mutex::new(writer),
             durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
             epoch_hint: std::sync::atomic::AtomicU64::new(0),
+            hold: std::sync::atomic::AtomicU64::new(u64::MAX),
             _lock: lock,
         });
         let flusher = match opts.sync {
@@ -941,10 +945,35 @@ impl Wal {
         Reader::new(self.shared.clone(), from)
     }
 
-    /// Remove the segments whose records all lie below `lsn`. The active
+    /// Keep the records from `lsn` on through later truncations (by
+    /// [`truncate_front`](Wal::truncate_front) and
+    /// [`save_snapshot`](Wal::save_snapshot)) until the hold moves or is
+    /// released (`None`), so that a reader following the log from `lsn`
+    /// (remote write's WAL watcher) does not lose records to a checkpoint.
+    /// A snapshot saved meanwhile is still complete; only the deletion of
+    /// the segments it covers waits. There is one hold per log: a caller
+    /// with several readers holds at the oldest of their positions.
+    pub fn hold_front(&self, lsn: Option<Lsn>) {
+        self.shared.hold.store(
+            lsn.unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Release,
+        );
+    }
+
+    /// The position [`hold_front`](Wal::hold_front) set, if any.
+    pub fn front_hold(&self) -> Option<Lsn> {
+        match self.shared.hold.load(std::sync::atomic::Ordering::Acquire) {
+            u64::MAX => None,
+            l => Some(l),
+        }
+    }
+
+    /// Remove the segments whose records all lie below `lsn` (and below the
+    /// [`hold_front`](Wal::hold_front) position, if one is set). The active
     /// segment is never removed. Returns how many segments were removed.
     pub fn truncate_front(&self, lsn: Lsn) -> Result<usize> {
         let sh = &*self.shared;
+        let lsn = lsn.min(sh.hold.load(std::sync::atomic::Ordering::Acquire));
         let victims: Vec<PathBuf> = {
             let mut st = sh.state.lock();
             let n = st

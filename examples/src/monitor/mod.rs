@@ -12,4 +12,5 @@ mod yaml;
 pub mod server;
 pub mod api;
 pub mod http;
+pub mod remote;
 pub mod web;

@@ -9,7 +9,7 @@
 //! under the head's write lock, so a querier sees all of a commit or none of
 //! it. [`Head::open`] replays the WAL.
 
-pub(crate) mod record;
+pub mod record;
 mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -455,6 +455,45 @@ impl Head {
         };
         wal.save_snapshot(lsn, &data)?;
         Ok(lsn)
+    }
+
+    /// A reader of the head's WAL from sequence number `from` (0: the
+    /// oldest kept), for a consumer that follows what is committed (remote
+    /// write's WAL watcher); decode what it yields with
+    /// [`record::decode`]. `None` for a head kept only in memory. A position
+    /// a checkpoint already dropped is `vigil_wal::Error::Truncated`; hold
+    /// it with [`hold_wal`](Head::hold_wal).
+    pub fn wal_reader(&self, from: u64) -> Result<Option<vigil_wal::Reader>, Error> {
+        match &self.wal {
+            Some(wal) => Ok(Some(wal.reader(from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The WAL's oldest kept and last written sequence numbers (`(0, 0)`
+    /// for a head kept only in memory).
+    pub fn wal_bounds(&self) -> (u64, u64) {
+        match &self.wal {
+            Some(wal) => (wal.oldest_lsn(), wal.last_lsn()),
+            None => (0, 0),
+        }
+    }
+
+    /// Keeps the WAL's records from `lsn` on through checkpoints (see
+    /// `vigil_wal::Wal::hold_front`) until moved or released (`None`): the
+    /// checkpoint is still taken, only the deletion of segments waits, so a
+    /// WAL follower that is behind (a remote-write receiver is down) loses
+    /// nothing. The WAL grows while it is held.
+    pub fn hold_wal(&self, lsn: Option<u64>) {
+        if let Some(wal) = &self.wal {
+            wal.hold_front(lsn);
+        }
+    }
+
+    /// The labels of the series with id `id` (the ids of WAL records), if
+    /// the head still holds it.
+    pub fn series_labels(&self, id: SeriesId) -> Option<Labels> {
+        self.state.read().index.labels(id)
     }
 
     /// Drops from memory every chunk that ends before `t`, and late samples

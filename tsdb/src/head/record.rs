@@ -1,6 +1,7 @@
 //! The head's WAL records (FORMAT.md, "WAL records"): a commit is one atomic
 //! WAL batch of a `Series` record (the series it created, if any) and a
-//! `Samples` record.
+//! `Samples` record. [`decode`] is public for readers that follow the WAL
+//! (`Head::wal_reader`).
 
 use crate::Error;
 use crate::labels::Labels;
@@ -10,10 +11,13 @@ const SAMPLES: u8 = 2;
 const DELETE: u8 = 3;
 const VERSION: u8 = 1;
 
-/// A decoded record.
+/// A decoded WAL record of the head.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Record {
+pub enum Record {
+    /// Series created: `(id, labels)`.
     Series(Vec<(u64, Labels)>),
+    /// Samples committed: `(series id, timestamp ms, value)`. A sample the
+    /// head then refused (out of order, a duplicate) is in the WAL too.
     Samples(Vec<(u64, i64, f64)>),
     /// Samples of these series in `[mint, maxt]` are deleted.
     Delete(Vec<(u64, i64, i64)>),
@@ -160,8 +164,9 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes the record stored at WAL position `lsn`.
-pub(crate) fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
+/// Decodes the record stored at WAL position `lsn` (FORMAT.md, "WAL
+/// records"); damage is `Error::BadRecord` naming `lsn` and the offset.
+pub fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
     let mut r = Reader { b, at: 0, lsn };
     let head = r.take(2)?;
     let (kind, version) = (head[0], head[1]);
