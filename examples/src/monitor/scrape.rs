@@ -381,7 +381,7 @@ impl ScrapeManager {
                 inner
                     .metrics
                     .pool_targets
-                    .with(&[job.clone()], |g| g.set(0));
+                    .with(std::array::from_ref(&job), |g| g.set(0));
                 inner
                     .metrics
                     .sd_discovered
@@ -556,7 +556,9 @@ impl Inner {
         let job = pool.cfg.job_name.clone();
         self.metrics
             .pool_targets
-            .with(&[job.clone()], |g| g.set(pool.loops.len() as i64));
+            .with(std::array::from_ref(&job), |g| {
+                g.set(pool.loops.len() as i64)
+            });
         self.metrics
             .sd_discovered
             .with(&["scrape".into(), job], |g| {
