@@ -163,6 +163,64 @@ fn v2_systemd_kubepods_fixture() {
     );
     assert_eq!(value(&fams, "container_fs_reads_total", &dev), Some(16.0));
     assert_eq!(value(&fams, "container_fs_writes_total", &dev), Some(32.0));
+    // Network: the container's first process (4242) has its own network
+    // namespace in the fixture's /proc; lo is left out as cAdvisor does.
+    let eth = [c[0], ("interface", "eth0")];
+    assert_eq!(
+        value(&fams, "container_network_receive_bytes_total", &eth),
+        Some(5_000_000.0)
+    );
+    assert_eq!(
+        value(&fams, "container_network_receive_packets_total", &eth),
+        Some(4000.0)
+    );
+    assert_eq!(
+        value(&fams, "container_network_receive_errors_total", &eth),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &fams,
+            "container_network_receive_packets_dropped_total",
+            &eth
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&fams, "container_network_transmit_bytes_total", &eth),
+        Some(7_000_000.0)
+    );
+    assert_eq!(
+        value(
+            &fams,
+            "container_network_transmit_packets_dropped_total",
+            &eth
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(
+            &fams,
+            "container_network_receive_bytes_total",
+            &[c[0], ("interface", "lo")]
+        ),
+        None
+    );
+    // The root container's network is the host's /proc/net/dev.
+    assert!(
+        value(
+            &fams,
+            "container_network_receive_bytes_total",
+            &[("id", "/"), ("interface", "eth0")]
+        )
+        .is_some()
+    );
+    // A cgroup without processes of its own has no network series.
+    let pod_net = [("id", pod_id.as_str()), ("interface", "eth0")];
+    assert_eq!(
+        value(&fams, "container_network_receive_bytes_total", &pod_net),
+        None
+    );
     // The pod's own cgroup: pod and namespace from /var/log/pods, no container.
     let p = [
         ("id", pod_id.as_str()),
@@ -412,4 +470,66 @@ fn collect_dirs(dir: &Path, rel: &str, out: &mut Vec<String>) {
             collect_dirs(&e.path(), &format!("{rel}/{name}"), out);
         }
     }
+}
+
+#[test]
+fn v1_systemd_kubepods_fixture() {
+    let root = fixtures().join("cgroup-v1-systemd");
+    assert_eq!(cgroup::detect(&root), Some(CgroupMode::V1));
+    let fams = scrape(opts(&root, false));
+    let uid = "11112222-3333-4444-5555-666677778888";
+    let cid_hex = "d0".repeat(32);
+    let id = format!(
+        "/kubepods.slice/kubepods-pod{}.slice/docker-{cid_hex}.scope",
+        uid.replace('-', "_")
+    );
+    let c = [("id", id.as_str()), ("pod", ""), ("container", "")];
+    assert_eq!(
+        value(&fams, "container_cpu_usage_seconds_total", &c),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&fams, "container_cpu_user_seconds_total", &c),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&fams, "container_memory_working_set_bytes", &c),
+        Some(48_000_000.0)
+    );
+    assert_eq!(
+        value(&fams, "container_spec_memory_limit_bytes", &c),
+        Some(134_217_728.0)
+    );
+    // Present only under cpuacct: CPU series, no memory ones.
+    let pod = format!(
+        "/kubepods.slice/kubepods-pod{}.slice",
+        uid.replace('-', "_")
+    );
+    assert_eq!(
+        value(
+            &fams,
+            "container_cpu_usage_seconds_total",
+            &[("id", pod.as_str())]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &fams,
+            "container_memory_usage_bytes",
+            &[("id", pod.as_str())]
+        ),
+        None
+    );
+    let info = [
+        ("id", id.as_str()),
+        ("driver", "systemd"),
+        ("qos_class", "Guaranteed"),
+        ("pod_uid", uid),
+        ("container_id", cid_hex.as_str()),
+    ];
+    assert_eq!(
+        value(&fams, "vigil_agent_kubepods_cgroup_info", &info),
+        Some(1.0)
+    );
 }
