@@ -15,7 +15,7 @@
 //! - [`cgroup`]: reading cgroups v1 and v2, and the kubepods path layouts of
 //!   the systemd and cgroupfs drivers.
 //! - [`container`]: the cAdvisor families.
-//! - [`summary`]: `/stats/summary`.
+//! - [`summary`]: the `/stats/summary` document.
 //! - [`server`]: flags and the HTTP endpoints.
 
 pub mod cgroup;

@@ -22,6 +22,12 @@ use super::host::read_file;
 use super::procfs;
 use super::{AgentError, AgentOptions};
 
+/// A pod's own cgroup (if seen) and its containers' cgroups.
+type PodCgroups<'a> = (
+    Option<&'a CgroupStats>,
+    Vec<(cgroup::KubeRef, &'a CgroupStats)>,
+);
+
 /// The previous CPU readings, by cgroup id (`""` for the node from
 /// `/proc/stat`).
 #[derive(Debug, Default)]
@@ -149,10 +155,7 @@ impl SummaryState {
 
         // Pods: the kubepods cgroups grouped by pod UID.
         let names = cgroup::KubeNames::read(&opts.pod_logs, &opts.container_logs);
-        let mut pods: BTreeMap<
-            String,
-            (Option<&CgroupStats>, Vec<(cgroup::KubeRef, &CgroupStats)>),
-        > = BTreeMap::new();
+        let mut pods: BTreeMap<String, PodCgroups<'_>> = BTreeMap::new();
         for c in &cgroups {
             let Some(k) = cgroup::parse_kubepods(&c.id) else {
                 continue;
