@@ -147,6 +147,40 @@ const STEPS: &[Step] = &[
         OM,
         b"# TYPE om counter\n# HELP om OM.\nom_total 1\n# EOF\n",
     ),
+    // Text details: escapes, empty label values, comments and blank lines,
+    // special values, colons and underscores in names, CRLF.
+    (
+        "PUT",
+        "/metrics/job/text",
+        TEXT,
+        b"# a comment\n\nesc{v=\"q\\\"b\\\\s\\nn\"} 1\nempty{e=\"\"} 2\nspecial{k=\"nan\"} NaN\n\
+          special{k=\"inf\"} +Inf\nspecial{k=\"ninf\"} -Inf\nspecial{k=\"exp\"} 1.5e3\n\
+          rec:rule:sum 4\n_under{_l=\"1\"} 5\n# HELP only_help Help without samples.\n",
+    ),
+    ("PUT", "/metrics/job/crlf", TEXT, b"crlf 1\r\n"),
+    ("PUT", "/metrics/job/trail", TEXT, b"trail{a=\"1\",} 1\n"),
+    ("PUT", "/metrics/job/notrail", TEXT, b"notrail 1"),
+    // Suffixed names without a TYPE are plain families of their own.
+    ("PUT", "/metrics/job/sfx", TEXT, b"lone_bucket{le=\"1\"} 1\nlone_count 1\nlone_sum 2\n"),
+    // POST replaces a histogram family as a whole.
+    (
+        "POST",
+        "/metrics/job/hist",
+        TEXT,
+        b"# TYPE h histogram\nh_bucket{le=\"1\"} 4\nh_bucket{le=\"+Inf\"} 5\nh_sum 6\nh_count 5\n",
+    ),
+    // A histogram without its +Inf bucket gets one from its count.
+    ("PUT", "/metrics/job/noinf", TEXT, b"# TYPE hi histogram\nhi_bucket{le=\"1\"} 1\nhi_sum 1\nhi_count 3\n"),
+    // More OpenMetrics: gauges, info, stateset, unit, timestamps, no EOF.
+    (
+        "PUT",
+        "/metrics/job/om2",
+        OM,
+        b"# TYPE omg gauge\n# UNIT omg seconds\nomg_seconds 1\n# TYPE build info\nbuild_info{v=\"1\"} 1\n\
+          # TYPE st stateset\nst{st=\"a\"} 1\nst{st=\"b\"} 0\n# EOF\n",
+    ),
+    ("PUT", "/metrics/job/om3", OM, b"# TYPE omt gauge\nomt 1 100\n# EOF\n"),
+    ("PUT", "/metrics/job/om4", OM, b"# TYPE ome gauge\nome 1\n"),
     // Deleting.
     ("DELETE", "/metrics/job/j1", TEXT, b""),
     ("DELETE", "/metrics/job/nonexistent", TEXT, b""),

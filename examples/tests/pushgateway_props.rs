@@ -77,14 +77,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Exposed series: (name, labels, value).
+type Series = BTreeSet<(String, Vec<(String, String)>, String)>;
+
 /// The model: per group, family name → (counter?, samples).
 type Model = BTreeMap<usize, BTreeMap<usize, (bool, Vec<(Option<usize>, u8)>)>>;
 
 /// The series a model exposes: (name, labels, value).
-fn model_series(
-    model: &Model,
-    keys: &[GroupKey],
-) -> BTreeSet<(String, Vec<(String, String)>, String)> {
+fn model_series(model: &Model, keys: &[GroupKey]) -> Series {
     let mut out = BTreeSet::new();
     for (g, fams) in model {
         let key = &keys[*g];
@@ -136,7 +136,7 @@ fn consistent(model: &Model, keys: &[GroupKey]) -> bool {
     true
 }
 
-fn store_series(store: &Store) -> BTreeSet<(String, Vec<(String, String)>, String)> {
+fn store_series(store: &Store) -> Series {
     let mut out = BTreeSet::new();
     for f in store.gather(&[]) {
         if f.name.starts_with("push_") {

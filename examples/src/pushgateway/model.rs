@@ -112,8 +112,15 @@ pub fn parse_body(body: &[u8], openmetrics: bool) -> Result<Vec<Family>, String>
     }
     // OpenMetrics: parse, then restate in the Go model's names and re-read
     // as text, so that both paths share one grouping and one set of checks.
-    let fams =
-        parse_families(body, Format::OpenMetrics, Mode::Scrape).map_err(|e| e.to_string())?;
+    // 1.5 reads every body as text; a body labelled OpenMetrics that is not
+    // valid OpenMetrics (no `# EOF`, say) is read as text too, so that what
+    // 1.5 accepts is accepted here.
+    let fams = match parse_families(body, Format::OpenMetrics, Mode::Scrape) {
+        Ok(f) => f,
+        Err(om) => {
+            return parse_text(body).map_err(|text| format!("{text} (as OpenMetrics: {om})"));
+        }
+    };
     let mut restated = Vec::with_capacity(fams.len());
     for mut f in fams {
         f.samples.retain(|s| !s.name.ends_with("_created"));
@@ -145,6 +152,13 @@ pub fn parse_body(body: &[u8], openmetrics: bool) -> Result<Vec<Family>, String>
 
 /// Text 0.0.4, grouped as Go's `expfmt.TextParser` groups it.
 fn parse_text(body: &[u8]) -> Result<Vec<Family>, String> {
+    // Go's parser wants every line ended, the last one too.
+    if !body.is_empty() && !body.ends_with(b"\n") {
+        let line = body.iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(format!(
+            "text format parsing error in line {line}: unexpected end of input stream"
+        ));
+    }
     let mut fams: Vec<Family> = Vec::new();
     let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
     // Which families got a HELP or TYPE line already.
