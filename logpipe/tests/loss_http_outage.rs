@@ -34,7 +34,7 @@ fn run(secs: f64) {
     server.set_down(false);
     let up_at = start.elapsed();
     let n = writer.join();
-    wait_until(Duration::from_secs(60), || server.tally(n).unique == n);
+    wait_until(Duration::from_secs(180), || server.tally(n).unique == n);
     let retries = running
         .metrics
         .outputs
