@@ -84,6 +84,11 @@ fn good_file_loads_with_every_field() {
     );
     assert_eq!(n.relabel_configs[0].regex(), r"([^:]+):\d+");
     assert_eq!(n.metric_relabel_configs.len(), 2);
+    // remote_write is read by the remote module's parser, in the same pass.
+    assert_eq!(c.remote_write.len(), 1);
+    assert_eq!(c.remote_write[0].url, "http://127.0.0.1:9009/api/v1/push");
+    assert_eq!(c.remote_write[0].remote_timeout, Duration::from_secs(10));
+    assert_eq!(c.remote_write[0].queue_config.max_shards, 4);
 }
 
 #[test]

@@ -18,6 +18,8 @@ use std::time::Duration;
 use vigil_exposition::is_legacy_label_name;
 
 use super::relabel::{Action, RelabelConfig};
+use super::remote::RemoteWriteConfig;
+use super::remote::config::parse_remote_write;
 use super::yaml::{self, Kind, Node};
 
 /// A loaded, validated configuration.
@@ -31,6 +33,9 @@ pub struct Config {
     pub rule_files: Vec<String>,
     /// Where alerts go.
     pub alerting: AlertingConfig,
+    /// Where samples are sent (`remote_write`), read by
+    /// [`crate::monitor::remote::config`].
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// The file's text, for `/api/v1/status/config`.
     pub source: String,
     /// The file it came from.
@@ -242,6 +247,7 @@ impl Config {
             scrape_configs: Vec::new(),
             rule_files: Vec::new(),
             alerting: AlertingConfig::default(),
+            remote_write: Vec::new(),
             source: text.to_owned(),
             path: path.to_path_buf(),
         };
@@ -254,7 +260,13 @@ impl Config {
         let fields = d.fields(
             &root,
             "",
-            &["global", "scrape_configs", "rule_files", "alerting"],
+            &[
+                "global",
+                "scrape_configs",
+                "rule_files",
+                "alerting",
+                "remote_write",
+            ],
         )?;
         let mut scrape_node = None;
         for (name, v) in fields {
@@ -274,6 +286,7 @@ impl Config {
                     }
                 }
                 "alerting" => cfg.alerting = d.alerting(v)?,
+                "remote_write" => cfg.remote_write = parse_remote_write(v, path)?,
                 _ => unreachable!("fields() only yields the allowed names"),
             }
         }
