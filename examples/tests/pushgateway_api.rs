@@ -257,6 +257,7 @@ fn help_lists_every_flag() {
     for flag in [
         "--web.listen-address",
         "--web.enable-admin-api",
+        "--web.enable-lifecycle",
         "--persistence.file",
         "--persistence.interval",
         "--push.disable-consistency-check",
@@ -269,4 +270,21 @@ fn help_lists_every_flag() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn quit_stops_the_process_after_persisting() {
+    let off = Gateway::ours(&[]);
+    assert_eq!(request(&off.addr, "POST", "/-/quit", "", b"").0, 403);
+    assert_eq!(request(&off.addr, "GET", "/-/quit", "", b"").0, 405);
+    let mut gw = Gateway::ours(&["--web.enable-lifecycle"]);
+    assert_eq!(
+        request(&gw.addr, "PUT", "/metrics/job/q", "", b"q 1\n").0,
+        200
+    );
+    assert_eq!(request(&gw.addr, "PUT", "/-/quit", "", b"").0, 200);
+    let status = gw.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    let data = std::fs::read_to_string(gw.dir.path().join("pg.data")).unwrap();
+    assert!(data.contains("q{instance="), "{data}");
 }

@@ -192,6 +192,9 @@ const STEPS: &[Step] = &[
         TEXT,
         b"# TYPE bar counter\nbar 9\n",
     ),
+    // Lifecycle API off: 403 for PUT/POST, 405 for other methods.
+    ("POST", "/-/quit", TEXT, b""),
+    ("GET", "/-/quit", TEXT, b""),
     ("PUT", "/api/v1/admin/wipe", TEXT, b""),
     ("PUT", "/metrics/job/after", TEXT, b"after_wipe 1\n"),
 ];

@@ -2,8 +2,9 @@
 //! jobs (see `vigil_examples::pushgateway`).
 //!
 //! `vigil-pushgateway --persistence.file=pg.data` serves on
-//! `--web.listen-address` (default 127.0.0.1:9091); SIGINT and SIGTERM stop
-//! it after writing the persistence file.
+//! `--web.listen-address` (default 127.0.0.1:9091); SIGINT, SIGTERM and
+//! `/-/quit` (with `--web.enable-lifecycle`) stop it after writing the
+//! persistence file.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("vigil-pushgateway: listening on http://{}", gw.addr());
-    while !term.load(Ordering::SeqCst) {
+    while !term.load(Ordering::SeqCst) && !gw.quit_requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
     match gw.stop() {

@@ -12,7 +12,8 @@
 //!   `push_time_seconds` and `push_failure_time_seconds` per group, and the
 //!   gateway's own metrics (`pushgateway_*`, `process_*`).
 //! - `GET /api/v1/metrics`, `GET /api/v1/status`, `/-/healthy`, `/-/ready`,
-//!   `PUT /api/v1/admin/wipe` (with `--web.enable-admin-api`).
+//!   `PUT /api/v1/admin/wipe` (with `--web.enable-admin-api`), `PUT`/`POST
+//!   /-/quit` (with `--web.enable-lifecycle`).
 //!
 //! Pushed bodies are read as text 0.0.4, or as OpenMetrics when the
 //! `Content-Type` says `application/openmetrics-text`; the protobuf format
@@ -93,6 +94,9 @@ pub struct Options {
     pub persistence_interval: Duration,
     /// `--web.enable-admin-api`: serve `PUT /api/v1/admin/wipe`.
     pub enable_admin_api: bool,
+    /// `--web.enable-lifecycle`: `PUT`/`POST /-/quit` asks the process to
+    /// stop (see [`Pushgateway::quit_requested`]).
+    pub enable_lifecycle: bool,
     /// `--push.disable-consistency-check`: accept pushes without checking
     /// them against the other groups (answered 202, as the real one does).
     pub disable_consistency_check: bool,
@@ -108,6 +112,7 @@ impl Default for Options {
             persistence_file: None,
             persistence_interval: Duration::from_secs(300),
             enable_admin_api: false,
+            enable_lifecycle: false,
             disable_consistency_check: false,
             max_body_bytes: 16 << 20,
         }
@@ -126,6 +131,7 @@ Flags:
       --web.listen-address=127.0.0.1:9091
                                   Address to listen on (loopback by default).
       --web.enable-admin-api      Serve PUT /api/v1/admin/wipe.
+      --web.enable-lifecycle      Enable shutdown via PUT or POST /-/quit.
       --persistence.file=\"\"       File to persist metrics in. If empty,
                                   metrics are only kept in memory.
       --persistence.interval=5m   The minimum interval at which to write out
@@ -173,6 +179,7 @@ pub fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Command, Pu
             "-h" | "--help" => return Ok(Command::Help),
             "--version" => return Ok(Command::Version),
             "--web.enable-admin-api" => o.enable_admin_api = boolean(inline)?,
+            "--web.enable-lifecycle" => o.enable_lifecycle = boolean(inline)?,
             "--push.disable-consistency-check" => o.disable_consistency_check = boolean(inline)?,
             "--web.listen-address"
             | "--persistence.file"
@@ -258,6 +265,8 @@ struct Shared {
     dirty: Mutex<bool>,
     wake: Condvar,
     stopping: AtomicBool,
+    /// Set by `/-/quit`.
+    quit: AtomicBool,
     registry: Registry,
     requests: CounterFamily<[String; 3], Counter>,
     start_time: f64,
@@ -331,6 +340,7 @@ impl Pushgateway {
             dirty: Mutex::new(false),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
+            quit: AtomicBool::new(false),
             registry,
             requests,
             start_time: now_secs(),
@@ -365,6 +375,12 @@ impl Pushgateway {
             .as_ref()
             .map(|s| s.addr())
             .unwrap_or(self.shared.opts.listen)
+    }
+
+    /// Whether `/-/quit` was called (with `--web.enable-lifecycle`); the
+    /// owner then calls [`Pushgateway::stop`].
+    pub fn quit_requested(&self) -> bool {
+        self.shared.quit.load(Ordering::SeqCst)
     }
 
     /// A copy of the groups.
@@ -482,6 +498,18 @@ fn route(s: &Shared, rq: &Request) -> (Option<&'static str>, Reply) {
             s.changed();
             ("api/v1/admin/wipe", Reply::empty(202))
         }
+        ("PUT" | "POST", "/-/quit") if s.opts.enable_lifecycle => {
+            s.quit.store(true, Ordering::SeqCst);
+            (
+                "quit",
+                Reply::text(200, "Requesting termination... Goodbye!"),
+            )
+        }
+        ("PUT" | "POST", "/-/quit") => ("quit", Reply::text(403, "Lifecycle API is not enabled.")),
+        (_, "/-/quit") => (
+            "quit",
+            Reply::text(405, "Only POST or PUT requests allowed."),
+        ),
         ("GET" | "HEAD", "/-/healthy") => ("healthy", Reply::text(200, "OK")),
         ("GET" | "HEAD", "/-/ready") => ("ready", Reply::text(200, "OK")),
         ("GET", "/") => (
@@ -586,6 +614,7 @@ fn status(s: &Shared) -> Reply {
     let flags = json!({
         "web.listen-address": o.listen.to_string(),
         "web.enable-admin-api": o.enable_admin_api.to_string(),
+        "web.enable-lifecycle": o.enable_lifecycle.to_string(),
         "persistence.file": o.persistence_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "persistence.interval": format!("{}s", o.persistence_interval.as_secs()),
         "push.disable-consistency-check": o.disable_consistency_check.to_string(),
