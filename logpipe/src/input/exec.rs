@@ -170,10 +170,24 @@ impl Exec {
         ];
         let mut offset = 0u64;
         let names = ["stdout", "stderr"];
+        let mut term_deadline: Option<Instant> = None;
         loop {
             if emit.stopping() {
-                let _ = child.kill();
-                break;
+                // Ask the child to end, as a shell's SIGTERM would, and keep
+                // reading what it prints while it does; kill it if it takes
+                // longer than two seconds.
+                match term_deadline {
+                    None => {
+                        let pid = rustix::process::Pid::from_child(&child);
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                        term_deadline = Some(Instant::now() + Duration::from_secs(2));
+                    }
+                    Some(d) if Instant::now() >= d => {
+                        let _ = child.kill();
+                        break;
+                    }
+                    Some(_) => {}
+                }
             }
             // A pipe's end comes as an empty block.
             let (which, bytes) = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -273,6 +287,41 @@ mod tests {
                 ("stdout".to_owned(), "out1".to_owned()),
                 ("stdout".to_owned(), "out2".to_owned())
             ]
+        );
+    }
+
+    #[test]
+    fn stop_sends_sigterm_to_the_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("got-term");
+        let cmd = format!(
+            "sh -c 'trap \"touch {}; exit 0\" TERM; while true; do sleep 0.05; done'",
+            marker.display()
+        );
+        let exec = Exec {
+            argv: split_command(&cmd).unwrap(),
+            tag: "t".into(),
+            key: "exec".into(),
+            tee: false,
+            oneshot: true,
+            exit_after: false,
+            interval: Duration::from_secs(1),
+            max_line: 1024,
+        };
+        let mut c = Collect::default();
+        let stop = c.stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        exec.run(&mut c).unwrap();
+        t.join().unwrap();
+        assert!(marker.exists(), "the child did not get SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
         );
     }
 
