@@ -26,7 +26,7 @@
 //!   no labels-only select over blocks); the head is judged by chunk
 //!   overlap without decoding, and without a time range labels come from
 //!   the index.
-//! - `/api/v1/status/tsdb` has no `chunkCount`; `/api/v1/status/walreplay`,
+//! - `/api/v1/status/walreplay`,
 //!   `/api/v1/targets/metadata` and `stats=all` are not served (the web
 //!   pages are, by [`super::web`]). `/api/v1/status/runtimeinfo` reports
 //!   OS threads as `goroutineCount` and leaves `GOGC`/`GODEBUG` empty.
@@ -41,7 +41,7 @@
 mod json;
 pub mod params;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1054,46 +1054,26 @@ impl Api {
                 _ => return Err(ApiError::bad("limit must be a positive number")),
             },
         };
-        let db = self.backend.db();
-        let head = db.head();
-        let series = head.querier(i64::MIN, i64::MAX).select(&[]);
-        let mut by_name: HashMap<&str, u64> = HashMap::new();
-        let mut values: HashMap<&str, HashSet<&str>> = HashMap::new();
-        let mut pairs: HashMap<(&str, &str), u64> = HashMap::new();
-        for s in &series {
-            if let Some(n) = s.labels.metric_name() {
-                *by_name.entry(n).or_default() += 1;
-            }
-            for (n, v) in s.labels.iter() {
-                values.entry(n).or_default().insert(v);
-                *pairs.entry((n, v)).or_default() += 1;
-            }
-        }
-        let top = |mut v: Vec<(String, u64)>| {
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(limit);
-            v.into_iter()
+        // From the index's postings: no series is decoded or copied.
+        let stats = self.backend.db().head().stats(limit);
+        let top = |v: &[(String, u64)]| {
+            v.iter()
                 .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
                 .collect::<Vec<_>>()
         };
-        let (lo, hi) = head.time_range().unwrap_or((i64::MAX, i64::MIN));
+        let (lo, hi) = stats.time_range.unwrap_or((i64::MAX, i64::MIN));
         let data = serde_json::json!({
             "headStats": {
-                "numSeries": head.num_series(),
-                "numLabelPairs": pairs.len(),
+                "numSeries": stats.index.series,
+                "chunkCount": stats.chunks,
+                "numLabelPairs": stats.index.label_pairs,
                 "minTime": lo,
                 "maxTime": hi,
             },
-            "seriesCountByMetricName":
-                top(by_name.iter().map(|(n, c)| (n.to_string(), *c)).collect()),
-            "labelValueCountByLabelName":
-                top(values.iter().map(|(n, v)| (n.to_string(), v.len() as u64)).collect()),
-            "memoryInBytesByLabelName": top(values
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.iter().map(|x| x.len() as u64).sum()))
-                .collect()),
-            "seriesCountByLabelValuePair":
-                top(pairs.iter().map(|((n, v), c)| (format!("{n}={v}"), *c)).collect()),
+            "seriesCountByMetricName": top(&stats.index.series_by_metric_name),
+            "labelValueCountByLabelName": top(&stats.index.values_by_label_name),
+            "memoryInBytesByLabelName": top(&stats.index.value_bytes_by_label_name),
+            "seriesCountByLabelValuePair": top(&stats.index.series_by_label_pair),
         });
         Ok(ok_value(&data))
     }
