@@ -208,6 +208,42 @@ proptest! {
     }
 
     #[test]
+    fn outside_bytes_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+        text in "(# (TYPE|HELP) [a-z_]{1,3} [a-z ]{0,10}\n|[a-z_]{1,3}(\\{[a-z_]{1,2}=\"[a-z]{0,2}\"\\})? [0-9.e+-]{1,4}( [0-9]{1,3})?\n|# EOF\n){0,8}",
+        path in "[a-zA-Z0-9_@=/%.-]{0,40}",
+    ) {
+        let keys = keys();
+        let mut store = Store::default();
+        for (i, b) in [&body[..], text.as_bytes()].into_iter().enumerate() {
+            for om in [false, true] {
+                let push = Push { key: &keys[i % 3], body: b, openmetrics: om, mode: WriteMode::Merge };
+                let _ = store.push(push, 1.0, &[], true);
+            }
+        }
+        let _ = store.encode(&[]);
+        let _ = store.api_json();
+        let _ = grouping_key(&format!("/metrics/job/{path}"));
+        let _ = grouping_key(&format!("/metrics/job@base64/{path}"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pg.data");
+        std::fs::write(&file, &body).unwrap();
+        let _ = Store::load(&file);
+        // Well-formed JSON with wrong contents is refused, not obeyed.
+        let doc = format!(
+            "{{\"format\":\"vigil-pushgateway\",\"version\":1,\"groups\":[{{\"labels\":{{\"job\":\"j\"}},\
+             \"push_time_seconds\":\"1e300\",\"push_failure_time_seconds\":\"0\",\"push_stamp\":\"1e300\",\
+             \"failure_stamp\":\"0\",\"families\":[{{\"time\":\"-1\",\"text\":{}}}]}}]}}",
+            serde_json::Value::String(text.clone())
+        );
+        std::fs::write(&file, doc).unwrap();
+        if let Ok(loaded) = Store::load(&file) {
+            let _ = loaded.encode(&[]);
+            let _ = loaded.api_json();
+        }
+    }
+
+    #[test]
     fn base64_values_decode(value in "\\PC{0,20}", pad in any::<bool>()) {
         let mut enc = url_safe_base64(value.as_bytes());
         if pad {

@@ -541,13 +541,20 @@ fn family_json(f: &Family, time: f64) -> Json {
 
 /// Unix seconds as RFC 3339 in UTC with nanoseconds (Go's `RFC3339Nano`).
 pub fn rfc3339(secs: f64) -> String {
-    let total_ns = (secs * 1e9) as i128;
+    // A persistence file may hold any number; the calendar below is only
+    // asked about years 1970 to 9999.
+    let secs = if secs.is_finite() {
+        secs.clamp(0.0, 253_402_300_799.0)
+    } else {
+        0.0
+    };
+    let whole = secs.floor();
     let (s, ns) = (
-        total_ns.div_euclid(1_000_000_000),
-        total_ns.rem_euclid(1_000_000_000),
+        whole as i64,
+        (((secs - whole) * 1e9) as i64).min(999_999_999),
     );
-    let days = s.div_euclid(86_400) as i64;
-    let rem = s.rem_euclid(86_400) as i64;
+    let days = s.div_euclid(86_400);
+    let rem = s.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(days);
     let mut out = format!(
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
@@ -765,6 +772,8 @@ mod tests {
     #[test]
     fn rfc3339_nano() {
         assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1e300), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-5.0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_352_489.5), "2026-11-22T13:01:29.5Z");
     }
 }
