@@ -1023,20 +1023,21 @@ impl LoopCtx {
         }
         let mut next = Instant::now() + Duration::from_nanos(next_ns);
         let mut last_start: Option<Instant> = None;
+        // Made once: the loop formats nothing per scrape.
+        let interval_label = [format_duration(interval)];
+        let timeout_header = seconds_text(self.target.timeout);
         let stale = loop {
             if let Some(stale) = self.shared.wait_until(next) {
                 break stale;
             }
             let started = Instant::now();
             if let Some(prev) = last_start {
-                self.metrics
-                    .interval_length
-                    .with(&[format_duration(interval)], |s| {
-                        s.observe((started - prev).as_secs_f64())
-                    });
+                self.metrics.interval_length.with(&interval_label, |s| {
+                    s.observe((started - prev).as_secs_f64())
+                });
             }
             last_start = Some(started);
-            self.scrape_once(&mut st, &agent);
+            self.scrape_once(&mut st, &agent, &timeout_header);
             next += interval;
             let now = Instant::now();
             if next <= now {
@@ -1065,14 +1066,16 @@ impl LoopCtx {
         let _ = app.commit();
     }
 
-    fn fetch(&self, agent: &ureq::Agent, body: &mut Vec<u8>) -> Result<Format, Fail> {
+    fn fetch(
+        &self,
+        agent: &ureq::Agent,
+        timeout_header: &str,
+        body: &mut Vec<u8>,
+    ) -> Result<Format, Fail> {
         let resp = agent
             .get(&self.target.url)
             .header("Accept", ACCEPT)
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                seconds_text(self.target.timeout),
-            )
+            .header("X-Prometheus-Scrape-Timeout-Seconds", timeout_header)
             .call()
             .map_err(|e| match e {
                 ureq::Error::Timeout(_) => Fail::Http(format!(
@@ -1122,13 +1125,13 @@ impl LoopCtx {
         Ok(format)
     }
 
-    fn scrape_once(&self, st: &mut SeriesState, agent: &ureq::Agent) {
+    fn scrape_once(&self, st: &mut SeriesState, agent: &ureq::Agent, timeout_header: &str) {
         let start_wall = SystemTime::now();
         let start = Instant::now();
         let ts = now_ms(start_wall);
         st.iter += 1;
         let mut body = std::mem::take(&mut st.body);
-        let fetched = self.fetch(agent, &mut body);
+        let fetched = self.fetch(agent, timeout_header, &mut body);
         let mut app = self.db.head().appender_with_capacity(st.last_len + 8);
         let mut counts = Counts::default();
         let mut pending_stale: Vec<SeriesId> = Vec::new();
