@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod monitor;
+pub mod stack;
 pub mod demoapp;
 pub mod pushgateway;
 
