@@ -84,7 +84,10 @@ fn relay() {
     // As the monitor runs its store: WAL synced in batches.
     let opts = DbOptions {
         head: vigil_tsdb::head::HeadOptions {
-            wal: vigil_wal::Options::default().sync(vigil_wal::SyncPolicy::Batch),
+            wal: vigil_wal::Options::default().sync(vigil_wal::SyncPolicy::Batch {
+                max_delay: Duration::from_secs(1),
+                max_bytes: 4 << 20,
+            }),
             ..Default::default()
         },
         ..DbOptions::default()

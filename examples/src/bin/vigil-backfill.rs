@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use vigil_exposition::Format;
@@ -310,7 +310,7 @@ fn show(l: &Labels) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-fn dir_bytes(p: &PathBuf) -> u64 {
+fn dir_bytes(p: &Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| {
             rd.filter_map(Result::ok)

@@ -676,6 +676,10 @@ fn watch(sh: Arc<Shared>, resume: u64, saved: Option<Saved>, start_last: u64) {
         }
         if last_reshard.elapsed() >= Duration::from_secs(10) {
             last_reshard = Instant::now();
+            // Series the head collected (churn) leave the cache too.
+            if cache.len() > 2 * sh.db.head().num_series() + 1024 {
+                cache.retain(|id, _| sh.db.head().series_labels(*id).is_some());
+            }
             let want = desired_shards(&sh, in_rate, n);
             if want != n {
                 // Drain, then start over with the new count: every sample
@@ -950,7 +954,10 @@ fn send_all(
             let y = send_all(sh, shard, agent, b, replay)?;
             Some(x || y)
         }
-        Outcome::Refused(_) => Some(false),
+        Outcome::Refused(_) => {
+            sh.metrics.failed.inc_by(batch.len() as u64);
+            Some(false)
+        }
         Outcome::Stopped => None,
     }
 }
@@ -1004,7 +1011,6 @@ fn send(sh: &Shared, shard: &Shard, agent: &ureq::Agent, batch: &[Item]) -> Outc
                 return Outcome::Delivered;
             }
             Some(s) if (400..500).contains(&s) && !(s == 429 && q.retry_on_http_429) => {
-                sh.metrics.failed.inc_by(batch.len() as u64);
                 return Outcome::Refused(s);
             }
             _ => {}
