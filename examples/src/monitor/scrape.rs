@@ -9,13 +9,22 @@
 //!   exchange, body included, and a body size limit; the body is parsed by
 //!   vigil-exposition in scrape mode and appended through one appender,
 //!   committed once, so a scrape is stored all or nothing.
-//! - Per-target memory: a cache from the series' raw text in the body
-//!   (name and label block, as written) to its store reference. A steady
-//!   scrape looks each line up by its bytes and appends by reference,
-//!   without building labels, running relabelling or allocating. The cache
-//!   holds exactly the series of the last scrape, which is also what
-//!   staleness needs: a cached series absent from this scrape gets a
-//!   staleness marker and leaves the cache.
+//! - Per-target memory: a cache of the last scrape's series in body order,
+//!   each the series' raw text (name and label block, as written, packed in
+//!   one buffer) with its store reference. A steady scrape finds each line
+//!   at the cache's cursor by comparing bytes and appends by reference,
+//!   without hashing, building labels, running relabelling or allocating;
+//!   a target that reorders its series falls back to a hash index of the
+//!   cache. The cache holds exactly the series of the last scrape, which is
+//!   also what staleness needs: a cached series absent from this scrape
+//!   gets a staleness marker and leaves the cache.
+//! - Name resolution: IP literals are not looked up, host names at most
+//!   every 30 s (ureq would start a thread per request to time a lookup).
+//!
+//! Not done: TLS (`https`), authentication, proxies, native histograms,
+//! `label_name_length_limit`/`label_value_length_limit`,
+//! `track_timestamps_staleness`, `scrape_protocols`; `globalUrl` is the
+//! scrape URL as is (Prometheus puts the host name in for `localhost`).
 //! - Reloads: an unchanged job keeps its loops; in a changed job, a target
 //!   that stays hands its cache to its new loop (which waits for the old
 //!   one to finish), so no staleness marker is written for it; a target
