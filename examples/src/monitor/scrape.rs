@@ -984,6 +984,33 @@ fn now_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Go's `time.Duration.String()` (`1m0s`, `15s`, `200ms`, `1.5s`): the
+/// `interval` label of `prometheus_target_interval_length_seconds` as
+/// Prometheus writes it, so that existing queries match.
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s_ms) = (ms / 3_600_000, ms / 60_000 % 60, ms % 60_000);
+    let secs = if s_ms % 1000 == 0 {
+        format!("{}s", s_ms / 1000)
+    } else {
+        let frac = format!("{:03}", s_ms % 1000);
+        format!("{}.{}s", s_ms / 1000, frac.trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{h}h{m}m{secs}")
+    } else if m > 0 {
+        format!("{m}m{secs}")
+    } else {
+        secs
+    }
+}
+
 /// Go's `strconv.FormatFloat(x, 'f', -1, 64)` for the timeout header.
 fn seconds_text(d: Duration) -> String {
     let s = format!("{}", d.as_secs_f64());
@@ -1033,7 +1060,7 @@ impl LoopCtx {
         let mut next = Instant::now() + Duration::from_nanos(next_ns);
         let mut last_start: Option<Instant> = None;
         // Made once: the loop formats nothing per scrape.
-        let interval_label = [format_duration(interval)];
+        let interval_label = [go_duration(interval)];
         let timeout_header = seconds_text(self.target.timeout);
         let stale = loop {
             if let Some(stale) = self.shared.wait_until(next) {
@@ -1702,6 +1729,21 @@ mod tests {
             rfc3339(Some(UNIX_EPOCH + Duration::from_secs(951_782_400))),
             "2000-02-29T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        for (ms, want) in [
+            (200, "200ms"),
+            (1_000, "1s"),
+            (1_500, "1.5s"),
+            (15_000, "15s"),
+            (60_000, "1m0s"),
+            (90_250, "1m30.25s"),
+            (3_600_000, "1h0m0s"),
+        ] {
+            assert_eq!(go_duration(Duration::from_millis(ms)), want);
+        }
     }
 
     #[test]
