@@ -26,6 +26,7 @@ use crate::config::{Config, Section};
 use crate::error::{Error, Result};
 use crate::filter::{self, Action, Filter};
 use crate::input::exec::Exec;
+use crate::input::kmsg::Kmsg;
 use crate::input::stdin::Stdin;
 use crate::input::tail::{Tail, TailOptions};
 use crate::input::{self, Emitter};
@@ -187,6 +188,7 @@ enum InputKind {
     Tail(Box<Tail>),
     Stdin(Stdin),
     Exec(Exec),
+    Kmsg(Kmsg),
 }
 
 struct InputSpec {
@@ -270,11 +272,12 @@ impl Pipeline {
                 "tail" => crate::input::tail::KEYS,
                 "stdin" => crate::input::stdin::KEYS,
                 "exec" => crate::input::exec::KEYS,
+                "kmsg" => crate::input::kmsg::KEYS,
                 other => {
                     return Err(s.error_at(
                         "name",
                         format!(
-                            "unknown input plugin '{other}' (vigil-logpipe has tail, stdin, exec)"
+                            "unknown input plugin '{other}' (vigil-logpipe has tail, stdin, exec, kmsg)"
                         ),
                     ));
                 }
@@ -288,6 +291,7 @@ impl Pipeline {
                     index,
                 )?)),
                 "stdin" => InputKind::Stdin(Stdin::from_section(s, &tag)?),
+                "kmsg" => InputKind::Kmsg(Kmsg::from_section(s, &tag)?),
                 _ => InputKind::Exec(Exec::from_section(s, &tag)?),
             };
             let parser = match s.get("parser") {
@@ -346,7 +350,7 @@ impl Pipeline {
         for s in &cfg.filters {
             // Built here only to report errors now; each input thread
             // builds its own (filters keep state).
-            filter::build(s, &parsers)?;
+            filter::build_with(s, &parsers, &metrics.log_metrics)?;
             TagMatch::from_section(s)?;
         }
         let mut outputs = Vec::new();
@@ -453,7 +457,10 @@ impl Pipeline {
         for (index, spec) in inputs.into_iter().enumerate() {
             let mut filters = Vec::new();
             for s in &filter_sections {
-                filters.push((TagMatch::from_section(s)?, filter::build(s, &parsers)?));
+                filters.push((
+                    TagMatch::from_section(s)?,
+                    filter::build_with(s, &parsers, &metrics.log_metrics)?,
+                ));
             }
             let mut emitter = PipeEmitter {
                 tracker: spec.tracker.clone(),
@@ -474,6 +481,7 @@ impl Pipeline {
                         InputKind::Tail(mut t) => t.run(&mut emitter),
                         InputKind::Stdin(s) => s.run(std::io::stdin(), &mut emitter),
                         InputKind::Exec(e) => e.run(&mut emitter),
+                        InputKind::Kmsg(k) => k.run(&mut emitter),
                     };
                     if let Err(e) = res {
                         log("error", &format!("input:{name}"), &e.to_string());

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub inputs: Mutex<Vec<Arc<InputMetrics>>>,
     /// One entry per output, in configuration order.
     pub outputs: Mutex<Vec<Arc<OutputMetrics>>>,
+    /// The metrics the `log_to_metrics` filters derive from records.
+    pub log_metrics: Arc<crate::filter::LogMetrics>,
 }
 
 /// Counters of one input.
@@ -251,9 +253,11 @@ mod expose {
     }
 
     impl Metrics {
-        /// Exposes these counters through `registry`.
+        /// Exposes these counters, and the log-derived metrics, through
+        /// `registry`.
         pub fn register(self: &Arc<Self>, registry: &Registry) {
             registry.register_collector(PipelineCollector(self.clone()));
+            self.log_metrics.register(registry);
         }
     }
 

@@ -10,9 +10,11 @@
 //! | `parser` | parse a field with one of several parsers (`Key_Name`, `Parser`, `Reserve_Data`, `Preserve_Key`) |
 //! | `kubernetes` | pod, namespace, container from the tag's log path; `Merge_Log` |
 //! | `throttle` | at most `Rate` records per `Interval` averaged over `Window` intervals |
+//! | `log_to_metrics` | records become counters, gauges or histograms in a [`LogMetrics`] store (see [`build_with`]) |
 
 mod grep;
 mod kubernetes;
+pub mod log_to_metrics;
 mod modify;
 mod parse;
 mod record_modifier;
@@ -20,6 +22,7 @@ mod throttle;
 
 pub use grep::Grep;
 pub use kubernetes::{KubeMeta, Kubernetes, kube_meta_from_path};
+pub use log_to_metrics::{LogMetrics, LogToMetrics};
 pub use modify::Modify;
 pub use parse::ParserFilter;
 pub use record_modifier::RecordModifier;
@@ -62,15 +65,35 @@ pub fn build(section: &Section, parsers: &Parsers) -> Result<Box<dyn Filter>> {
         "parser" => Box::new(ParserFilter::from_section(section, parsers)?),
         "kubernetes" => Box::new(Kubernetes::from_section(section)?),
         "throttle" => Box::new(Throttle::from_section(section)?),
+        // Its metrics go to a store of its own, seen by no one: a pipeline
+        // calls `build_with` with the store it exposes.
+        "log_to_metrics" => Box::new(LogToMetrics::from_section(section, &LogMetrics::new())?),
         other => {
             return Err(section.error_at(
                 "name",
                 format!(
-                    "unknown filter plugin '{other}' (vigil-logpipe has grep, modify, record_modifier, parser, kubernetes, throttle)"
+                    "unknown filter plugin '{other}' (vigil-logpipe has grep, modify, record_modifier, parser, kubernetes, throttle, log_to_metrics)"
                 ),
             ));
         }
     })
+}
+
+/// As [`build`], with the store where `log_to_metrics` filters define their
+/// metrics (the pipeline's, which it exposes; filters of one section built
+/// on several input threads share one metric through it).
+pub fn build_with(
+    section: &Section,
+    parsers: &Parsers,
+    log_metrics: &LogMetrics,
+) -> Result<Box<dyn Filter>> {
+    if section
+        .name()
+        .is_some_and(|n| n.eq_ignore_ascii_case("log_to_metrics"))
+    {
+        return Ok(Box::new(LogToMetrics::from_section(section, log_metrics)?));
+    }
+    build(section, parsers)
 }
 
 /// A field reference: a plain key, or fluent-bit's record accessor

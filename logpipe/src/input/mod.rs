@@ -6,8 +6,11 @@
 //! - [`stdin`]: lines of the process's standard input.
 //! - [`exec`]: a child process's standard output and error, also copied to
 //!   ours (the `cmd 2>&1 | tee -a file` sidecar trick without a shell).
+//! - [`kmsg`]: the kernel's log buffer (`/dev/kmsg`), or a file of its
+//!   records.
 
 pub mod exec;
+pub mod kmsg;
 pub mod stdin;
 pub mod tail;
 

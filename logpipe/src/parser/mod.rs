@@ -3,7 +3,8 @@
 //! Every `[PARSER]` section becomes a [`LineParser`] in a [`Parsers`]
 //! registry, beside built-in parsers under fluent-bit's names (`json`,
 //! `docker`, `cri`, `logfmt`, `ltsv`, `nginx`, `apache`, `apache2`,
-//! `apache_error`, `syslog-rfc5424`, `syslog-rfc3164`); a `[PARSER]` of the
+//! `apache_error`, `syslog-rfc5424`, `syslog-rfc3164`, and `klog` for
+//! Kubernetes components' lines); a `[PARSER]` of the
 //! same name replaces the built-in. The keys a `[PARSER]` takes:
 //!
 //! | key | meaning |
@@ -26,6 +27,7 @@
 pub mod cri;
 pub mod docker;
 pub mod json;
+pub mod klog;
 pub mod logfmt;
 pub mod ltsv;
 pub mod multiline;
@@ -34,6 +36,7 @@ pub mod regex;
 pub use cri::{CriJoiner, CriParser};
 pub use docker::DockerJoiner;
 pub use json::{JsonParser, parse_object as parse_json_object};
+pub use klog::KlogParser;
 pub use logfmt::LogfmtParser;
 pub use ltsv::LtsvParser;
 pub use multiline::{Multiline, MultilineSpec};
@@ -311,6 +314,7 @@ impl Parsers {
         add(Arc::new(JsonParser::new("json", TimeAndTypes::default())));
         add(Arc::new(JsonParser::docker()));
         add(Arc::new(CriParser::new("cri")));
+        add(Arc::new(KlogParser::new("klog")));
         add(Arc::new(LogfmtParser::new(
             "logfmt",
             TimeAndTypes::default(),
