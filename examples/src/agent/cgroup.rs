@@ -179,13 +179,34 @@ pub fn parse_flat_keyed(text: &str) -> BTreeMap<&str, u64> {
         .collect()
 }
 
-fn first_pid(path: &Path) -> Option<u32> {
-    read(&path.join("cgroup.procs"))?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+/// Whether a cgroup id names a runtime's container: its last segment ends
+/// in a 64-hex-digit id (`docker-<id>.scope`, `cri-containerd-<id>.scope`,
+/// `crio-<id>.scope`, `libpod-<id>.scope`, cgroupfs `/<id>`).
+pub fn is_runtime_container(id: &str) -> bool {
+    let last = id.rsplit('/').next().unwrap_or("");
+    let last = last.strip_suffix(".scope").unwrap_or(last);
+    let hex = last.rsplit('-').next().unwrap_or("");
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The first process of a runtime's container cgroup (for its network
+/// namespace). Listing a cgroup's processes makes the kernel build the
+/// whole sorted list, which for the root and for large system cgroups was
+/// most of a scrape's cost; cAdvisor itself reads network figures only for
+/// runtime containers and the root, so only those are asked, and only the
+/// first line is read.
+fn first_pid(path: &Path, id: &str) -> Option<u32> {
+    use std::io::Read;
+    if !is_runtime_container(id) {
+        return None;
+    }
+    let mut buf = [0u8; 24];
+    let mut f = std::fs::File::open(path.join("cgroup.procs")).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    // A line cut short by the buffer is not a pid.
+    let (line, _) = text.split_once('\n')?;
+    line.trim().parse().ok()
 }
 
 fn v1_read(root: &Path) -> Vec<(&'static str, PathBuf)> {
@@ -233,7 +254,7 @@ fn read_v1(root: &Path) -> Result<Vec<CgroupStats>, AgentError> {
                 s.cpu_user_ns = ns("user");
                 s.cpu_system_ns = ns("system");
             }
-            s.first_pid = s.first_pid.or_else(|| first_pid(&p));
+            s.first_pid = s.first_pid.or_else(|| first_pid(&p, &s.id));
         }
         if let Some(d) = hier("cpu") {
             let p = under(d, &s.id);
@@ -251,7 +272,7 @@ fn read_v1(root: &Path) -> Result<Vec<CgroupStats>, AgentError> {
                 .and_then(|q| q.trim().parse::<i64>().ok())
                 .and_then(|q| u64::try_from(q).ok())
                 .filter(|&q| q > 0);
-            s.first_pid = s.first_pid.or_else(|| first_pid(&p));
+            s.first_pid = s.first_pid.or_else(|| first_pid(&p, &s.id));
         }
         if let Some(d) = hier("memory") {
             let p = under(d, &s.id);
@@ -271,7 +292,7 @@ fn read_v1(root: &Path) -> Result<Vec<CgroupStats>, AgentError> {
             s.mem_failcnt = read_u64(&p.join("memory.failcnt"));
             s.mem_max_usage = read_u64(&p.join("memory.max_usage_in_bytes"));
             s.mem_limit = read_u64(&p.join("memory.limit_in_bytes"));
-            s.first_pid = s.first_pid.or_else(|| first_pid(&p));
+            s.first_pid = s.first_pid.or_else(|| first_pid(&p, &s.id));
         }
         if let Some(d) = hier("blkio") {
             let p = under(d, &s.id);
@@ -424,7 +445,7 @@ fn read_v2(root: &Path) -> Result<Vec<CgroupStats>, AgentError> {
         if let Some(t) = read(&p.join("io.stat")) {
             s.io = parse_io_stat(&t);
         }
-        s.first_pid = first_pid(&p);
+        s.first_pid = first_pid(&p, &s.id);
         out.push(s);
     }
     Ok(out)
@@ -657,6 +678,26 @@ mod tests {
             parse_kubepods("/kubepods.slice/kubepods-burstable.slice"),
             None
         );
+    }
+
+    #[test]
+    fn runtime_containers() {
+        let id = "ab".repeat(32);
+        assert!(is_runtime_container(&format!(
+            "/kubepods/besteffort/podx/{id}"
+        )));
+        assert!(is_runtime_container(&format!(
+            "/system.slice/docker-{id}.scope"
+        )));
+        assert!(is_runtime_container(&format!("/a/crio-{id}.scope")));
+        assert!(!is_runtime_container("/"));
+        assert!(!is_runtime_container(
+            "/process_api/ccc7af5b8462bea48bd14ea0fdd08940"
+        ));
+        assert!(!is_runtime_container(&format!(
+            "/a/docker-{}.scope",
+            "zz".repeat(32)
+        )));
     }
 
     #[test]
