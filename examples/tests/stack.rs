@@ -1,6 +1,7 @@
 //! vigil-stack end to end: started on free ports in a temporary directory,
 //! every target comes up, the demo app's requests show in PromQL, the alert
-//! on its 5xx rate fires, the sidecar ships its access log parsed into
+//! on its 5xx rate fires, so does the one on the 5xx rate its access log
+//! shows (counted by the sidecar), the sidecar ships its access log parsed into
 //! fields, SIGTERM stops it cleanly, and a restart keeps the data.
 
 mod peers;
@@ -92,6 +93,35 @@ fn the_stack_runs_alerts_ships_logs_and_keeps_its_data() {
                     .any(|x| x["labels"]["alertname"] == "DemoAppErrors" && x["state"] == "firing")
             })
     });
+    // From the logs: access-log lines → the sidecar's log_to_metrics
+    // filter → its /metrics → scrape → PromQL → the DemoAppLogErrors alert.
+    wait_for(
+        "the access log's 5xx count",
+        Duration::from_secs(30),
+        || {
+            value(
+                &base,
+                "sum(demo_access_log_requests_total{job=\"vigil-sidecar\",code=\"500\"})",
+            )
+            .is_some_and(|n| n > 0.0)
+        },
+    );
+    wait_for("DemoAppLogErrors firing", Duration::from_secs(60), || {
+        get_json(&format!("{base}/api/v1/alerts"))["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["labels"]["alertname"] == "DemoAppLogErrors" && x["state"] == "firing"
+                })
+            })
+    });
+    assert!(
+        value(
+            &base,
+            "sum(demo_access_log_response_size_bytes_count{job=\"vigil-sidecar\"})"
+        )
+        .is_some_and(|n| n > 0.0)
+    );
     // The sidecar's output: access-log lines parsed into fields.
     let shipped = dir.path().join("vigil-data/logs/shipped/access.jsonl");
     wait_for("shipped log lines", Duration::from_secs(30), || {

@@ -7,7 +7,9 @@
 //! with the nginx parser and shipping JSON lines to a file, with its own
 //! `/metrics`), and the monitor scraping all of them and itself, with the
 //! seed's legacy `ALERT` rule on a real CPU expression, recording rules and
-//! an alert on the demo app's 5xx rate. The configuration files are written
+//! an alert on the demo app's 5xx rate, and one on the 5xx rate its access
+//! log shows (log line → the sidecar's `log_to_metrics` filter → its
+//! `/metrics` → scrape → PromQL → alert). The configuration files are written
 //! under the data directory at every start (so the ports given on the
 //! command line hold), where they can be read and reused to run each
 //! component alone.
@@ -230,6 +232,13 @@ pub const RECORDING_RULES: &str = r#"groups:
           severity: warning
         annotations:
           summary: 'The demo app answers {{ $value | printf "%.2f" }} errors a second'
+      - alert: DemoAppLogErrors
+        expr: sum(rate(demo_access_log_requests_total{code=~"5.."}[1m])) > 0.05
+        for: 10s
+        labels:
+          severity: warning
+        annotations:
+          summary: 'The demo app''s access log shows {{ $value | printf "%.2f" }} 5xx responses a second (counted by the sidecar)'
       - alert: TargetDown
         expr: up == 0
         for: 1m
@@ -240,7 +249,9 @@ pub const RECORDING_RULES: &str = r#"groups:
 "#;
 
 /// The sidecar's fluent-bit configuration: tail the demo app's access log,
-/// parse it as nginx, ship JSON lines to a file.
+/// parse it as nginx, count requests by status code and response sizes
+/// (`log_to_metrics`, served on the sidecar's `/metrics` for the monitor's
+/// `DemoAppLogErrors` alert), ship JSON lines to a file.
 pub fn sidecar_config(data: &Path) -> String {
     format!(
         "# Written by vigil-stack at every start.
@@ -257,6 +268,33 @@ pub fn sidecar_config(data: &Path) -> String {
     Mem_Buf_Limit     5MB
     DB                {}
     Parser            nginx
+
+[FILTER]
+    Name                log_to_metrics
+    Match               demo.*
+    Tag                 demo.metrics
+    Metric_Mode         counter
+    Metric_Namespace    demo
+    Metric_Subsystem    access_log
+    Metric_Name         requests_total
+    Metric_Description  Requests in the demo app's access log, by status code.
+    Label_Field         code
+
+[FILTER]
+    Name                log_to_metrics
+    Match               demo.*
+    Tag                 demo.metrics
+    Metric_Mode         histogram
+    Metric_Namespace    demo
+    Metric_Subsystem    access_log
+    Metric_Name         response_size_bytes
+    Metric_Description  Response sizes in the demo app's access log.
+    Value_Field         size
+    Bucket              64
+    Bucket              256
+    Bucket              1024
+    Bucket              4096
+    Bucket              16384
 
 [OUTPUT]
     Name    file
