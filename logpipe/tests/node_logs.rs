@@ -130,14 +130,16 @@ fn journal_json_lines_through_exec_and_the_json_parser() {
     );
 }
 
-/// A stand-in for `journalctl -o json -f --cursor-file=F` keeping its
-/// contract: entries after the cursor saved in F (all without one), then
-/// following until SIGTERM, when it writes the cursor of the last entry
-/// shown. Cursors here are `i=N`, the entry's line in the fixture.
+/// A stand-in for `journalctl -o json [-f] --cursor-file=F` keeping its
+/// contract: entries after the cursor saved in F (all without one); with
+/// `-f` it then follows until SIGTERM (systemd 254 and later write the
+/// cursor then), without it it ends; either way it writes the cursor of
+/// the last entry shown. Cursors here are `i=N`, the entry's line in the
+/// fixture; `LIMIT` shows at most that many entries.
 const FAKE_JOURNALCTL: &str = r#"#!/bin/sh
 fixture="$1"; shift
-cf=""
-for a in "$@"; do case "$a" in --cursor-file=*) cf="${a#--cursor-file=}";; esac; done
+cf=""; follow=""
+for a in "$@"; do case "$a" in --cursor-file=*) cf="${a#--cursor-file=}";; -f) follow=1;; esac; done
 [ -n "$cf" ] || { echo "no --cursor-file" >&2; exit 2; }
 start=0
 if [ -s "$cf" ]; then start=$(sed 's/.*i=\([0-9]*\).*/\1/' "$cf"); fi
@@ -149,6 +151,7 @@ if [ "$start" -lt "$total" ]; then
   tail -n +"$((start + 1))" "$fixture" | head -n "${LIMIT:-1000000}"
   last=$((start + $(tail -n +"$((start + 1))" "$fixture" | head -n "${LIMIT:-1000000}" | wc -l)))
 fi
+[ -n "$follow" ] || save
 while :; do sleep 0.05; done
 "#;
 
@@ -205,6 +208,64 @@ fn a_restart_resumes_at_the_journal_cursor() {
         std::fs::read_to_string(&cursor).unwrap().trim(),
         "s=fake;i=10"
     );
+}
+
+fn entries(from: usize, to: usize) -> String {
+    (from..=to)
+        .map(|i| format!("{{\"__CURSOR\":\"s=fake;i={i}\",\"MESSAGE\":\"entry {i}\"}}\n"))
+        .collect()
+}
+
+/// The form for journalctl before systemd 254 (whose `-f` does not write
+/// the cursor when stopped): without `-f`, run again every `Interval_Sec`;
+/// each run starts after the last one's cursor. Entries written between
+/// runs and across a restart arrive once each.
+#[test]
+fn polling_journalctl_every_interval_resumes_each_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir();
+    let root = d.path();
+    let fixture = root.join("journal.json");
+    std::fs::write(&fixture, entries(1, 3)).unwrap();
+    let script = root.join("journalctl");
+    std::fs::write(&script, FAKE_JOURNALCTL).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cursor = root.join("journal.cursor");
+    let out = root.join("journal.out");
+    let conf = format!(
+        "[SERVICE]\n    Flush 0.1\n\
+         [INPUT]\n    Name exec\n    Tag node.journal\n    Command {} {} -o json --cursor-file={}\n    Interval_Sec 1\n    Parser json\n    Tee Off\n\
+         [OUTPUT]\n    Name file\n    Match node.*\n    Path {}\n    File journal.out\n    Format plain\n",
+        p(&script),
+        p(&fixture),
+        p(&cursor),
+        p(root)
+    );
+    let append = |text: String| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&fixture)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let running = Running::start(&conf, root);
+    assert!(wait_until(Duration::from_secs(10), || lines(&out).len() == 3));
+    append(entries(4, 6));
+    assert!(wait_until(Duration::from_secs(10), || lines(&out).len() == 6));
+    running.stop();
+    append(entries(7, 8));
+    let running = Running::start(&conf, root);
+    assert!(wait_until(Duration::from_secs(10), || lines(&out).len() == 8));
+    // Another run or two with nothing new adds nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    running.stop();
+    let msgs: Vec<String> = lines(&out)
+        .iter()
+        .map(|r| r["MESSAGE"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (1..=8).map(|i| format!("entry {i}")).collect();
+    assert_eq!(msgs, want);
 }
 
 mod kmsg_props {
