@@ -50,7 +50,10 @@ role() { # ROLE ADDR [env...]: starts a bench process, prints its pid
         >"$work/$r-${addr##*:}.log" 2>&1 &
     echo $!
 }
-wait_http() { for _ in $(seq 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+wait_http() { # any HTTP answer will do
+    for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "no answer from $1" >&2; exit 1
+}
 count() { curl -fs "http://$1/count" || echo 0; }
 
 total=$((series * rounds))
@@ -76,6 +79,7 @@ wait_http "http://$sink1/count"; wait_http "http://$sink2/count"
 mkdir -p "$work/ours" "$work/prom"
 relay=$(role relay "$ours" VIGIL_RW_DIR="$work/ours" VIGIL_RW_SINK="http://$sink1/api/v1/write")
 pids+=("$relay")
+wait_http "http://$ours/"
 cat >"$work/prom/prometheus.yml" <<YML
 global: {scrape_interval: 1m}
 remote_write:
