@@ -255,6 +255,18 @@ impl Pipeline {
     /// Builds every plugin of `cfg`, so that any configuration error shows
     /// now, with its file and line.
     pub fn from_config(cfg: Config) -> Result<Pipeline> {
+        Pipeline::build(cfg, true)
+    }
+
+    /// Checks `cfg` as [`Pipeline::from_config`] does (every plugin, parser,
+    /// filter and key) without opening the outputs' disk buffers, so a
+    /// running pipeline that holds them can check its next configuration
+    /// before a reload.
+    pub fn check(cfg: Config) -> Result<()> {
+        Pipeline::build(cfg, false).map(drop)
+    }
+
+    fn build(cfg: Config, open_disk_buffers: bool) -> Result<Pipeline> {
         let service = ServiceOptions::from_section(&cfg.service)?;
         let parsers = Parsers::from_config(&cfg)?;
         let metrics = Arc::new(Metrics::default());
@@ -365,7 +377,7 @@ impl Pipeline {
                 || s.get("storage.type")
                     .is_some_and(|t| t.eq_ignore_ascii_case("filesystem"));
             let buffer = match (&service.storage_path, disk) {
-                (Some(root), true) => {
+                (Some(root), true) if open_disk_buffers => {
                     let limit = s.get_size("storage.total_limit_size")?.unwrap_or(u64::MAX);
                     Buffer::Disk(Box::new(DiskQueue::open(root.join(&name), limit, None)?))
                 }

@@ -1,0 +1,135 @@
+//! vigil-sidecar as a process: configuration validation (`--dry-run`),
+//! `/api/v1/health` and `/metrics`, reload on SIGHUP (a broken file is
+//! refused and the running pipeline keeps shipping; a good one takes
+//! effect), and a clean stop on SIGTERM.
+
+mod peers;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use peers::{free_addr, get, wait_for};
+
+fn conf(dir: &std::path::Path, out_file: &str) -> String {
+    format!(
+        "[SERVICE]\n    Flush 1\n\n[INPUT]\n    Name tail\n    Path {0}/in/*.log\n    Tag app.*\n    Read_From_Head On\n    Refresh_Interval 1\n    DB {0}/tail.db\n\n[OUTPUT]\n    Name file\n    Match *\n    Path {0}/out\n    File {out_file}\n    Format plain\n    Mkdir On\n",
+        dir.display()
+    )
+}
+
+#[test]
+fn dry_run_checks_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.conf");
+    std::fs::write(&good, conf(dir.path(), "a.jsonl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
+        .args(["-c", good.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration test is successful"));
+
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(
+        &bad,
+        "[INPUT]\n    Name tail\n    Path /x\n    Bogus_Key 1\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
+        .args(["-c", bad.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:4"), "{err}");
+}
+
+#[test]
+fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    let file = d.join("fluent-bit.conf");
+    std::fs::write(&file, conf(d, "a.jsonl")).unwrap();
+    std::fs::write(d.join("in/app.log"), "one\ntwo\n").unwrap();
+    let addr = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
+        .args([
+            "-c",
+            file.to_str().unwrap(),
+            &format!("--web.listen-address={addr}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{addr}");
+    wait_for("health", Duration::from_secs(20), || {
+        get(&format!("{base}/api/v1/health")) == (200, "ok\n".into())
+    });
+    wait_for("two lines shipped", Duration::from_secs(20), || {
+        std::fs::read_to_string(d.join("out/a.jsonl")).is_ok_and(|t| t.lines().count() == 2)
+    });
+    let metrics = get(&format!("{base}/metrics")).1;
+    assert!(
+        metrics.contains("fluentbit_input_records_total"),
+        "{metrics}"
+    );
+
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // A broken configuration is refused; the pipeline keeps shipping.
+    std::fs::write(&file, "[INPUT]\n    Name nosuchplugin\n").unwrap();
+    hup(child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("in/app.log"))
+        .unwrap();
+    use std::io::Write;
+    writeln!(log, "three").unwrap();
+    wait_for(
+        "the third line, old config",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(d.join("out/a.jsonl")).is_ok_and(|t| t.lines().count() == 3),
+    );
+    assert_eq!(get(&format!("{base}/api/v1/health")).0, 200);
+
+    // A good new configuration takes effect: new lines go to b.jsonl, and
+    // the offsets carried over (nothing is read twice).
+    std::fs::write(&file, conf(d, "b.jsonl")).unwrap();
+    hup(child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    writeln!(log, "four").unwrap();
+    wait_for(
+        "the fourth line, new config",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(d.join("out/b.jsonl")).is_ok_and(|t| t.lines().count() == 1),
+    );
+    assert!(
+        std::fs::read_to_string(d.join("out/b.jsonl"))
+            .unwrap()
+            .contains("four")
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
