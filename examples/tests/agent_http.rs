@@ -193,8 +193,16 @@ fn summary_of_this_machine() {
         .unwrap();
     let avail = w["node"]["memory"]["availableBytes"].as_u64().unwrap();
     assert!(avail > 0 && avail <= total_kb * 1024);
-    // No kubepods cgroups on this machine.
-    assert_eq!(w["pods"], serde_json::json!([]));
+    // Pods come from kubepods cgroups; on a machine without them the list
+    // is empty, not absent.
+    let pods = w["pods"].as_array().expect("pods is a list");
+    let kubepods = ["kubepods", "kubepods.slice"].iter().any(|d| {
+        Path::new("/sys/fs/cgroup/memory").join(d).exists()
+            || Path::new("/sys/fs/cgroup").join(d).exists()
+    });
+    if !kubepods {
+        assert!(pods.is_empty());
+    }
 }
 
 #[test]
