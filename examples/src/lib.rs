@@ -7,10 +7,10 @@
 //!   exposes to the store, with `job`/`instance` labels and `up`.
 
 pub mod agent;
-pub mod monitor;
-pub mod stack;
 pub mod demoapp;
+pub mod monitor;
 pub mod pushgateway;
+pub mod stack;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

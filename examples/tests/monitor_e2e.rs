@@ -587,3 +587,47 @@ fn hostile_targets_hit_their_limits_and_memory_stays_bounded() {
     eprintln!("peak RSS with hostile targets: {rss_mib} MiB");
     assert!(rss_mib < 400, "peak RSS {rss_mib} MiB");
 }
+
+#[test]
+fn remote_write_both_ways_with_a_real_prometheus() {
+    let (target, _cpu) = cpu_target();
+    // A real Prometheus receiving our remote write …
+    let prom = peers::prometheus(
+        "global:\n  scrape_interval: 1m\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    // … and ours scraping the target and sending everything to it, while
+    // receiving what a second real Prometheus sends.
+    let ours = peers::monitor(
+        &format!(
+            "global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\n\
+             remote_write:\n- url: {}/api/v1/write\n  queue_config:\n    batch_send_deadline: 200ms\n\
+             scrape_configs:\n- job_name: cpu\n  static_configs:\n  - targets: ['{target}']\n",
+            prom.url()
+        ),
+        &[],
+        &["--web.enable-remote-write-receiver"],
+    );
+    let o = ours.url();
+    let p = prom.url();
+    wait_for(
+        "our series at the real Prometheus",
+        Duration::from_secs(30),
+        || !series_now(&p, "metricsCPU{job=\"cpu\"}").is_empty(),
+    );
+    assert_eq!(series_now(&p, "metricsCPU"), series_now(&o, "metricsCPU"));
+    let sender = peers::prometheus(
+        &format!(
+            "global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\n\
+             remote_write:\n- url: {o}/api/v1/write\n\
+             scrape_configs:\n- job_name: sent\n  static_configs:\n  - targets: ['{target}']\n"
+        ),
+        &[],
+    );
+    wait_for(
+        "the real Prometheus's samples in ours",
+        Duration::from_secs(40),
+        || !series_now(&o, "metricsCPU{job=\"sent\"}").is_empty(),
+    );
+    drop(sender);
+}

@@ -17,16 +17,16 @@
 #![forbid(unsafe_code)]
 
 pub mod buffer;
-mod error;
-pub mod engine;
 pub mod config;
+pub mod engine;
+mod error;
 pub mod filter;
 pub mod input;
 pub mod json;
 pub mod metrics;
-pub mod parser;
 pub mod offsets;
 pub mod output;
+pub mod parser;
 pub mod record;
 pub mod router;
 pub mod strftime;

@@ -140,7 +140,11 @@ impl Fields {
 
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Fields(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Fields(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -193,9 +197,7 @@ impl fmt::Display for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x}"),
             Value::Str(s) => f.write_str(s),
-            Value::Array(_) | Value::Map(_) => {
-                f.write_str(&crate::json::to_string(self))
-            }
+            Value::Array(_) | Value::Map(_) => f.write_str(&crate::json::to_string(self)),
         }
     }
 }

@@ -190,6 +190,50 @@ impl Db {
         Ok(true)
     }
 
+    /// Rewrites every block that has tombstones without the deleted
+    /// samples (Prometheus's `clean_tombstones`): the new block is written
+    /// and opened first, then the old one is deleted, so a crash in between
+    /// leaves both, which readers deduplicate. Returns how many blocks were
+    /// rewritten.
+    pub fn clean_tombstones(&self) -> Result<usize, Error> {
+        let dirty: Vec<PathBuf> = self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.has_tombstones())
+            .map(|b| b.dir().to_path_buf())
+            .collect();
+        let mut rewritten = 0;
+        for dir in dirty {
+            let (mint, maxt, series) = {
+                let blocks = self.blocks.read();
+                let Some(b) = blocks.iter().find(|b| b.dir() == dir) else {
+                    continue;
+                };
+                let (mint, maxt) = (b.meta().mint, b.meta().maxt);
+                let series: Vec<(Labels, Samples)> = b
+                    .select(&[], mint, maxt)
+                    .into_iter()
+                    .map(|(l, r)| r.map(|v| (l, v)))
+                    .collect::<Result<_, _>>()?;
+                (mint, maxt, series)
+            };
+            let series: Vec<(Labels, Samples)> =
+                series.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let mut blocks = self.blocks.write();
+            if !series.is_empty() {
+                let path = write_block(&self.dir.join("blocks"), mint, maxt, series)?;
+                blocks.push(Block::open(&path)?);
+            }
+            blocks.retain(|b| b.dir() != dir);
+            blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
+            drop(blocks);
+            delete_block(&dir)?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
     /// Deletes blocks past the retention time (measured from the newest
     /// sample in the store) or beyond the size limit, oldest first. Returns
     /// how many were deleted.

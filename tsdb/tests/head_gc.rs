@@ -170,3 +170,48 @@ fn head_stats_rank_names_pairs_and_label_names() {
     assert_eq!(one.index.series_by_label_pair.len(), 1);
     assert_eq!(head.stats(0).index.series_by_label_pair, []);
 }
+
+#[test]
+fn clean_tombstones_rewrites_blocks_without_the_deleted_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || DbOptions {
+        block_range_ms: 60_000,
+        retention_ms: None,
+        ..DbOptions::default()
+    };
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let (a, b) = (l("m", "a"), l("m", "b"));
+    for t in (0..=180_000).step_by(15_000) {
+        let mut app = db.head().appender();
+        app.append(&a, t, t as f64).unwrap();
+        app.append(&b, t, 1.0).unwrap();
+        app.commit().unwrap();
+    }
+    assert!(db.cut_blocks().unwrap() >= 2);
+    // Delete a's first minute and the whole of b.
+    db.delete(&[Matcher::equal("pod", "a")], 0, 59_999).unwrap();
+    db.delete(&[Matcher::equal("pod", "b")], i64::MIN, i64::MAX)
+        .unwrap();
+    let before = db
+        .select(&[Matcher::equal("__name__", "m")], 0, 119_999)
+        .unwrap();
+    assert!(db.clean_tombstones().unwrap() >= 2);
+    assert_eq!(db.clean_tombstones().unwrap(), 0, "nothing left to clean");
+    let after = db
+        .select(&[Matcher::equal("__name__", "m")], 0, 119_999)
+        .unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 1);
+    assert!(after[0].1.iter().all(|&(t, _)| t >= 60_000));
+    // The rewritten blocks hold no tombstones and reopen the same.
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert!(db.damaged_blocks().is_empty());
+    let reopened = db
+        .select(&[Matcher::equal("__name__", "m")], 0, 119_999)
+        .unwrap();
+    assert_eq!(reopened, after);
+    for e in std::fs::read_dir(dir.path().join("blocks")).unwrap() {
+        assert!(!e.unwrap().path().join("tombstones").exists());
+    }
+}

@@ -14,9 +14,6 @@
 //! evaluates; request bodies above `max_body_bytes` are refused.
 //!
 //! Where this differs from Prometheus, or is not done:
-//! - `/api/v1/admin/tsdb/clean_tombstones` answers an `internal` error:
-//!   vigil-tsdb cannot rewrite a block without its tombstones yet (deleted
-//!   samples are hidden from every read regardless).
 //! - A snapshot puts its blocks under `<name>/blocks/` (vigil-tsdb's layout,
 //!   so `Db::open(<snapshot>)` serves it), not directly under `<name>/`.
 //! - `/api/v1/query_exemplars` is always empty: the store keeps no
@@ -127,6 +124,8 @@ pub struct ApiOptions {
     pub enable_lifecycle: bool,
     /// `--web.enable-admin-api`: delete_series, clean_tombstones, snapshot.
     pub enable_admin_api: bool,
+    /// `--web.enable-remote-write-receiver`: `POST /api/v1/write`.
+    pub enable_remote_write_receiver: bool,
     /// `--query.max-samples`: the most samples one query may hold at once.
     pub max_samples: usize,
     /// `--query.timeout`: the longest a query may run (a request's
@@ -163,6 +162,7 @@ impl Default for ApiOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             enable_lifecycle: false,
             enable_admin_api: false,
+            enable_remote_write_receiver: false,
             max_samples: 50_000_000,
             query_timeout: Duration::from_secs(120),
             max_concurrency: 20,
@@ -625,6 +625,7 @@ impl Api {
                 Ok(ok_value(&serde_json::Value::Object(map)))
             }
             "/api/v1/status/tsdb" if get => self.form(req).and_then(|f| self.tsdb_status(&f)),
+            "/api/v1/write" => Ok(self.remote_write(req)),
             "/api/v1/admin/tsdb/delete_series"
             | "/api/v1/admin/tsdb/clean_tombstones"
             | "/api/v1/admin/tsdb/snapshot"
@@ -1106,12 +1107,32 @@ impl Api {
                 })?;
                 Ok(ok_value(&serde_json::json!({ "name": name })))
             }
-            // clean_tombstones: the store cannot rewrite a block without its
-            // tombstones yet (compaction drops them when it merges blocks).
-            _ => Err(ApiError::new(
-                ErrorType::Internal,
-                "clean tombstones: not supported by vigil-tsdb yet; deleted samples stay hidden from every query and go when their blocks are compacted",
-            )),
+            _ => {
+                db.clean_tombstones().map_err(|e| {
+                    ApiError::new(ErrorType::Internal, format!("clean tombstones: {e}"))
+                })?;
+                Ok(Reply::empty(204))
+            }
+        }
+    }
+
+    /// `POST /api/v1/write`, behind `--web.enable-remote-write-receiver`
+    /// (404 without it, as Prometheus).
+    fn remote_write(&self, req: &Request) -> Reply {
+        if !self.opts.enable_remote_write_receiver {
+            return Reply::text(404, "404 page not found\n");
+        }
+        if req.method != "POST" {
+            return method_not_allowed();
+        }
+        let Some(body) = &req.body else {
+            return Reply::text(413, "request body too large\n");
+        };
+        let r = super::remote::receive(self.backend.db(), body, req.header("content-encoding"));
+        if r.status == 204 {
+            Reply::empty(204)
+        } else {
+            Reply::text(r.status, format!("{}\n", r.message))
         }
     }
 

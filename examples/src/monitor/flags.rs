@@ -24,6 +24,8 @@ pub struct Flags {
     pub enable_lifecycle: bool,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
+    /// `--web.enable-remote-write-receiver`: `POST /api/v1/write`.
+    pub enable_remote_write_receiver: bool,
     /// `--web.external-url`.
     pub external_url: String,
     /// `--query.max-samples`.
@@ -89,6 +91,11 @@ const DEFS: &[(&str, &str, &str)] = &[
         "Enable API endpoints for admin control actions.",
     ),
     (
+        "web.enable-remote-write-receiver",
+        "false",
+        "Enable the API endpoint accepting remote write requests.",
+    ),
+    (
         "web.external-url",
         "",
         "The URL under which the monitor is externally reachable.",
@@ -130,7 +137,11 @@ const DEFS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const BOOLS: &[&str] = &["web.enable-lifecycle", "web.enable-admin-api"];
+const BOOLS: &[&str] = &[
+    "web.enable-lifecycle",
+    "web.enable-admin-api",
+    "web.enable-remote-write-receiver",
+];
 
 /// The `--help` text.
 pub fn help() -> String {
@@ -250,6 +261,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         listen,
         enable_lifecycle: boolean("web.enable-lifecycle")?,
         enable_admin_api: boolean("web.enable-admin-api")?,
+        enable_remote_write_receiver: boolean("web.enable-remote-write-receiver")?,
         external_url: get("web.external-url"),
         query_max_samples: number("query.max-samples")?,
         query_timeout: duration("query.timeout")?,

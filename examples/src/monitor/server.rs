@@ -19,6 +19,7 @@ use super::api::Backend;
 use super::config::Config;
 use super::flags::Flags;
 use super::notify::{AlertmanagerNotifier, AlertmanagerTarget};
+use super::remote::RemoteWriter;
 use super::rules::{RuleManager, RuleOptions, load_rule_files, now_ms};
 use super::scrape::{ScrapeManager, metadata_json, targets_json};
 
@@ -37,6 +38,9 @@ pub struct Monitor {
     scrape: ScrapeManager,
     rules: RuleManager,
     notifier: Arc<AlertmanagerNotifier>,
+    /// `remote_write`: follows the store's WAL (holding the segments it has
+    /// not sent, so checkpoints cannot delete them).
+    remote: Mutex<Option<RemoteWriter>>,
     config: RwLock<Config>,
     /// Serializes reloads (HTTP, SIGHUP and file changes may race).
     reloading: Mutex<()>,
@@ -75,6 +79,16 @@ impl Monitor {
                 format!("opening the store at {}: {e}", flags.storage_path.display())
             })?);
         let registry = Registry::new();
+        // Before anything appends or checkpoints: the writer resumes from
+        // its saved position and holds the WAL from there.
+        let remote = RemoteWriter::start(
+            db.clone(),
+            &flags.storage_path,
+            &config.remote_write,
+            &config.global.external_labels,
+            &registry,
+        )
+        .map_err(|e| format!("remote_write: {e}"))?;
         let scrape = ScrapeManager::new(db.clone(), &registry);
         let notifier = Arc::new(AlertmanagerNotifier::new(flags.notification_queue_capacity));
         let engine = Engine::with_options(EngineOptions {
@@ -88,6 +102,7 @@ impl Monitor {
             scrape,
             rules,
             notifier,
+            remote: Mutex::new(Some(remote)),
             config: RwLock::new(config.clone()),
             reloading: Mutex::new(()),
             last_reload_ok: AtomicBool::new(true),
@@ -138,6 +153,10 @@ impl Monitor {
                 resend_delay: self.flags.resend_delay,
             },
         )?;
+        if let Some(r) = &*self.remote.lock() {
+            r.apply_config(&config.remote_write, &config.global.external_labels)
+                .map_err(|e| format!("remote_write: {e}"))?;
+        }
         self.scrape.apply_config(config);
         Ok(())
     }
@@ -324,6 +343,11 @@ impl Monitor {
         }
         if let Some(h) = self.upkeep.lock().take() {
             let _ = h.join();
+        }
+        // The writer saves its position first; its hold on the WAL stays,
+        // so the checkpoint below keeps what it has not sent.
+        if let Some(r) = self.remote.lock().take() {
+            r.stop();
         }
         if let Err(e) = self.db.head().checkpoint() {
             eprintln!("level=error msg=\"checkpoint at shutdown failed\" err=\"{e}\"");

@@ -499,6 +499,7 @@ pub fn api_options(flags: &Flags, monitor: &Monitor) -> ApiOptions {
         listen: flags.listen,
         enable_lifecycle: flags.enable_lifecycle,
         enable_admin_api: flags.enable_admin_api,
+        enable_remote_write_receiver: flags.enable_remote_write_receiver,
         max_samples: flags.query_max_samples,
         query_timeout: flags.query_timeout,
         max_concurrency: flags.query_max_concurrency,

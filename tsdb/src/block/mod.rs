@@ -283,6 +283,12 @@ impl Block {
         &self.dir
     }
 
+    /// Whether deletions are recorded against this block (its `tombstones`
+    /// file), which a rewrite would apply.
+    pub fn has_tombstones(&self) -> bool {
+        !self.tombstones.is_empty()
+    }
+
     /// The series all `matchers` select with samples in `[mint, maxt]`, in
     /// label order, with their samples (chunk CRCs are checked as read).
     pub fn select(
