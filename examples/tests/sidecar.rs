@@ -133,3 +133,91 @@ fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The seed's two-container sidecar pattern on one machine: the "app"
+/// sidecar runs the application through the `exec` input, copying its
+/// output to its own stdout (the `2>&1 | tee -a` trick) and into a shared
+/// directory; the "log" sidecar tails that directory with the seed's
+/// `Timing` regex parser and ships the parsed records.
+#[test]
+fn the_seed_two_container_pattern_on_one_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("shared")).unwrap();
+    let app = d.join("app.conf");
+    std::fs::write(
+        &app,
+        format!(
+            "[SERVICE]\n    Flush 1\n\n[INPUT]\n    Name exec\n    Command sh -c 'i=0; while [ $i -lt 5 ]; do echo \"2018/11/10 08:00:0$i [INFO ] [main] step $i\"; i=$((i+1)); sleep 0.1; done'\n    Oneshot On\n    Tag app\n\n[OUTPUT]\n    Name file\n    Match app\n    Path {0}/shared\n    File app.log\n    Format template\n    Template {{exec}}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("parsers.conf"),
+        "[PARSER]\n    Name   Timing\n    Format regex\n    Regex  (?<time>\\d\\d\\d\\d\\/[^\\[]*) (?<level>\\[[^ ]*)(?<context>.[^\"]*)\n",
+    )
+    .unwrap();
+    let logs = d.join("logs.conf");
+    std::fs::write(
+        &logs,
+        format!(
+            "[SERVICE]\n    Flush 1\n    Parsers_File parsers.conf\n\n[INPUT]\n    Name tail\n    Path {0}/shared/*.log\n    Tag kube.app.*\n    Read_From_Head On\n    Refresh_Interval 1\n    Parser Timing\n\n[OUTPUT]\n    Name file\n    Match kube.*\n    Path {0}/out\n    File parsed.jsonl\n    Format plain\n    Mkdir On\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let (a1, a2) = (free_addr(), free_addr());
+    let mut app_proc = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
+        .args([
+            "-c",
+            app.to_str().unwrap(),
+            &format!("--web.listen-address={a1}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log_proc = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
+        .args([
+            "-c",
+            logs.to_str().unwrap(),
+            &format!("--web.listen-address={a2}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let parsed = d.join("out/parsed.jsonl");
+    wait_for("five parsed records", Duration::from_secs(30), || {
+        std::fs::read_to_string(&parsed).is_ok_and(|t| t.lines().count() == 5)
+    });
+    let text = std::fs::read_to_string(&parsed).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "[INFO");
+    assert_eq!(first["context"], " ] [main] step 0");
+    for p in [&app_proc, &log_proc] {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &p.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    // The app's own output was copied to the app sidecar's stdout (tee).
+    let out = {
+        use std::io::Read;
+        let mut s = String::new();
+        app_proc
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    assert!(out.contains("[main] step 4"), "{out}");
+    assert!(app_proc.wait().unwrap().success());
+    assert!(log_proc.wait().unwrap().success());
+}
