@@ -317,13 +317,16 @@ impl Config {
     }
 }
 
-struct Decoder {
-    file: String,
-    dir: PathBuf,
+/// Reads YAML nodes of one configuration file into typed values, with
+/// errors naming the file, line, column and field (shared with the
+/// `remote_write` reader).
+pub(crate) struct Decoder {
+    pub(crate) file: String,
+    pub(crate) dir: PathBuf,
 }
 
 impl Decoder {
-    fn err(&self, n: &Node, field: &str, msg: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, n: &Node, field: &str, msg: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.clone(),
             line: n.line,
@@ -333,7 +336,7 @@ impl Decoder {
         }
     }
 
-    fn resolve(&self, p: &str) -> String {
+    pub(crate) fn resolve(&self, p: &str) -> String {
         if Path::new(p).is_absolute() || self.dir.as_os_str().is_empty() {
             p.to_owned()
         } else {
@@ -343,7 +346,7 @@ impl Decoder {
 
     /// The fields of a mapping; unknown and repeated keys are errors. A
     /// null value counts as absent (as Go's YAML decoder leaves it zero).
-    fn fields<'n>(
+    pub(crate) fn fields<'n>(
         &self,
         n: &'n Node,
         path: &str,
@@ -379,7 +382,7 @@ impl Decoder {
         Ok(out)
     }
 
-    fn seq<'n>(&self, n: &'n Node, field: &str) -> Result<&'n [Node], ConfigError> {
+    pub(crate) fn seq<'n>(&self, n: &'n Node, field: &str) -> Result<&'n [Node], ConfigError> {
         match &n.kind {
             Kind::Seq(s) => Ok(s),
             Kind::Null => Ok(&[]),
@@ -391,7 +394,7 @@ impl Decoder {
         }
     }
 
-    fn string(&self, n: &Node, field: &str) -> Result<String, ConfigError> {
+    pub(crate) fn string(&self, n: &Node, field: &str) -> Result<String, ConfigError> {
         n.scalar().map(str::to_owned).ok_or_else(|| {
             self.err(
                 n,
@@ -401,7 +404,7 @@ impl Decoder {
         })
     }
 
-    fn strings(&self, n: &Node, field: &str) -> Result<Vec<String>, ConfigError> {
+    pub(crate) fn strings(&self, n: &Node, field: &str) -> Result<Vec<String>, ConfigError> {
         self.seq(n, field)?
             .iter()
             .enumerate()
@@ -409,7 +412,7 @@ impl Decoder {
             .collect()
     }
 
-    fn bool(&self, n: &Node, field: &str) -> Result<bool, ConfigError> {
+    pub(crate) fn bool(&self, n: &Node, field: &str) -> Result<bool, ConfigError> {
         match n.scalar() {
             Some("true" | "True" | "TRUE") => Ok(true),
             Some("false" | "False" | "FALSE") => Ok(false),
@@ -421,7 +424,7 @@ impl Decoder {
         }
     }
 
-    fn uint(&self, n: &Node, field: &str) -> Result<u64, ConfigError> {
+    pub(crate) fn uint(&self, n: &Node, field: &str) -> Result<u64, ConfigError> {
         n.scalar()
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| {
@@ -433,12 +436,16 @@ impl Decoder {
             })
     }
 
-    fn duration(&self, n: &Node, field: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(&self, n: &Node, field: &str) -> Result<Duration, ConfigError> {
         let s = n.scalar().unwrap_or_default();
         parse_duration(s).ok_or_else(|| self.err(n, field, format!("invalid duration {s:?}")))
     }
 
-    fn label_map(&self, n: &Node, field: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    pub(crate) fn label_map(
+        &self,
+        n: &Node,
+        field: &str,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
         let map = match &n.kind {
             Kind::Map(m) => m,
             Kind::Null => return Ok(Vec::new()),
@@ -727,7 +734,11 @@ impl Decoder {
         Ok(fc)
     }
 
-    fn relabels(&self, n: &Node, field: &str) -> Result<Vec<RelabelConfig>, ConfigError> {
+    pub(crate) fn relabels(
+        &self,
+        n: &Node,
+        field: &str,
+    ) -> Result<Vec<RelabelConfig>, ConfigError> {
         let mut out = Vec::new();
         for (i, r) in self.seq(n, field)?.iter().enumerate() {
             out.push(self.relabel(r, &format!("{field}[{i}]"))?);
@@ -867,7 +878,7 @@ impl Decoder {
     }
 }
 
-fn join(path: &str, name: &str) -> String {
+pub(crate) fn join(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_owned()
     } else {

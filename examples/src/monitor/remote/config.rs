@@ -10,10 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use vigil_exposition::is_legacy_label_name;
-
-use super::super::config::{ConfigError, parse_duration};
-use super::super::relabel::{Action, RelabelConfig};
+use super::super::config::{ConfigError, Decoder, join};
+use super::super::relabel::RelabelConfig;
 use super::super::yaml::{self, Kind, Node};
 
 /// One `remote_write` entry.
@@ -179,7 +177,7 @@ pub(crate) fn parse_remote_write(
     n: &Node,
     path: &Path,
 ) -> Result<Vec<RemoteWriteConfig>, ConfigError> {
-    let d = D {
+    let d = Decoder {
         file: path.display().to_string(),
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
@@ -199,100 +197,7 @@ pub(crate) fn parse_remote_write(
     Ok(out)
 }
 
-struct D {
-    file: String,
-    dir: std::path::PathBuf,
-}
-
-fn join(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-impl D {
-    fn err(&self, n: &Node, field: &str, msg: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            line: n.line,
-            col: n.col,
-            field: field.to_owned(),
-            msg: msg.into(),
-        }
-    }
-
-    fn fields<'n>(
-        &self,
-        n: &'n Node,
-        path: &str,
-        allowed: &[&'static str],
-    ) -> Result<Vec<(&'static str, &'n Node)>, ConfigError> {
-        let map = match &n.kind {
-            Kind::Map(m) => m,
-            Kind::Null => return Ok(Vec::new()),
-            _ => {
-                return Err(self.err(
-                    n,
-                    path,
-                    format!("expected a mapping, found {}", n.kind_name()),
-                ));
-            }
-        };
-        let mut out: Vec<(&'static str, &'n Node)> = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let Some(key) = k.scalar() else {
-                return Err(self.err(k, path, "mapping keys must be strings"));
-            };
-            let sub = join(path, key);
-            let Some(name) = allowed.iter().find(|a| **a == key) else {
-                return Err(self.err(k, &sub, "unknown field"));
-            };
-            if out.iter().any(|(o, _)| o == name) {
-                return Err(self.err(k, &sub, "field given twice"));
-            }
-            if v.kind != Kind::Null {
-                out.push((name, v));
-            }
-        }
-        Ok(out)
-    }
-
-    fn seq<'n>(&self, n: &'n Node, field: &str) -> Result<&'n [Node], ConfigError> {
-        match &n.kind {
-            Kind::Seq(s) => Ok(s),
-            Kind::Null => Ok(&[]),
-            _ => Err(self.err(
-                n,
-                field,
-                format!("expected a list, found {}", n.kind_name()),
-            )),
-        }
-    }
-
-    fn string(&self, n: &Node, field: &str) -> Result<String, ConfigError> {
-        n.scalar().map(str::to_owned).ok_or_else(|| {
-            self.err(
-                n,
-                field,
-                format!("expected a string, found {}", n.kind_name()),
-            )
-        })
-    }
-
-    fn bool(&self, n: &Node, field: &str) -> Result<bool, ConfigError> {
-        match n.scalar() {
-            Some("true" | "True" | "TRUE") => Ok(true),
-            Some("false" | "False" | "FALSE") => Ok(false),
-            s => Err(self.err(
-                n,
-                field,
-                format!("expected true or false, found {:?}", s.unwrap_or("")),
-            )),
-        }
-    }
-
+impl Decoder {
     fn count(&self, n: &Node, field: &str) -> Result<usize, ConfigError> {
         n.scalar()
             .and_then(|s| s.parse::<usize>().ok())
@@ -307,11 +212,6 @@ impl D {
                     ),
                 )
             })
-    }
-
-    fn duration(&self, n: &Node, field: &str) -> Result<Duration, ConfigError> {
-        let s = self.string(n, field)?;
-        parse_duration(&s).ok_or_else(|| self.err(n, field, format!("invalid duration {s:?}")))
     }
 
     fn secret(&self, n: &Node, field: &str) -> Result<String, ConfigError> {
@@ -471,12 +371,7 @@ impl D {
                     }
                     c.authorization = Some((ty, cred.unwrap_or_default()));
                 }
-                "write_relabel_configs" => {
-                    for (i, r) in self.seq(v, &field)?.iter().enumerate() {
-                        c.write_relabel_configs
-                            .push(self.relabel(r, &format!("{field}[{i}]"))?);
-                    }
-                }
+                "write_relabel_configs" => c.write_relabel_configs = self.relabels(v, &field)?,
                 "send_exemplars" => c.send_exemplars = self.bool(v, &field)?,
                 "send_native_histograms" => {
                     self.bool(v, &field)?;
@@ -559,63 +454,6 @@ impl D {
             return Err(self.err(n, path, "min_backoff is larger than max_backoff"));
         }
         Ok(q)
-    }
-
-    fn relabel(&self, n: &Node, path: &str) -> Result<RelabelConfig, ConfigError> {
-        let mut b = RelabelConfig::builder();
-        for (name, v) in self.fields(
-            n,
-            path,
-            &[
-                "source_labels",
-                "separator",
-                "regex",
-                "modulus",
-                "target_label",
-                "replacement",
-                "action",
-            ],
-        )? {
-            let field = join(path, name);
-            match name {
-                "source_labels" => {
-                    let mut labels = Vec::new();
-                    for (i, s) in self.seq(v, &field)?.iter().enumerate() {
-                        let f = format!("{field}[{i}]");
-                        let l = self.string(s, &f)?;
-                        if !is_legacy_label_name(&l) {
-                            return Err(self.err(
-                                s,
-                                &f,
-                                format!("{l:?} is not a valid label name"),
-                            ));
-                        }
-                        labels.push(l);
-                    }
-                    b.source_labels = Some(labels);
-                }
-                "separator" => b.separator = Some(self.string(v, &field)?),
-                "regex" => b.regex = Some(self.string(v, &field)?),
-                "modulus" => {
-                    b.modulus = Some(
-                        v.scalar()
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .ok_or_else(|| {
-                                self.err(v, &field, "expected a non-negative integer")
-                            })?,
-                    )
-                }
-                "target_label" => b.target_label = Some(self.string(v, &field)?),
-                "replacement" => b.replacement = Some(self.string(v, &field)?),
-                _ => {
-                    let s = self.string(v, &field)?;
-                    b.action = Some(Action::parse(&s).ok_or_else(|| {
-                        self.err(v, &field, format!("unknown relabel action {s:?}"))
-                    })?);
-                }
-            }
-        }
-        b.build().map_err(|e| self.err(n, path, e.0))
     }
 }
 
