@@ -8,10 +8,12 @@
 //! it tests. `expo` serves the three vigil-exposition targets, `tsdb_chunk`
 //! the vigil-tsdb chunk codec's `tsdb_chunk_decode`, `logpipe` the
 //! vigil-logpipe configuration reader and parsers (it also uses serde_json,
-//! as the JSON reader's reference).
+//! as the JSON reader's reference), `logpipe_node` its klog parser and
+//! kmsg record reader.
 
 pub mod expo;
 pub mod logpipe;
+pub mod logpipe_node;
 pub mod rules;
 pub mod tsdb_chunk;
 pub mod wal_model;
