@@ -150,7 +150,36 @@ fn access_log_lines_become_metrics() {
             vigil_exposition::parse::Mode::Strict,
         )
         .unwrap();
+        promtool_check_metrics(&text);
     }
+}
+
+/// Prometheus's own linter on the exposed text (names, suffixes, help,
+/// histogram buckets).
+#[cfg(feature = "metrics")]
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: scripts/test installs Debian's prometheus");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
