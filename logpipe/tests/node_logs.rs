@@ -148,8 +148,10 @@ last=$start
 save() { [ "$last" -gt 0 ] && echo "s=fake;i=$last" > "$cf"; exit 0; }
 trap save TERM INT
 if [ "$start" -lt "$total" ]; then
-  tail -n +"$((start + 1))" "$fixture" | head -n "${LIMIT:-1000000}"
+  # The cursor is set first: a SIGTERM's trap runs only once the printing
+  # command has ended, so it never saves less than was printed.
   last=$((start + $(tail -n +"$((start + 1))" "$fixture" | head -n "${LIMIT:-1000000}" | wc -l)))
+  tail -n +"$((start + 1))" "$fixture" | head -n "${LIMIT:-1000000}"
 fi
 [ -n "$follow" ] || save
 while :; do sleep 0.05; done
