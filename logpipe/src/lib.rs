@@ -1,7 +1,8 @@
 //! vigil-logpipe: the sidecar log pipeline.
 //!
-//! Inputs (tail with rotation and checkpoints, stdin, a child process) feed
-//! records through parsers and filters to outputs chosen by tag pattern,
+//! Inputs (tail with rotation and checkpoints, stdin, a child process, the
+//! kernel log) feed records through parsers and filters (log-derived
+//! metrics among them) to outputs chosen by tag pattern,
 //! through a memory-limited or on-disk buffer, with end-to-end
 //! acknowledgement: an input's position is checkpointed only after every
 //! output that matched a record has taken it. It reads fluent-bit's classic
