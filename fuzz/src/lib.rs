@@ -9,11 +9,13 @@
 //! the vigil-tsdb chunk codec's `tsdb_chunk_decode`, `logpipe` the
 //! vigil-logpipe configuration reader and parsers (it also uses serde_json,
 //! as the JSON reader's reference), `logpipe_node` its klog parser and
-//! kmsg record reader.
+//! kmsg record reader, `remote_write` the remote write receiver's body
+//! decoder (in vigil-examples).
 
 pub mod expo;
 pub mod logpipe;
 pub mod logpipe_node;
+pub mod remote_write;
 pub mod rules;
 pub mod tsdb_chunk;
 pub mod wal_model;
