@@ -57,6 +57,7 @@ fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
     std::fs::write(&file, conf(d, "a.jsonl")).unwrap();
     std::fs::write(d.join("in/app.log"), "one\ntwo\n").unwrap();
     let addr = free_addr();
+    let stderr = d.join("stderr.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-sidecar"))
         .args([
             "-c",
@@ -64,9 +65,10 @@ fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
             &format!("--web.listen-address={addr}"),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
+    let said = |what: &str| std::fs::read_to_string(&stderr).is_ok_and(|t| t.contains(what));
     let base = format!("http://{addr}");
     wait_for("health", Duration::from_secs(20), || {
         get(&format!("{base}/api/v1/health")) == (200, "ok\n".into())
@@ -92,7 +94,9 @@ fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
     // A broken configuration is refused; the pipeline keeps shipping.
     std::fs::write(&file, "[INPUT]\n    Name nosuchplugin\n").unwrap();
     hup(child.id());
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("the reload refused", Duration::from_secs(20), || {
+        said("reload refused")
+    });
     let mut log = std::fs::OpenOptions::new()
         .append(true)
         .open(d.join("in/app.log"))
@@ -110,7 +114,11 @@ fn serves_health_and_metrics_reloads_on_sighup_and_stops_cleanly() {
     // the offsets carried over (nothing is read twice).
     std::fs::write(&file, conf(d, "b.jsonl")).unwrap();
     hup(child.id());
-    std::thread::sleep(Duration::from_millis(1500));
+    // A line written while the old pipeline is still stopping may go out
+    // through it: write once the new one runs.
+    wait_for("the reload", Duration::from_secs(30), || {
+        said("configuration reloaded")
+    });
     writeln!(log, "four").unwrap();
     wait_for(
         "the fourth line, new config",

@@ -91,7 +91,7 @@ fn main() {
             fail(&format!("cannot install the signal handler: {e}"));
         }
     }
-    let mut running = Sidecar::start(&conf, listen).unwrap_or_else(|e| fail(&e));
+    let running = Sidecar::start(&conf, listen).unwrap_or_else(|e| fail(&e));
     eprintln!(
         "vigil-sidecar: running {} (http://{listen}/metrics)",
         conf.display()
@@ -99,23 +99,14 @@ fn main() {
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if hup.swap(false, Ordering::Relaxed) {
-            // Check the new configuration (every plugin, parser and key)
-            // before stopping the old pipeline, so a broken file changes
-            // nothing.
-            let checked = config::load(&conf)
-                .map_err(|e| e.to_string())
-                .and_then(|c| Pipeline::check(c).map_err(|e| e.to_string()));
-            match checked {
-                Err(e) => eprintln!(
+            // A broken configuration is refused before anything stops; a
+            // good one replaces the pipeline (the HTTP server stays).
+            match running.reload(&conf) {
+                Ok(()) => eprintln!("vigil-sidecar: configuration reloaded"),
+                Err(e) if running.is_running() => eprintln!(
                     "vigil-sidecar: reload refused, still running the old configuration: {e}"
                 ),
-                Ok(()) => {
-                    if let Err(e) = running.stop() {
-                        eprintln!("vigil-sidecar: stopping for the reload: {e}");
-                    }
-                    running = Sidecar::start(&conf, listen).unwrap_or_else(|e| fail(&e));
-                    eprintln!("vigil-sidecar: configuration reloaded");
-                }
+                Err(e) => eprintln!("vigil-sidecar: reload failed, the pipeline stopped: {e}"),
             }
         }
         if !running.is_running() {
