@@ -167,11 +167,14 @@ fn scrapes_real_peers_like_prometheus_and_answers_promtool_alike() {
         let b = promtool_series(&promtool(&["instant", &p, q]));
         (a, b)
     });
-    let now = rules_now();
-    let start = (now - 30).to_string();
-    let end = now.to_string();
+
     converge("promtool query range", Duration::from_secs(30), || {
         let q = "sum by (job) (up)";
+        // A range that ends a moment ago, fresh at every try, so both
+        // stores have committed their samples for all of it.
+        let now = rules_now() - 2;
+        let start = (now - 20).to_string();
+        let end = now.to_string();
         let args = |u: &str| {
             promtool(&[
                 "range", "--start", &start, "--end", &end, "--step", "5s", u, q,
