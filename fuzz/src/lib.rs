@@ -10,11 +10,13 @@
 //! vigil-logpipe configuration reader and parsers (it also uses serde_json,
 //! as the JSON reader's reference), `logpipe_node` its klog parser and
 //! kmsg record reader, `remote_write` the remote write receiver's body
-//! decoder (in vigil-examples).
+//! decoder and `monitor_config` vigil-monitor's prometheus.yml and file_sd
+//! readers (both in vigil-examples).
 
 pub mod expo;
 pub mod logpipe;
 pub mod logpipe_node;
+pub mod monitor_config;
 pub mod remote_write;
 pub mod rules;
 pub mod tsdb_chunk;
