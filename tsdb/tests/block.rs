@@ -211,3 +211,21 @@ fn tombstones_hide_samples_survive_reopen_and_are_checked() {
         .expect("a damaged tombstones file is an error");
     assert!(e.to_string().contains("tombstones"), "{e}");
 }
+
+/// Block files are mapped; a file truncated in place while the block is
+/// open gives an error naming it at the next read, not a SIGBUS.
+#[test]
+fn a_file_truncated_while_mapped_gives_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
+    let b = Block::open(&path).unwrap();
+    assert_eq!(read_all(&b, i64::MIN, i64::MAX).unwrap(), sample_data());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("chunks"))
+        .unwrap();
+    f.set_len(9).unwrap();
+    let e = read_all(&b, i64::MIN, i64::MAX).expect_err("the chunks are gone");
+    let msg = e.to_string();
+    assert!(msg.contains("chunks") && msg.contains("truncated"), "{msg}");
+}

@@ -25,6 +25,10 @@ use crate::head::record::{put_str, put_uvarint, put_varint};
 use crate::index::{Index, Matcher, SeriesId};
 use crate::labels::Labels;
 
+mod mapped;
+
+use mapped::Mapped;
+
 const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
 const INDEX_MAGIC: &[u8; 4] = b"VTSI";
 const TOMBSTONES_MAGIC: &[u8; 4] = b"VTST";
@@ -212,7 +216,8 @@ fn encode_index(entries: &[(Labels, Vec<ChunkMeta>)]) -> Vec<u8> {
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
-    chunks: Vec<u8>,
+    /// The `chunks` file, mapped.
+    chunks: Mapped,
     index: Index,
     series: Vec<(Labels, Vec<ChunkMeta>)>,
     /// Deleted ranges: (series number in the index, mint, maxt), inclusive.
@@ -244,16 +249,19 @@ impl Block {
                 what: format!("unknown block version {}", meta.version),
             });
         }
-        let chunks = read("chunks")?;
-        if chunks.get(..4) != Some(CHUNKS_MAGIC) || chunks.get(4) != Some(&VERSION) {
+        let chunks = Mapped::open(&dir.join("chunks"))?;
+        chunks.check_len()?;
+        if chunks.bytes().get(..4) != Some(CHUNKS_MAGIC) || chunks.bytes().get(4) != Some(&VERSION) {
             return Err(Error::BadBlock {
                 file: dir.join("chunks"),
                 offset: 0,
                 what: "bad magic or version".into(),
             });
         }
-        let index_bytes = read("index")?;
-        let series = decode_index(&index_bytes, &dir.join("index"))?;
+        let index_map = Mapped::open(&dir.join("index"))?;
+        index_map.check_len()?;
+        let series = decode_index(index_map.bytes(), &dir.join("index"))?;
+        drop(index_map);
         let mut index = Index::new();
         for (i, (labels, _)) in series.iter().enumerate() {
             index.add(i as SeriesId, labels);
@@ -310,8 +318,13 @@ impl Block {
                 continue;
             }
             let mut samples = Vec::new();
-            let mut res = Ok(());
+            // One length check per series: the chunks file was not
+            // truncated under the mapping (see `mapped`).
+            let mut res = self.chunks.check_len();
             for m in wanted {
+                if res.is_err() {
+                    break;
+                }
                 if let Err(e) = self.read_chunk(m.offset, &mut samples) {
                     res = Err(e);
                     break;
@@ -381,7 +394,7 @@ impl Block {
             offset: at,
             what: what.into(),
         };
-        let b = &self.chunks;
+        let b = self.chunks.bytes();
         let mut at = usize::try_from(offset).map_err(|_| bad(offset, "offset"))?;
         let (mut len, mut shift) = (0u64, 0);
         loop {
