@@ -141,33 +141,27 @@ fn unescape(raw: &str, quote: bool) -> String {
     out
 }
 
-/// How many label pairs a [`Labels`] view remembers the positions of; a set
-/// with more is decoded by scanning its text again.
-const SPANS: usize = 8;
-
 /// The labels of a sample or exemplar: a view over the text between the
-/// braces. The parser records where the first pairs are while it checks
-/// them, so iterating them costs no second scan.
+/// braces, decoded on iteration.
+///
+/// The view stays small (it is moved with every entry) and keeps no
+/// positions: when the parser saw the plain form, `name="value"` pairs joined
+/// by single commas with no blanks, escapes or quoted names (what every
+/// client library writes), iteration only has to find each `=` and closing
+/// quote again; any other form is walked by the lenient scanner.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<'a> {
     raw: &'a str,
     len: u16,
-    /// Pairs whose positions are in `spans` (all of them, or 0 when there are
-    /// more than `SPANS` or an offset does not fit).
-    cached: u8,
-    /// Bit 2k: name k has escapes; bit 2k+1: value k has.
-    esc: u16,
-    /// name start, name end, value start, value end, relative to `raw`.
-    spans: [[u16; 4]; SPANS],
+    /// `raw` is in the plain form described above.
+    plain: bool,
 }
 
 impl<'a> Labels<'a> {
     const EMPTY: Labels<'static> = Labels {
         raw: "",
         len: 0,
-        cached: 0,
-        esc: 0,
-        spans: [[0; 4]; SPANS],
+        plain: true,
     };
 
     /// Number of label pairs (a quoted metric name inside the braces is not
@@ -187,14 +181,7 @@ impl<'a> Labels<'a> {
             rest: self.raw.as_bytes(),
             src: self.raw,
             off: 0,
-            cached: if usize::from(self.cached) == self.len() {
-                self.cached
-            } else {
-                0
-            },
-            next: 0,
-            esc: self.esc,
-            spans: self.spans,
+            plain: self.plain,
         }
     }
 
@@ -221,12 +208,10 @@ impl<'a> IntoIterator for Labels<'a> {
 #[derive(Clone, Debug)]
 pub struct LabelIter<'a> {
     src: &'a str,
+    /// `src[off..]`.
     rest: &'a [u8],
     off: usize,
-    cached: u8,
-    next: u8,
-    esc: u16,
-    spans: [[u16; 4]; SPANS],
+    plain: bool,
 }
 
 impl<'a> LabelIter<'a> {
@@ -264,35 +249,37 @@ impl<'a> LabelIter<'a> {
             Some(s)
         }
     }
+
+    /// The next pair of a plain label set: `name="value"` and an optional
+    /// comma.
+    #[inline]
+    fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
+        let b = self.rest;
+        if b.is_empty() {
+            return None;
+        }
+        // INVARIANT (plain form): a name of label characters, then `="`, a
+        // value without '"' or '\\', then '"'.
+        let eq = scan::find_byte(b, 0, b'=')?;
+        let vs = eq + 2;
+        let ve = scan::find_quote_or_backslash(b, vs)?;
+        let name = self.src.get(self.off..self.off + eq)?;
+        let value = self.src.get(self.off + vs..self.off + ve)?;
+        let mut next = ve + 1;
+        if b.get(next) == Some(&b',') {
+            next += 1;
+        }
+        self.advance(next.min(b.len()));
+        Some((Str::plain(name), Str::plain(value)))
+    }
 }
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (Str<'a>, Str<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.cached > 0 {
-            if self.next == self.cached {
-                return None;
-            }
-            let k = usize::from(self.next);
-            self.next += 1;
-            let [ns, ne, vs, ve] = self.spans[k].map(usize::from);
-            let esc = |bit: usize| {
-                if self.esc >> bit & 1 == 1 {
-                    Esc::Quoted
-                } else {
-                    Esc::None
-                }
-            };
-            let name = Str {
-                raw: self.src.get(ns..ne)?,
-                esc: esc(2 * k),
-            };
-            let value = Str {
-                raw: self.src.get(vs..ve)?,
-                esc: esc(2 * k + 1),
-            };
-            return Some((name, value));
+        if self.plain {
+            return self.next_plain();
         }
         loop {
             self.skip_ws();
@@ -511,6 +498,15 @@ impl<'a> Parser<'a> {
                 return None;
             }
             let start = self.pos;
+            if !self.om {
+                if let Some((entry, next)) = self.fast_text_line(start) {
+                    #[cfg(debug_assertions)]
+                    self.cross_check(&entry, start, next);
+                    self.pos = next;
+                    self.line += 1;
+                    return Some(Ok(entry));
+                }
+            }
             let (end, has_lf) = match memchr::memchr(b'\n', &self.src[start..]) {
                 Some(i) => (start + i, true),
                 None => (self.src.len(), false),
@@ -560,6 +556,165 @@ impl<'a> Parser<'a> {
                 }
             }
             return Some(Ok(entry));
+        }
+    }
+
+    /// The fast path for the common text 0.0.4 lines: `name{a="b",...} value
+    /// [timestamp]` with classic names, unescaped values and single spaces,
+    /// `# HELP name text` and `# TYPE name type`. Returns the entry and
+    /// where the next line starts; `None` for anything else (or anything
+    /// wrong), which [`Parser::text_line`] then reads from the start of the
+    /// line, so both paths accept and refuse the same input and give the
+    /// same entries (checked against each other in debug builds, which the
+    /// fuzz targets are).
+    ///
+    /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
+    /// reaching its end ends the line only when it is the end of the input.
+    #[inline]
+    fn fast_text_line(&self, start: usize) -> Option<(Entry<'a>, usize)> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let at_end = |i: usize| i == b.len() && b.len() == self.src.len();
+        if b.get(start) == Some(&b'#') {
+            return self.fast_meta(start);
+        }
+        let n = name_len(b, start);
+        if n == 0 {
+            return None;
+        }
+        let mut i = start + n;
+        let name = Str::plain(text.get(start..i)?);
+        let mut labels = Labels::EMPTY;
+        if b.get(i) == Some(&b'{') {
+            let open = i + 1;
+            i = open;
+            let mut count: u16 = 0;
+            loop {
+                if *b.get(i)? == b'}' {
+                    break;
+                }
+                let ln = label_name_len(b, i);
+                if ln == 0 {
+                    return None;
+                }
+                i += ln;
+                if b.get(i..i + 2)? != b"=\"" {
+                    return None;
+                }
+                let q = scan::find_quote_or_backslash(b, i + 2)?;
+                if b[q] != b'"' {
+                    return None;
+                }
+                i = q + 1;
+                count = count.saturating_add(1);
+                match b.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b'}') => break,
+                    _ => return None,
+                }
+            }
+            labels = Labels {
+                raw: text.get(open..i)?,
+                len: count,
+                plain: true,
+            };
+            i += 1;
+        }
+        if b.get(i) != Some(&b' ') {
+            return None;
+        }
+        let (value, vend) = number::parse_value_prefix(b, i + 1)?;
+        i = vend;
+        let mut timestamp_ms = None;
+        let mut ts_text = None;
+        if b.get(i) == Some(&b' ') {
+            let (ts, tend) = number::parse_ms_prefix(b, i + 1)?;
+            timestamp_ms = Some(ts);
+            ts_text = Some(text.get(i + 1..tend)?);
+            i = tend;
+        }
+        let next = match b.get(i) {
+            Some(b'\n') => i + 1,
+            None if at_end(i) => i,
+            _ => return None,
+        };
+        let sample = Sample {
+            name,
+            labels,
+            value,
+            timestamp_ms,
+            exemplar: None,
+            line: self.line,
+            ts_text,
+        };
+        Some((Entry::Sample(sample), next))
+    }
+
+    /// `# HELP name text` and `# TYPE name type` on the fast path (see
+    /// [`Parser::fast_text_line`]).
+    #[inline]
+    fn fast_meta(&self, start: usize) -> Option<(Entry<'a>, usize)> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let kw = b.get(start..start + 7)?;
+        let help = kw == b"# HELP ";
+        if !help && kw != b"# TYPE " {
+            return None;
+        }
+        let ns = start + 7;
+        let n = name_len(b, ns);
+        if n == 0 || b.get(ns + n) != Some(&b' ') {
+            return None;
+        }
+        let name = Str::plain(text.get(ns..ns + n)?);
+        let rest = ns + n + 1;
+        let (end, next) = match memchr::memchr(b'\n', b.get(rest..)?) {
+            Some(k) => (rest + k, rest + k + 1),
+            None if b.len() == self.src.len() => (b.len(), b.len()),
+            None => return None,
+        };
+        let value = text.get(rest..end)?;
+        let entry = if help {
+            let esc = if memchr::memchr(b'\\', value.as_bytes()).is_some() {
+                Esc::Help
+            } else {
+                Esc::None
+            };
+            Entry::Help {
+                name,
+                text: Str { raw: value, esc },
+            }
+        } else {
+            let metric_type = match value {
+                "counter" => MetricType::Counter,
+                "gauge" => MetricType::Gauge,
+                "histogram" => MetricType::Histogram,
+                "summary" => MetricType::Summary,
+                "untyped" => MetricType::Unknown,
+                _ => return None,
+            };
+            Entry::Type { name, metric_type }
+        };
+        Some((entry, next))
+    }
+
+    /// Debug builds (tests, fuzzing): the general path must read a line the
+    /// fast path took to the same entry.
+    #[cfg(debug_assertions)]
+    fn cross_check(&mut self, fast: &Entry<'a>, start: usize, next: usize) {
+        let end = if self.src.get(next.wrapping_sub(1)) == Some(&b'\n') && next > start {
+            next - 1
+        } else {
+            next
+        };
+        let line = &self.text[start..end];
+        let general = self.text_line(line, self.line);
+        match general {
+            Ok(Some(g)) => assert!(
+                same_entry(fast, &g),
+                "fast path {fast:?} != general path {g:?} on line {line:?}"
+            ),
+            other => panic!("fast path took {line:?} as {fast:?}, general path: {other:?}"),
         }
     }
 
@@ -894,13 +1049,13 @@ impl<'a> Parser<'a> {
         let mut qname: Option<Str<'a>> = None;
         self.names.clear();
         let mut after_comma = false;
-        let base = open + 1;
-        let mut spans = [[0u16; 4]; SPANS];
-        let mut esc: u16 = 0;
-        let mut cacheable = true;
+        // Whether the set is in the plain form `Labels` iterates fast.
+        let mut plain = true;
         loop {
             if !om {
-                i = skip_ws(b, i);
+                let j = skip_ws(b, i);
+                plain &= j == i;
+                i = j;
             }
             let Some(&c) = b.get(i) else {
                 return Err(syntax(no, i, "label name or '}'", line));
@@ -913,14 +1068,13 @@ impl<'a> Parser<'a> {
             }
             // An item: label name, or quoted string (a UTF-8 label name, or
             // the metric name when followed by ',' or '}').
-            let mut name_esc = false;
             let (item_start, item_end, quoted) = if c == b'"' {
                 if strict {
                     return Err(syntax(no, i, "label name", line));
                 }
-                let (end, e) = quoted_end(b, i + 1)
+                let (end, _) = quoted_end(b, i + 1)
                     .ok_or_else(|| syntax(no, b.len(), "closing '\"'", line))?;
-                name_esc = e;
+                plain = false;
                 (i + 1, end, true)
             } else {
                 let n = label_name_len(b, i);
@@ -931,7 +1085,9 @@ impl<'a> Parser<'a> {
             };
             i = item_end + usize::from(quoted);
             if !om {
-                i = skip_ws(b, i);
+                let j = skip_ws(b, i);
+                plain &= j == i;
+                i = j;
             }
             match b.get(i) {
                 Some(b'=') => {}
@@ -959,21 +1115,16 @@ impl<'a> Parser<'a> {
             }
             i += 1;
             if !om {
-                i = skip_ws(b, i);
+                let j = skip_ws(b, i);
+                plain &= j == i;
+                i = j;
             }
             if b.get(i) != Some(&b'"') {
                 return Err(syntax(no, i, "'\"' opening the label value", line));
             }
             let (vend, value_esc) = quoted_end(b, i + 1)
                 .ok_or_else(|| syntax(no, b.len(), "'\"' closing the label value", line))?;
-            let k = usize::from(count);
-            if cacheable && k < SPANS && vend - base <= usize::from(u16::MAX) {
-                let at = |x: usize| (x - base) as u16;
-                spans[k] = [at(item_start), at(item_end), at(i + 1), at(vend)];
-                esc |= (u16::from(name_esc) | u16::from(value_esc) << 1) << (2 * k);
-            } else {
-                cacheable = false;
-            }
+            plain &= !value_esc;
             // Duplicate names: refused in strict mode; in scrape mode left to
             // the consumer, as Prometheus's parser leaves them to its store
             // (which drops the sample, not the scrape).
@@ -991,7 +1142,9 @@ impl<'a> Parser<'a> {
             count = count.saturating_add(1);
             i = vend + 1;
             if !om {
-                i = skip_ws(b, i);
+                let j = skip_ws(b, i);
+                plain &= j == i;
+                i = j;
             }
             match b.get(i) {
                 Some(b',') => {
@@ -1003,17 +1156,15 @@ impl<'a> Parser<'a> {
                 // (`{a="1" b="2"}`); so do we, in text only.
                 Some(&c) if !om && (c == b'"' || c.is_ascii_alphabetic() || c == b'_') => {
                     after_comma = false;
+                    plain = false;
                 }
                 _ => return Err(syntax(no, i, "',' or '}'", line)),
             }
         }
-        let cached = if cacheable { count as u8 } else { 0 };
         let labels = Labels {
             raw: &line[open + 1..i],
             len: count,
-            cached,
-            esc,
-            spans,
+            plain,
         };
         Ok((labels, qname, i + 1))
     }
@@ -1054,6 +1205,54 @@ fn parse_value_at(line: &str, i: usize, end: usize, no: u32) -> Result<(f64, Num
             format!("{:?}", &line[i..end])
         },
     })
+}
+
+/// Whether two entries are the same: names, texts and label pairs as
+/// written, values bit for bit, timestamps, line numbers.
+#[cfg(any(test, debug_assertions))]
+fn same_entry(a: &Entry<'_>, b: &Entry<'_>) -> bool {
+    fn labels(a: &Labels<'_>, b: &Labels<'_>) -> bool {
+        a.raw == b.raw && a.len == b.len && a.iter().eq(b.iter()) && a.iter().count() == a.len()
+    }
+    match (a, b) {
+        (Entry::Help { name: n1, text: t1 }, Entry::Help { name: n2, text: t2 }) => {
+            n1 == n2 && t1 == t2
+        }
+        (
+            Entry::Type {
+                name: n1,
+                metric_type: m1,
+            },
+            Entry::Type {
+                name: n2,
+                metric_type: m2,
+            },
+        ) => n1 == n2 && m1 == m2,
+        (Entry::Unit { name: n1, unit: u1 }, Entry::Unit { name: n2, unit: u2 }) => {
+            n1 == n2 && u1 == u2
+        }
+        (Entry::Comment(c1), Entry::Comment(c2)) => c1 == c2,
+        (Entry::Eof, Entry::Eof) => true,
+        (Entry::Sample(s1), Entry::Sample(s2)) => {
+            let ex = match (&s1.exemplar, &s2.exemplar) {
+                (None, None) => true,
+                (Some(e1), Some(e2)) => {
+                    labels(&e1.labels, &e2.labels)
+                        && e1.value.to_bits() == e2.value.to_bits()
+                        && e1.timestamp_ms == e2.timestamp_ms
+                }
+                _ => false,
+            };
+            s1.name == s2.name
+                && labels(&s1.labels, &s2.labels)
+                && s1.value.to_bits() == s2.value.to_bits()
+                && s1.timestamp_ms == s2.timestamp_ms
+                && s1.ts_text == s2.ts_text
+                && s1.line == s2.line
+                && ex
+        }
+        _ => false,
+    }
 }
 
 #[inline]

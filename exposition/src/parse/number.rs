@@ -6,6 +6,8 @@
 //! values (`1e400`) are refused, as Go's `ParseFloat` refuses them. Most values
 //! on the wire are short decimals, which take an exact fast path.
 
+use super::scan::digit_run;
+
 /// Powers of ten exactly representable as f64.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -183,6 +185,80 @@ pub(crate) fn parse_value(s: &str) -> Option<(f64, NumberKind)> {
     special(b).map(|v| (v, NumberKind::Special))
 }
 
+/// The parser's fast path for a value: reads a decimal number starting at
+/// `b[i]` (`[-] digits [. digits] [e [sign] digits]`, at most 19 digits in
+/// the mantissa) and returns it with the index of the byte after it, when
+/// Clinger's exact conversion applies. The caller checks what follows; on
+/// `None` it falls back to [`parse_value`], which gives the same bits for
+/// everything this accepts (both are exact, so both are the correctly
+/// rounded value).
+#[inline]
+pub(crate) fn parse_value_prefix(b: &[u8], i: usize) -> Option<(f64, usize)> {
+    let mut j = i;
+    let neg = b.get(j) == Some(&b'-');
+    j += usize::from(neg);
+    let (mut m, mut digits) = digit_run(b, j, 0);
+    j += digits;
+    let mut exp: i64 = 0;
+    if b.get(j) == Some(&b'.') {
+        let (f, nf) = digit_run(b, j + 1, m);
+        j += 1 + nf;
+        digits += nf;
+        m = f;
+        exp = -(nf as i64);
+    }
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    if let Some(&c) = b.get(j) {
+        if c | 0x20 == b'e' {
+            j += 1;
+            let eneg = b.get(j) == Some(&b'-');
+            if matches!(b.get(j), Some(b'-' | b'+')) {
+                j += 1;
+            }
+            let (e, ne) = digit_run(b, j, 0);
+            // Beyond four digits the exponent is out of the fast range
+            // anyway (and could have wrapped).
+            if ne == 0 || ne > 4 {
+                return None;
+            }
+            j += ne;
+            exp += if eneg { -(e as i64) } else { e as i64 };
+        }
+    }
+    if m > 1u64 << 53 {
+        return None;
+    }
+    let v = m as f64;
+    let v = if exp == 0 {
+        v
+    } else if (1..=22).contains(&exp) {
+        v * POW10[exp as usize]
+    } else if (-22..0).contains(&exp) {
+        v / POW10[(-exp) as usize]
+    } else {
+        return None;
+    };
+    Some((if neg { -v } else { v }, j))
+}
+
+/// The parser's fast path for a text 0.0.4 timestamp: `[-]` and 1 to 18
+/// digits at `b[i]` (always in range), with the index after them. `None`
+/// sends the line to the general path.
+#[inline]
+pub(crate) fn parse_ms_prefix(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    let neg = b.get(i) == Some(&b'-');
+    let j = i + usize::from(neg);
+    let (v, n) = digit_run(b, j, 0);
+    if n == 0 || n > 18 {
+        return None;
+    }
+    // At most 18 digits: below 10^18, inside i64.
+    let v = v as i64;
+    Some((if neg { -v } else { v }, j + n))
+}
+
 fn special(b: &[u8]) -> Option<f64> {
     let (neg, signed, rest) = match b.first() {
         Some(b'-') => (true, true, &b[1..]),
@@ -333,6 +409,82 @@ mod tests {
             );
             let want: f64 = s.parse().unwrap();
             assert_eq!(parse_value(&s).unwrap().0.to_bits(), want.to_bits(), "{s}");
+        }
+    }
+
+    /// What the fast path reads must be what `parse_value` and the standard
+    /// library read, bit for bit.
+    fn check_prefix(s: &str) {
+        let Some((v, end)) = parse_value_prefix(s.as_bytes(), 0) else {
+            return;
+        };
+        let token = &s[..end];
+        let std: f64 = token.parse().expect("the fast path read a number");
+        assert_eq!(v.to_bits(), std.to_bits(), "{token:?}");
+        let (general, _) = parse_value(token).expect("parse_value refused it");
+        assert_eq!(v.to_bits(), general.to_bits(), "{token:?}");
+    }
+
+    #[test]
+    fn fast_prefix_cases() {
+        let cases: &[(&str, Option<(f64, usize)>)] = &[
+            ("0", Some((0.0, 1))),
+            ("-0 ", Some((-0.0, 2))),
+            ("1.795328293e+09 17", Some((1.795328293e9, 15))),
+            ("7.6238e-05\n", Some((7.6238e-05, 10))),
+            ("1. ", Some((1.0, 2))),
+            (".5", Some((0.5, 2))),
+            ("1234567890123456789", None),
+            // 17 digits above 2^53: not exact, left to the general path.
+            ("1.7953283591354845e+09", None),
+            ("12345678901234567890", None),
+            ("1e23", None),
+            ("1e", None),
+            ("1e+", None),
+            ("+1", None),
+            (".", None),
+            ("-", None),
+            ("Inf", None),
+            ("NaN", None),
+            ("1e00001", None),
+        ];
+        for &(s, want) in cases {
+            let got = parse_value_prefix(s.as_bytes(), 0);
+            assert_eq!(
+                got.map(|(v, e)| (v.to_bits(), e)),
+                want.map(|(v, e)| (v.to_bits(), e)),
+                "{s:?}"
+            );
+            check_prefix(s);
+        }
+        assert_eq!(
+            parse_ms_prefix(b"1795328359972\n", 0),
+            Some((1795328359972, 13))
+        );
+        assert_eq!(parse_ms_prefix(b"-5", 0), Some((-5, 2)));
+        assert_eq!(
+            parse_ms_prefix(b"999999999999999999", 0),
+            Some((999_999_999_999_999_999, 18))
+        );
+        assert_eq!(parse_ms_prefix(b"9999999999999999999", 0), None);
+        assert_eq!(parse_ms_prefix(b"+5", 0), None);
+        assert_eq!(parse_ms_prefix(b"-", 0), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_prefix_is_bit_identical_to_std(
+            s in "-?[0-9]{0,12}(\\.[0-9]{0,12})?([eE][+-]?[0-9]{1,3})?[ \n]?"
+        ) {
+            check_prefix(&s);
+        }
+
+        #[test]
+        fn fast_prefix_reads_go_formatted_floats(bits in proptest::num::u64::ANY) {
+            let v = f64::from_bits(bits);
+            check_prefix(&format!("{v}"));
+            check_prefix(&format!("{v:e}"));
+            check_prefix(&format!("{v:.3}"));
         }
     }
 
