@@ -83,16 +83,19 @@ impl<'a> Str<'a> {
     }
 
     /// The text as it appears in the input, escapes included.
+    #[inline]
     pub fn raw(&self) -> &'a str {
         self.raw
     }
 
     /// Whether the raw text holds escape sequences.
+    #[inline]
     pub fn has_escapes(&self) -> bool {
         self.esc != Esc::None
     }
 
     /// The unescaped text; borrows unless there was an escape.
+    #[inline]
     pub fn as_cow(&self) -> Cow<'a, str> {
         match self.esc {
             Esc::None => Cow::Borrowed(self.raw),
@@ -103,6 +106,7 @@ impl<'a> Str<'a> {
 
     /// Compares the unescaped text with `s`, without allocating when there
     /// are no escapes.
+    #[inline]
     pub fn eq_str(&self, s: &str) -> bool {
         match self.esc {
             Esc::None => self.raw == s,
@@ -144,44 +148,61 @@ fn unescape(raw: &str, quote: bool) -> String {
 /// The labels of a sample or exemplar: a view over the text between the
 /// braces, decoded on iteration.
 ///
-/// The view stays small (it is moved with every entry) and keeps no
-/// positions: when the parser saw the plain form, `name="value"` pairs joined
-/// by single commas with no blanks, escapes or quoted names (what every
-/// client library writes), iteration only has to find each `=` and closing
-/// quote again; any other form is walked by the lenient scanner.
+/// The view stays small, as it is moved with every entry. When the parser
+/// saw the plain form, `name="value"` pairs joined by single commas with no
+/// blanks, escapes or quoted names (what every client library writes), it
+/// keeps where the `=` and the closing quote of the first pairs are, one
+/// byte each, so iteration costs no second scan; pairs past those are found
+/// again by looking for `=` and `"`. Any other form is walked by the lenient
+/// scanner.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<'a> {
     raw: &'a str,
     len: u16,
     /// `raw` is in the plain form described above.
     plain: bool,
+    /// Pairs whose offsets are in `ends` (plain form only).
+    cached: u8,
+    /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1.
+    ends: [u8; 2 * CACHED],
 }
+
+/// How many plain pairs a [`Labels`] view keeps the offsets of.
+const CACHED: usize = 8;
 
 impl<'a> Labels<'a> {
     const EMPTY: Labels<'static> = Labels {
         raw: "",
         len: 0,
         plain: true,
+        cached: 0,
+        ends: [0; 2 * CACHED],
     };
 
     /// Number of label pairs (a quoted metric name inside the braces is not
     /// one).
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
 
     /// True when there are no label pairs.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The pairs, in input order.
+    #[inline]
     pub fn iter(&self) -> LabelIter<'a> {
         LabelIter {
             rest: self.raw.as_bytes(),
             src: self.raw,
             off: 0,
             plain: self.plain,
+            k: 0,
+            cached: self.cached,
+            ends: self.ends,
         }
     }
 
@@ -191,6 +212,7 @@ impl<'a> Labels<'a> {
     }
 
     /// The text between the braces, as in the input.
+    #[inline]
     pub fn raw(&self) -> &'a str {
         self.raw
     }
@@ -199,6 +221,7 @@ impl<'a> Labels<'a> {
 impl<'a> IntoIterator for Labels<'a> {
     type Item = (Str<'a>, Str<'a>);
     type IntoIter = LabelIter<'a>;
+    #[inline]
     fn into_iter(self) -> LabelIter<'a> {
         self.iter()
     }
@@ -212,6 +235,10 @@ pub struct LabelIter<'a> {
     rest: &'a [u8],
     off: usize,
     plain: bool,
+    /// Index of the next pair.
+    k: u8,
+    cached: u8,
+    ends: [u8; 2 * CACHED],
 }
 
 impl<'a> LabelIter<'a> {
@@ -254,22 +281,28 @@ impl<'a> LabelIter<'a> {
     /// comma.
     #[inline]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
-        let b = self.rest;
-        if b.is_empty() {
+        let b = self.src.as_bytes();
+        let start = self.off;
+        if start >= b.len() {
             return None;
         }
         // INVARIANT (plain form): a name of label characters, then `="`, a
         // value without '"' or '\\', then '"'.
-        let eq = scan::find_byte(b, 0, b'=')?;
-        let vs = eq + 2;
-        let ve = scan::find_quote_or_backslash(b, vs)?;
-        let name = self.src.get(self.off..self.off + eq)?;
-        let value = self.src.get(self.off + vs..self.off + ve)?;
+        let (eq, ve) = if self.k < self.cached {
+            let k = 2 * usize::from(self.k);
+            (usize::from(self.ends[k]), usize::from(self.ends[k + 1]))
+        } else {
+            let eq = scan::find_byte(b, start, b'=')?;
+            (eq, scan::find_quote_or_backslash(b, eq + 2)?)
+        };
+        self.k = self.k.saturating_add(1);
+        let name = self.src.get(start..eq)?;
+        let value = self.src.get(eq + 2..ve)?;
         let mut next = ve + 1;
         if b.get(next) == Some(&b',') {
             next += 1;
         }
-        self.advance(next.min(b.len()));
+        self.advance(next.min(b.len()) - start);
         Some((Str::plain(name), Str::plain(value)))
     }
 }
@@ -277,6 +310,7 @@ impl<'a> LabelIter<'a> {
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (Str<'a>, Str<'a>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.plain {
             return self.next_plain();
@@ -360,6 +394,7 @@ pub struct Sample<'a> {
 
 impl<'a> Sample<'a> {
     /// The timestamp exactly as written in the input, if any.
+    #[inline]
     pub fn timestamp_text(&self) -> Option<&'a str> {
         self.ts_text
     }
@@ -498,15 +533,6 @@ impl<'a> Parser<'a> {
                 return None;
             }
             let start = self.pos;
-            if !self.om {
-                if let Some((entry, next)) = self.fast_text_line(start) {
-                    #[cfg(debug_assertions)]
-                    self.cross_check(&entry, start, next);
-                    self.pos = next;
-                    self.line += 1;
-                    return Some(Ok(entry));
-                }
-            }
             let (end, has_lf) = match memchr::memchr(b'\n', &self.src[start..]) {
                 Some(i) => (start + i, true),
                 None => (self.src.len(), false),
@@ -589,6 +615,8 @@ impl<'a> Parser<'a> {
             let open = i + 1;
             i = open;
             let mut count: u16 = 0;
+            let mut cached: u8 = 0;
+            let mut ends = [0u8; 2 * CACHED];
             loop {
                 if *b.get(i)? == b'}' {
                     break;
@@ -605,6 +633,12 @@ impl<'a> Parser<'a> {
                 if b[q] != b'"' {
                     return None;
                 }
+                let k = usize::from(cached);
+                if k < CACHED && usize::from(count) == k && q - open <= usize::from(u8::MAX) {
+                    ends[2 * k] = (i - open) as u8;
+                    ends[2 * k + 1] = (q - open) as u8;
+                    cached += 1;
+                }
                 i = q + 1;
                 count = count.saturating_add(1);
                 match b.get(i) {
@@ -617,6 +651,8 @@ impl<'a> Parser<'a> {
                 raw: text.get(open..i)?,
                 len: count,
                 plain: true,
+                cached,
+                ends,
             };
             i += 1;
         }
@@ -1165,6 +1201,8 @@ impl<'a> Parser<'a> {
             raw: &line[open + 1..i],
             len: count,
             plain,
+            cached: 0,
+            ends: [0; 2 * CACHED],
         };
         Ok((labels, qname, i + 1))
     }
@@ -1173,9 +1211,22 @@ impl<'a> Parser<'a> {
 impl<'a> Iterator for Parser<'a> {
     type Item = Result<Entry<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.state == ParseState::Done {
             return None;
+        }
+        // Text 0.0.4 only: the fast path (a failed attempt costs a few
+        // compares; the general path then reads the line).
+        if !self.om {
+            let start = self.pos;
+            if let Some((entry, next)) = self.fast_text_line(start) {
+                #[cfg(debug_assertions)]
+                self.cross_check(&entry, start, next);
+                self.pos = next;
+                self.line += 1;
+                return Some(Ok(entry));
+            }
         }
         self.next_entry()
     }

@@ -84,7 +84,9 @@ const fn table(colon: bool) -> [bool; 256] {
 #[inline(always)]
 fn run(b: &[u8], mut i: usize, colon: bool) -> usize {
     let t = if colon { &METRIC } else { &LABEL };
-    // Eight lookups without a branch between them, then one test.
+    // Eight lookups without a branch between them, then one test; then a
+    // byte loop. (Measured: cheaper than gathering the eight lookups into a
+    // word to find the end without the loop, and than a SWAR class test.)
     while i + 8 <= b.len() {
         let all = t[usize::from(b[i])]
             & t[usize::from(b[i + 1])]
