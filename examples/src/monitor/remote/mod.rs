@@ -10,7 +10,8 @@
 //! - [`receive`]: the `/api/v1/write` handler (behind
 //!   `--web.enable-remote-write-receiver`).
 //! - [`proto`]: the wire messages (prost-derived, no protoc) and the body
-//!   codec (protobuf in snappy's block format).
+//!   codec (protobuf in snappy's block format), with the hand-written
+//!   encoder and borrowing decoder the sender and receiver use.
 //! - [`RemoteWriteConfig`]: the `remote_write` section of prometheus.yml.
 
 pub mod config;

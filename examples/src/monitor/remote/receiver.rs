@@ -8,7 +8,15 @@
 //! wrong content encoding; 500 when the store itself fails (a retry may
 //! succeed). The whole request is one appender: refused samples roll all of
 //! it back, as Prometheus's handler does.
+//!
+//! The body is decoded without copying names and values, and label sets
+//! already seen are taken from a cache keyed by their bytes on the wire
+//! (see `LABELS`), so a series sent at every interval is parsed once.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use vigil_tsdb::Error as TsdbError;
 use vigil_tsdb::db::Db;
 use vigil_tsdb::labels::Labels;
@@ -82,39 +90,44 @@ pub fn receive(db: &Db, body: &[u8], content_encoding: Option<&str>) -> Received
             ),
         );
     }
-    let req = match proto::decode(body, MAX_DECODED) {
+    let raw = match proto::decompress(body, MAX_DECODED) {
         Ok(r) => r,
         Err(e) => return fail(400, e.to_string()),
     };
+    let mut req = proto::Flat::default();
+    if let Err(e) = req.decode(&raw) {
+        return fail(400, e.to_string());
+    }
     // Everything is checked before the first append, so a bad series late
     // in the request leaves nothing of it behind.
-    let mut series = Vec::with_capacity(req.timeseries.len());
-    for (i, ts) in req.timeseries.iter().enumerate() {
-        let labels = match Labels::new(ts.labels.iter().map(|l| (&*l.name, &*l.value))) {
-            Ok(l) if !l.is_empty() => l,
-            Ok(_) => return fail(400, format!("timeseries[{i}]: no labels")),
-            Err(e) => return fail(400, format!("timeseries[{i}]: {e}")),
-        };
-        for w in ts.samples.windows(2) {
-            if w[1].timestamp < w[0].timestamp {
-                return fail(
-                    400,
-                    format!(
-                        "timeseries[{i}] {}: samples out of order ({} after {})",
-                        show(&labels),
-                        w[1].timestamp,
-                        w[0].timestamp
-                    ),
-                );
+    let mut series = Vec::with_capacity(req.series.len());
+    {
+        let mut cache = LABELS.lock();
+        for (i, ts) in req.series.iter().enumerate() {
+            let labels = match cache.labels(&req, ts) {
+                Ok(l) => l,
+                Err(e) => return fail(400, format!("timeseries[{i}]: {e}")),
+            };
+            for w in req.samples[ts.samples.clone()].windows(2) {
+                if w[1].timestamp < w[0].timestamp {
+                    return fail(
+                        400,
+                        format!(
+                            "timeseries[{i}] {}: samples out of order ({} after {})",
+                            show(&labels),
+                            w[1].timestamp,
+                            w[0].timestamp
+                        ),
+                    );
+                }
             }
+            series.push(labels);
         }
-        series.push(labels);
     }
-    let total: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
-    let mut app = db.head().appender_with_capacity(total);
-    for (ts, labels) in req.timeseries.iter().zip(&series) {
+    let mut app = db.head().appender_with_capacity(req.samples.len());
+    for (ts, labels) in req.series.iter().zip(&series) {
         let mut id = None;
-        for s in &ts.samples {
+        for s in &req.samples[ts.samples.clone()] {
             let r = match id {
                 Some(id) => app.append_ref(id, s.timestamp, s.value),
                 None => app.append(labels, s.timestamp, s.value).map(|r| {
@@ -134,6 +147,66 @@ pub fn receive(db: &Db, body: &[u8], content_encoding: Option<&str>) -> Received
             samples: sum.appended + sum.duplicates,
         },
         Err(e) => fail(status_of(&e), e.to_string()),
+    }
+}
+
+/// The label sets of the series received lately, by their bytes on the
+/// wire. A sender sends the same series at every interval, so building
+/// (allocating, sorting, checking) their `Labels` again for every request
+/// was the receiver's largest cost after the store itself. The cache holds
+/// only what the bytes alone decide (no store ids), so it is right for any
+/// store; it is bounded by keeping two generations and dropping the older
+/// when the newer fills.
+static LABELS: Mutex<LabelCache> = Mutex::new(LabelCache::new(GENERATION_BYTES));
+
+/// Bytes of keys and labels a generation holds before it is retired.
+const GENERATION_BYTES: usize = 32 << 20;
+
+struct LabelCache {
+    young: Option<HashMap<Box<[u8]>, Arc<Labels>>>,
+    old: Option<HashMap<Box<[u8]>, Arc<Labels>>>,
+    young_bytes: usize,
+    /// [`GENERATION_BYTES`] but in tests.
+    limit: usize,
+}
+
+impl LabelCache {
+    const fn new(limit: usize) -> LabelCache {
+        LabelCache {
+            young: None,
+            old: None,
+            young_bytes: 0,
+            limit,
+        }
+    }
+
+    /// The labels of `ts`, a series of `req`, or why they are refused.
+    fn labels(
+        &mut self,
+        req: &proto::Flat<'_>,
+        ts: &proto::FlatSeries,
+    ) -> Result<Arc<Labels>, String> {
+        let key = &req.keys[ts.key.clone()];
+        let young = self.young.get_or_insert_with(HashMap::new);
+        if let Some(l) = young.get(key) {
+            return Ok(l.clone());
+        }
+        let l = match self.old.as_mut().and_then(|o| o.remove(key)) {
+            Some(l) => l,
+            None => match Labels::new(req.labels[ts.labels.clone()].iter().copied()) {
+                Ok(l) if !l.is_empty() => Arc::new(l),
+                Ok(_) => return Err("no labels".into()),
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        // The key, and the labels' strings at most as long again.
+        self.young_bytes += 2 * key.len() + 64;
+        young.insert(key.into(), l.clone());
+        if self.young_bytes > self.limit {
+            self.old = self.young.take();
+            self.young_bytes = 0;
+        }
+        Ok(l)
     }
 }
 
@@ -158,4 +231,76 @@ fn show(l: &Labels) -> String {
     }
     s.push('}');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(names: &[&str]) -> Vec<u8> {
+        let req = proto::WriteRequest {
+            timeseries: names
+                .iter()
+                .map(|n| proto::TimeSeries {
+                    labels: vec![
+                        proto::Label {
+                            name: "__name__".into(),
+                            value: (*n).into(),
+                        },
+                        proto::Label {
+                            name: "job".into(),
+                            value: "j".into(),
+                        },
+                    ],
+                    samples: vec![],
+                    exemplars: vec![],
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        prost::Message::encode_to_vec(&req)
+    }
+
+    #[test]
+    fn the_label_cache_gives_what_parsing_gives_and_stays_bounded() {
+        // Room for about three series per generation.
+        let mut cache = LabelCache::new(3 * (2 * 20 + 64));
+        let names: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        for round in 0..3 {
+            for chunk in names.chunks(7) {
+                let raw = request(&chunk.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+                let mut req = proto::Flat::default();
+                req.decode(&raw).unwrap();
+                for (ts, n) in req.series.iter().zip(chunk) {
+                    let got = cache.labels(&req, ts).unwrap();
+                    let want = Labels::new([("__name__", n.as_str()), ("job", "j")]).unwrap();
+                    assert_eq!(*got, want, "round {round}");
+                }
+            }
+            let held = cache.young.as_ref().map_or(0, HashMap::len)
+                + cache.old.as_ref().map_or(0, HashMap::len);
+            assert!(held <= 10, "{held} label sets held");
+        }
+        // Refusals are not cached: the same bad series is refused again.
+        let raw = prost::Message::encode_to_vec(&proto::WriteRequest {
+            timeseries: vec![proto::TimeSeries {
+                labels: vec![],
+                samples: vec![],
+                exemplars: vec![],
+            }],
+            metadata: vec![],
+        });
+        let mut req = proto::Flat::default();
+        req.decode(&raw).unwrap();
+        for _ in 0..2 {
+            let e = cache.labels(&req, &req.series[0]).unwrap_err();
+            assert_eq!(e, "no labels");
+        }
+        assert!(
+            cache
+                .young
+                .as_ref()
+                .is_none_or(|y| !y.contains_key(&[][..]))
+        );
+    }
 }

@@ -337,10 +337,38 @@ impl RemoteWriter {
     }
 }
 
+/// A series as sent: its labels (external labels added, relabelled)
+/// encoded once as `TimeSeries` label fields (`proto::encode_labels`).
+type SeriesOut = Arc<[u8]>;
+
+/// Hashes the store's series ids (small integers the store hands out, not
+/// outside input) with one multiplication instead of SipHash: the watcher
+/// looks one up per sample and a shard one per sample it sends.
+#[derive(Default, Clone, Copy)]
+struct IdHash(u64);
+
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHash>>;
+
 /// A sample waiting in a shard.
 struct Item {
     pos: Pos,
-    series: Arc<Vec<proto::Label>>,
+    /// The series id in the store: samples are grouped by it.
+    id: u64,
+    series: SeriesOut,
     t: i64,
     v: f64,
     replay: bool,
@@ -553,7 +581,9 @@ fn watch(sh: Arc<Shared>, resume: u64, saved: Option<Saved>, start_last: u64) {
             return;
         }
     };
-    let mut cache: HashMap<u64, Option<Arc<Vec<proto::Label>>>> = HashMap::new();
+    let mut cache: IdMap<Option<SeriesOut>> = IdMap::default();
+    // Samples of one record per shard, handed over under one lock each.
+    let mut per_shard: Vec<Vec<Item>> = Vec::new();
     // Everything up to `read` has been handed to shards.
     let mut read = resume.saturating_sub(1);
     let mut last_save = Instant::now();
@@ -577,6 +607,7 @@ fn watch(sh: Arc<Shared>, resume: u64, saved: Option<Saved>, start_last: u64) {
                     }
                     Ok(Record::Samples(list)) => {
                         let shards = sh.shards.lock().clone();
+                        per_shard.resize_with(shards.len(), Vec::new);
                         for (idx, (id, t, v)) in list.into_iter().enumerate() {
                             let pos = (lsn, idx as u32);
                             if saved_state.as_ref().is_some_and(|s| s.delivered(pos, id)) {
@@ -603,19 +634,22 @@ fn watch(sh: Arc<Shared>, resume: u64, saved: Option<Saved>, start_last: u64) {
                                 highest_read = ts;
                                 sh.metrics.highest_read.set(ts);
                             }
-                            let shard = &shards[(id % shards.len() as u64) as usize];
-                            let item = Item {
+                            per_shard[(id % shards.len() as u64) as usize].push(Item {
                                 pos,
+                                id,
                                 series,
                                 t,
                                 v,
                                 replay: lsn <= start_last,
-                            };
-                            if !enqueue(&sh, shard, item, q.capacity) {
+                            });
+                        }
+                        for (shard, items) in shards.iter().zip(&mut per_shard) {
+                            samples_in += items.len() as u64;
+                            if !enqueue(&sh, shard, items, q.capacity, q.max_samples_per_send) {
                                 break;
                             }
-                            samples_in += 1;
                         }
+                        per_shard.iter_mut().for_each(Vec::clear);
                     }
                     Ok(Record::Delete(_)) => {}
                     Err(e) => {
@@ -738,28 +772,52 @@ fn desired_shards(sh: &Shared, in_rate: f64, n: usize) -> usize {
     (want.ceil() as usize).clamp(q.min_shards, q.max_shards)
 }
 
-/// Waits for room in the shard (the WAL keeps what is not read yet).
-/// `false` when the queue is stopping.
-fn enqueue(sh: &Shared, shard: &Shard, item: Item, capacity: usize) -> bool {
+/// Moves `items` into the shard, waiting for room (the WAL keeps what is
+/// not read yet). `false` when the queue is stopping. The shard is woken
+/// only when it has something to do before its deadline: a full batch, or
+/// a replayed run that new samples now close.
+fn enqueue(
+    sh: &Shared,
+    shard: &Shard,
+    items: &mut Vec<Item>,
+    capacity: usize,
+    max_per_send: usize,
+) -> bool {
+    if items.is_empty() {
+        return true;
+    }
+    let mut items = items.drain(..).peekable();
     let mut st = shard.st.lock();
-    while st.items.len() >= capacity {
+    loop {
+        while st.items.len() < capacity {
+            match items.next() {
+                Some(it) => st.items.push_back(it),
+                None => break,
+            }
+        }
+        if items.peek().is_none() {
+            break;
+        }
         if sh.stop.load(Ordering::Acquire) || st.stop {
             return false;
         }
         shard.cv.notify_all();
         shard.cv.wait_for(&mut st, Duration::from_millis(100));
     }
-    st.items.push_back(item);
-    shard.cv.notify_all();
+    let replay_closed =
+        st.items.front().is_some_and(|i| i.replay) && st.items.back().is_some_and(|i| !i.replay);
+    if st.items.len() >= max_per_send || replay_closed {
+        shard.cv.notify_all();
+    }
     true
 }
 
 /// The series' labels as sent: external labels added where missing, then
-/// `write_relabel_configs`; `None` when relabelling drops it.
+/// `write_relabel_configs`, encoded; `None` when relabelling drops it.
 fn series_out<'a>(
     sh: &Shared,
     labels: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Option<Arc<Vec<proto::Label>>> {
+) -> Option<SeriesOut> {
     let mut l: Vec<(String, String)> = labels.map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
     for (n, v) in &sh.external {
         if !l.iter().any(|(k, _)| k == n) {
@@ -775,11 +833,9 @@ fn series_out<'a>(
     if l.is_empty() {
         return None;
     }
-    Some(Arc::new(
-        l.into_iter()
-            .map(|(name, value)| proto::Label { name, value })
-            .collect(),
-    ))
+    let mut out = Vec::new();
+    proto::encode_labels(l.iter().map(|(n, v)| (n.as_str(), v.as_str())), &mut out);
+    Some(out.into())
 }
 
 fn save(sh: &Shared, shards: &[Arc<Shard>], read: u64, saved: Option<&Saved>) {
@@ -861,6 +917,7 @@ fn run_shard(sh: Arc<Shared>, shard: Arc<Shard>) {
         .build()
         .into();
     let mut batch: Vec<Item> = Vec::with_capacity(q.max_samples_per_send);
+    let mut enc = Encoding::default();
     loop {
         {
             let mut st = shard.st.lock();
@@ -901,7 +958,7 @@ fn run_shard(sh: Arc<Shared>, shard: Arc<Shard>) {
             shard.cv.notify_all();
         }
         let replay = batch.first().is_some_and(|i| i.replay);
-        let sent = send_all(&sh, &shard, &agent, &batch, replay);
+        let sent = send_all(&sh, &shard, &agent, &mut enc, &batch, replay);
         let mut st = shard.st.lock();
         st.inflight = None;
         st.inflight_len = 0;
@@ -943,15 +1000,16 @@ fn send_all(
     sh: &Shared,
     shard: &Shard,
     agent: &ureq::Agent,
+    enc: &mut Encoding,
     batch: &[Item],
     replay: bool,
 ) -> Option<bool> {
-    match send(sh, shard, agent, batch) {
+    match send(sh, shard, agent, enc, batch) {
         Outcome::Delivered => Some(true),
         Outcome::Refused(400) if replay && batch.len() > 1 => {
             let (a, b) = batch.split_at(batch.len() / 2);
-            let x = send_all(sh, shard, agent, a, replay)?;
-            let y = send_all(sh, shard, agent, b, replay)?;
+            let x = send_all(sh, shard, agent, enc, a, replay)?;
+            let y = send_all(sh, shard, agent, enc, b, replay)?;
             Some(x || y)
         }
         Outcome::Refused(_) => {
@@ -963,8 +1021,14 @@ fn send_all(
 }
 
 /// One batch, retried until it is delivered, refused, or the queue stops.
-fn send(sh: &Shared, shard: &Shard, agent: &ureq::Agent, batch: &[Item]) -> Outcome {
-    let body = encode_batch(batch);
+fn send(
+    sh: &Shared,
+    shard: &Shard,
+    agent: &ureq::Agent,
+    enc: &mut Encoding,
+    batch: &[Item],
+) -> Outcome {
+    let body = enc.encode(batch);
     let q = &sh.cfg.queue_config;
     let mut backoff = q.min_backoff;
     loop {
@@ -988,7 +1052,7 @@ fn send(sh: &Shared, shard: &Shard, agent: &ureq::Agent, batch: &[Item]) -> Outc
             req = req.header("Authorization", format!("{ty} {cred}"));
         }
         sh.metrics.requests.inc();
-        let result = req.send(&body[..]);
+        let result = req.send(body);
         let (status, retry_after) = match &result {
             Ok(r) => (
                 Some(r.status().as_u16()),
@@ -1037,26 +1101,65 @@ fn send(sh: &Shared, shard: &Shard, agent: &ureq::Agent, batch: &[Item]) -> Outc
     }
 }
 
-/// The request of a batch: samples grouped by series, in order.
-fn encode_batch(batch: &[Item]) -> Vec<u8> {
-    let mut index: HashMap<*const Vec<proto::Label>, usize> = HashMap::new();
-    let mut req = proto::WriteRequest::default();
-    for it in batch {
-        let key = Arc::as_ptr(&it.series);
-        let i = *index.entry(key).or_insert_with(|| {
-            req.timeseries.push(proto::TimeSeries {
-                labels: (*it.series).clone(),
-                samples: Vec::new(),
-                exemplars: Vec::new(),
+/// A shard's buffers for building requests, kept from batch to batch so
+/// that a request costs no allocation once they have grown.
+#[derive(Default)]
+struct Encoding {
+    body: proto::BodyEncoder,
+    /// Series id → its group (a `TimeSeries` of the request).
+    index: IdMap<u32>,
+    /// Per group: the first item of the series and its sample count, then
+    /// (after counting) where its samples start in `samples`.
+    groups: Vec<(u32, u32, u32)>,
+    /// Each item's group.
+    item_group: Vec<u32>,
+    samples: Vec<proto::Sample>,
+}
+
+impl Encoding {
+    /// The request of a batch: samples grouped by series (in the order of
+    /// their first sample), in order within each series.
+    fn encode(&mut self, batch: &[Item]) -> &[u8] {
+        self.index.clear();
+        self.groups.clear();
+        self.item_group.clear();
+        for (i, it) in batch.iter().enumerate() {
+            let groups = &mut self.groups;
+            let g = *self.index.entry(it.id).or_insert_with(|| {
+                groups.push((i as u32, 0, 0));
+                (groups.len() - 1) as u32
             });
-            req.timeseries.len() - 1
-        });
-        req.timeseries[i].samples.push(proto::Sample {
-            value: it.v,
-            timestamp: it.t,
-        });
+            self.groups[g as usize].1 += 1;
+            self.item_group.push(g);
+        }
+        let mut start = 0;
+        for g in &mut self.groups {
+            g.2 = start;
+            start += g.1;
+        }
+        let blank = proto::Sample {
+            value: 0.0,
+            timestamp: 0,
+        };
+        self.samples.clear();
+        self.samples.resize(batch.len(), blank);
+        // Counting sort: `g.2` walks through the group's slots.
+        for (it, &g) in batch.iter().zip(&self.item_group) {
+            let slot = &mut self.groups[g as usize].2;
+            self.samples[*slot as usize] = proto::Sample {
+                value: it.v,
+                timestamp: it.t,
+            };
+            *slot += 1;
+        }
+        self.body.clear();
+        for &(first, count, end) in &self.groups {
+            let samples = &self.samples[(end - count) as usize..end as usize];
+            self.body
+                .push_series(&batch[first as usize].series, samples);
+        }
+        self.body.finish()
     }
-    proto::encode(&req)
 }
 
 fn base64(s: &str) -> String {
