@@ -5,7 +5,9 @@
 //! WAL, which fsyncs segments rather than commits).
 //!
 //! Each criterion iteration ingests `ROUNDS` rounds into a fresh head, so the
-//! figure includes creating the 10,000 series once.
+//! figure includes creating the 10,000 series once. Before measuring, it
+//! prints the head's memory per series after the workload, part by part
+//! (`Head::memory`), after 1 round and after `ROUNDS` rounds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,8 +59,38 @@ fn ingest(sets: &[Labels], rounds: usize) -> Duration {
     took
 }
 
+/// Prints the head's heap bytes per series after `rounds` rounds.
+fn report_memory(sets: &[Labels], rounds: usize) {
+    let head = Head::in_memory(HeadOptions::default());
+    ingest::ingest(&head, sets, rounds);
+    let m = head.memory();
+    let n = m.series as f64;
+    let per = |b: usize| b as f64 / n;
+    let i = &m.index;
+    let labels = i.symbols + i.series_labels;
+    eprintln!(
+        "tsdb_ingest memory after {rounds} round(s), {} series: {:.0} B/series = labels {:.0} \
+         (strings {:.0}, refs {:.0}) + label-set table {:.0} + postings {:.0} + values {:.0} \
+         + series table {:.0} + sealed chunks {:.0} + open chunk {:.0}; without labels {:.0}",
+        m.series,
+        per(m.total()),
+        per(labels),
+        per(i.symbols),
+        per(i.series_labels),
+        per(i.label_set_table),
+        per(i.postings),
+        per(i.values),
+        per(m.series_table),
+        per(m.sealed_chunks),
+        per(m.open_chunks),
+        per(m.total() - labels),
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let sets = label_sets(SERIES);
+    report_memory(&sets, 1);
+    report_memory(&sets, ROUNDS);
     let mut g = c.benchmark_group("tsdb_ingest");
     g.sample_size(10);
     g.throughput(Throughput::Elements((SERIES * ROUNDS) as u64));

@@ -29,6 +29,23 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system, all threads) this process has used, from
+/// /proc/self/stat (clock ticks, 100 a second): on a shared machine, wall
+/// time says more about the neighbours than about the code.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -42,7 +59,8 @@ fn rss_kib() -> u64 {
 
 /// The head's own memory: the same workload into a head without a WAL,
 /// measured as the growth of the resident set (the label sets, already
-/// loaded, are not counted, but the head's copy of their strings is).
+/// loaded, are not counted, but the head's copy of their strings is), and
+/// as the head's own account of its heap bytes, part by part.
 fn head_memory(sets: &[Labels], rounds: usize) {
     let before = rss_kib();
     let head = Head::in_memory(HeadOptions::default());
@@ -52,6 +70,7 @@ fn head_memory(sets: &[Labels], rounds: usize) {
         .iter()
         .map(|l| l.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>())
         .sum();
+    let n = sets.len() as f64;
     println!(
         "vigil head (no WAL): resident set grew {:.1} MiB for {} series x {rounds} samples = {} bytes per series \
          (their label strings: {} bytes per series before interning)",
@@ -60,7 +79,37 @@ fn head_memory(sets: &[Labels], rounds: usize) {
         grew / sets.len() as u64,
         label_bytes / sets.len()
     );
+    print_breakdown(&head.memory(), n);
     drop(head);
+}
+
+/// Bytes per series, part by part, from `Head::memory`.
+fn print_breakdown(m: &vigil_tsdb::head::HeadMemory, n: f64) {
+    let per = |b: usize| b as f64 / n;
+    let i = &m.index;
+    let labels = i.symbols + i.series_labels;
+    println!(
+        "  heap per series: {:.0} B = labels {:.0} (interned strings {:.0}, of which text {:.0}; \
+         per-series label refs {:.0}) + label-set table {:.0} + postings {:.0} + values {:.0} \
+         + series table {:.0} + sealed chunks {:.0} + open chunk {:.0} + out-of-order {:.0}",
+        per(m.total()),
+        per(labels),
+        per(i.symbols),
+        per(i.symbol_text),
+        per(i.series_labels),
+        per(i.label_set_table),
+        per(i.postings),
+        per(i.values),
+        per(m.series_table),
+        per(m.sealed_chunks),
+        per(m.open_chunks),
+        per(m.out_of_order),
+    );
+    println!(
+        "  heap per series without labels: {:.0} B; without labels and sample data (chunks): {:.0} B",
+        per(m.total() - labels),
+        per(m.total() - labels - m.sealed_chunks - m.open_chunks - m.out_of_order),
+    );
 }
 
 fn main() {
@@ -85,27 +134,36 @@ fn main() {
     };
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
+    let cpu = cpu_secs();
     ingest::ingest(&head, &sets, rounds);
     let took = start.elapsed();
+    let cpu = cpu_secs() - cpu;
     let samples = sets.len() * rounds;
     println!(
-        "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {} series; peak RSS {} MiB",
+        "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {} series; peak RSS {} MiB; \
+         {cpu:.2} CPU-s = {:.2} M samples/CPU-s",
         took.as_secs_f64(),
         samples as f64 / took.as_secs_f64() / 1e6,
         head.num_series(),
-        peak_rss_kib() / 1024
+        peak_rss_kib() / 1024,
+        samples as f64 / cpu / 1e6
     );
     // Restart: open the same directory again, which replays the whole WAL.
     let opts = HeadOptions::default();
     drop(head);
     let start = Instant::now();
+    let cpu = cpu_secs();
     let head = Head::open(dir.path(), opts).unwrap();
     let took = start.elapsed();
+    let cpu = cpu_secs() - cpu;
     println!(
-        "vigil head: reopened (WAL replay of {samples} samples, {} series) in {:.2} s = {:.1} M samples/s",
+        "vigil head: reopened (WAL replay of {samples} samples, {} series, {} threads) in {:.2} s = {:.1} M samples/s; \
+         {cpu:.2} CPU-s = {:.1} M samples/CPU-s",
         head.num_series(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         took.as_secs_f64(),
-        samples as f64 / took.as_secs_f64() / 1e6
+        samples as f64 / took.as_secs_f64() / 1e6,
+        samples as f64 / cpu / 1e6
     );
     // Restart after a checkpoint: load it instead of replaying.
     let start = Instant::now();

@@ -85,6 +85,9 @@ proptest! {
         prop_assert_eq!(index.len(), model.len());
         for (&id, l) in &model {
             prop_assert_eq!(index.labels(id), Some(l.clone()));
+            // Several ids may share a label set; lookup finds one of them.
+            let found = index.lookup(l);
+            prop_assert!(found.is_some_and(|f| model.get(&f) == Some(l)), "lookup {:?}", l);
         }
         for spec in queries {
             let ms = build(&spec);
@@ -108,4 +111,53 @@ proptest! {
             }
         }
     }
+}
+
+/// Removing most series frees their strings and label references; the
+/// arenas are compacted (past a few KiB of garbage) and every survivor
+/// still reads back, is found by its labels and is selected.
+#[test]
+fn churn_compacts_and_keeps_survivors() {
+    let mut index = Index::new();
+    let labels = |i: u64| {
+        Labels::new([
+            ("__name__", "churn".to_owned()),
+            (
+                "pod",
+                format!("pod-{i:08}-{}", "x".repeat((i % 50) as usize)),
+            ),
+            ("zone", format!("z{}", i % 3)),
+        ])
+        .unwrap()
+    };
+    for i in 1..=5_000u64 {
+        index.add(i, &labels(i));
+    }
+    let before = index.memory();
+    for i in 1..=5_000u64 {
+        if i % 10 != 0 {
+            assert!(index.remove(i));
+        }
+    }
+    for i in 5_001..=5_500u64 {
+        index.add(i, &labels(i));
+    }
+    let after = index.memory();
+    assert!(
+        after.symbol_text < before.symbol_text,
+        "strings freed: {before:?} -> {after:?}"
+    );
+    for i in (10..=5_000u64).step_by(10).chain(5_001..=5_500) {
+        assert_eq!(index.labels(i), Some(labels(i)), "series {i}");
+        assert_eq!(index.lookup(&labels(i)), Some(i));
+    }
+    assert_eq!(index.lookup(&labels(11)), None);
+    assert_eq!(index.len(), 1_000);
+    let z1 = index.select(&[Matcher::equal("zone", "z1")]);
+    let want: Vec<SeriesId> = (10..=5_000u64)
+        .step_by(10)
+        .chain(5_001..=5_500)
+        .filter(|i| i % 3 == 1)
+        .collect();
+    assert_eq!(z1, want);
 }

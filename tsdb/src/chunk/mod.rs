@@ -145,6 +145,11 @@ impl ChunkWriter {
         self.app.last_t()
     }
 
+    /// Heap bytes the open chunk holds (its buffer's capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.app.w.buf.capacity()
+    }
+
     /// The open chunk's bytes (encoding `0x01`), readable by [`Chunk`].
     pub fn bytes(&self) -> &[u8] {
         &self.app.w.buf

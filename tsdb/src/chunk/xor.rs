@@ -146,6 +146,14 @@ pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Result<i64, Eof> {
 /// byte, then the sample count as a big-endian u16.
 pub(crate) const XOR_HEADER: usize = 3;
 
+/// The most bytes one sample can add: a 64-bit timestamp delta-of-delta
+/// with its prefix (68 bits, or a 10-byte varint for the first two) and a
+/// value with a new window (77 bits).
+const MAX_SAMPLE_BYTES: usize = 20;
+
+/// How much an open chunk's buffer grows at a time.
+const GROW: usize = 48;
+
 /// Appender state of an open (encoding `0x01`) chunk.
 #[derive(Debug, Clone)]
 pub(crate) struct XorAppender {
@@ -158,7 +166,10 @@ pub(crate) struct XorAppender {
 
 impl XorAppender {
     pub(crate) fn new() -> Self {
-        let mut buf = Vec::with_capacity(128);
+        // A head holds one open chunk per series: start small and grow in
+        // small exact steps (see `append`), not by doubling, which would
+        // leave a third of every open chunk unused on average.
+        let mut buf = Vec::with_capacity(GROW);
         buf.extend_from_slice(&[super::ENC_XOR, 0, 0]);
         Self {
             w: BitWriter::from_vec(buf),
@@ -176,6 +187,9 @@ impl XorAppender {
     /// Appends; the caller has checked order and capacity.
     pub(crate) fn append(&mut self, t: i64, v: f64) {
         let bits = v.to_bits();
+        if self.w.buf.capacity() - self.w.buf.len() < MAX_SAMPLE_BYTES {
+            self.w.buf.reserve_exact(GROW);
+        }
         match self.count {
             0 => {
                 self.w.write_uvarint(zigzag(t));

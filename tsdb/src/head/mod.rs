@@ -1,31 +1,32 @@
 //! The head: the series being written, in memory, made durable through
 //! vigil-wal.
 //!
-//! Each series keeps its sealed chunks (immutable, shared with readers by
-//! reference count), one open chunk, and, when an out-of-order window is
-//! set, the late samples it accepted. An [`Appender`] gathers a batch; its
+//! Each series keeps its sealed chunks back to back in one buffer
+//! (`series.rs` says why and how), one open chunk, and, when an
+//! out-of-order window is set, the late samples it accepted. An [`Appender`] gathers a batch; its
 //! [`commit`](Appender::commit) writes the batch to the WAL as one atomic
 //! record batch (durable per the WAL's sync policy) and only then applies it,
 //! under the head's write lock, so a querier sees all of a commit or none of
 //! it. [`Head::open`] replays the WAL.
 
 pub mod record;
+mod replay;
+mod series;
 mod snapshot;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::collections::HashSet;
 
 use foldhash::fast::RandomState;
 use std::path::Path;
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 use vigil_wal::Wal;
 
 use crate::Error;
-use crate::chunk::{Chunk, ChunkPolicy, ChunkWriter};
+use crate::chunk::{Chunk, ChunkPolicy};
 use crate::index::{Index, Matcher, SeriesId};
 use crate::labels::Labels;
+use series::MemSeries;
 
 /// How the head behaves.
 #[derive(Clone, Default)]
@@ -38,130 +39,6 @@ pub struct HeadOptions {
     pub out_of_order_window_ms: i64,
     /// The WAL's options (sync policy, segment size, storage).
     pub wal: vigil_wal::Options,
-}
-
-/// A sealed chunk and the time range it covers.
-#[derive(Clone)]
-struct Sealed {
-    mint: i64,
-    maxt: i64,
-    bytes: Arc<[u8]>,
-}
-
-#[derive(Default)]
-struct MemSeries {
-    sealed: Vec<Sealed>,
-    open: ChunkWriter,
-    /// Late samples accepted within the out-of-order window.
-    ooo: BTreeMap<i64, f64>,
-}
-
-impl MemSeries {
-    fn max_time(&self) -> Option<i64> {
-        self.open
-            .last_time()
-            .or_else(|| self.sealed.last().map(|s| s.maxt))
-    }
-
-    /// Adds a sample; `Ok(false)` when it was a duplicate of a stored one.
-    fn append(&mut self, t: i64, v: f64, policy: &ChunkPolicy, window: i64) -> Result<bool, Error> {
-        match self.max_time() {
-            Some(last) if t < last || (t == last && !self.same_as_last(v)) => {
-                if t == last {
-                    return Err(Error::DuplicateSample { t });
-                }
-                if window == 0 || last.saturating_sub(t) > window {
-                    return Err(Error::OutOfOrderSample { t, last });
-                }
-                return match self.ooo.get(&t) {
-                    Some(old) if old.to_bits() == v.to_bits() => Ok(false),
-                    Some(_) => Err(Error::DuplicateSample { t }),
-                    None if self
-                        .stored_at(t)
-                        .is_some_and(|old| old.to_bits() != v.to_bits()) =>
-                    {
-                        Err(Error::DuplicateSample { t })
-                    }
-                    None if self.stored_at(t).is_some() => Ok(false),
-                    None => {
-                        self.ooo.insert(t, v);
-                        Ok(true)
-                    }
-                };
-            }
-            Some(last) if t == last => return Ok(false),
-            _ => {}
-        }
-        if policy.should_cut(&self.open, t) {
-            let sealed = self.open.seal();
-            let (mint, maxt) = (
-                self.open.first_time().unwrap_or(t),
-                self.open.last_time().unwrap_or(t),
-            );
-            self.sealed.push(Sealed {
-                mint,
-                maxt,
-                bytes: sealed.into(),
-            });
-            self.open = ChunkWriter::new();
-        }
-        self.open.append(t, v)?;
-        Ok(true)
-    }
-
-    /// Removes the samples in `[mint, maxt]`: chunks wholly inside go,
-    /// chunks that overlap are rewritten without them.
-    fn delete(&mut self, mint: i64, maxt: i64) {
-        let keep = |ts: i64| ts < mint || ts > maxt;
-        let mut sealed = Vec::with_capacity(self.sealed.len());
-        for c in self.sealed.drain(..) {
-            if c.maxt < mint || c.mint > maxt {
-                sealed.push(c);
-                continue;
-            }
-            let w = rewrite_keeping(&c.bytes, keep);
-            if let (Some(lo), Some(hi)) = (w.first_time(), w.last_time()) {
-                sealed.push(Sealed {
-                    mint: lo,
-                    maxt: hi,
-                    bytes: w.seal().into(),
-                });
-            }
-        }
-        self.sealed = sealed;
-        if self.open.first_time().is_some_and(|f| f <= maxt)
-            && self.open.last_time().is_some_and(|l| l >= mint)
-        {
-            self.open = rewrite_keeping(self.open.bytes(), keep);
-        }
-        self.ooo.retain(|&ts, _| keep(ts));
-    }
-
-    fn same_as_last(&self, v: f64) -> bool {
-        self.max_time()
-            .and_then(|t| self.stored_at(t))
-            .is_some_and(|old| old.to_bits() == v.to_bits())
-    }
-
-    /// The in-order value stored at `t`, if any (decodes one chunk).
-    fn stored_at(&self, t: i64) -> Option<f64> {
-        let find = |bytes: &[u8]| {
-            Chunk::new(bytes)
-                .ok()?
-                .iter()
-                .filter_map(Result::ok)
-                .find(|&(ts, _)| ts == t)
-                .map(|(_, v)| v)
-        };
-        if self.open.first_time().is_some_and(|f| f <= t) {
-            return find(self.open.bytes());
-        }
-        let i = self.sealed.partition_point(|s| s.maxt < t);
-        self.sealed
-            .get(i)
-            .filter(|s| s.mint <= t)
-            .and_then(|s| find(&s.bytes))
-    }
 }
 
 /// Series by id. Ids are handed out one after the other, so a vector
@@ -195,6 +72,13 @@ impl SeriesTable {
             return false;
         }
         if i >= self.slots.len() {
+            let more = i + 1 - self.slots.len();
+            if self.slots.capacity() < i + 1 {
+                // Grow by an eighth: doubling would leave up to half the
+                // table (a hundred bytes a slot) unused.
+                self.slots
+                    .reserve_exact(more.max(self.slots.len() / 8).max(64));
+            }
             self.slots.resize_with(i + 1, || None);
         }
         if self.slots[i].is_none() {
@@ -230,12 +114,8 @@ impl SeriesTable {
 }
 
 struct State {
+    /// Labels, interned, and the series found by them.
     index: Index,
-    /// Series by the hash of their labels; the labels themselves live once,
-    /// interned, in the index (a map keyed by `Labels` would keep a second,
-    /// uninterned copy of every string).
-    by_hash: HashMap<u64, IdList, RandomState>,
-    hasher: RandomState,
     series: SeriesTable,
     next_id: SeriesId,
     /// Series created in memory whose record is not in the WAL yet: the
@@ -258,62 +138,15 @@ impl State {
             return false;
         }
         self.index.add(id, &labels);
-        let h = self.hasher.hash_one(&labels);
-        match self.by_hash.entry(h) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(IdList::One(id));
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let list = e.get_mut();
-                *list = match std::mem::replace(list, IdList::Many(Vec::new())) {
-                    IdList::One(x) => IdList::Many(vec![x, id]),
-                    IdList::Many(mut v) => {
-                        v.push(id);
-                        IdList::Many(v)
-                    }
-                };
-            }
-        }
         self.next_id = self.next_id.max(id + 1);
         true
     }
 }
 
-/// A new open chunk holding the samples of chunk `bytes` from `t` on.
-fn rewrite_from(bytes: &[u8], t: i64) -> ChunkWriter {
-    rewrite_keeping(bytes, |ts| ts >= t)
-}
-
-/// A new open chunk holding the samples of chunk `bytes` whose timestamps
-/// `keep` accepts.
-fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> ChunkWriter {
-    let mut w = ChunkWriter::new();
-    if let Ok(c) = Chunk::new(bytes) {
-        for (ts, v) in c.iter().filter_map(Result::ok).filter(|&(ts, _)| keep(ts)) {
-            // Decoded in order from a chunk this head wrote: appends succeed.
-            let _ = w.append(ts, v);
-        }
-    }
-    w
-}
-
-/// The series whose labels hash to one value: almost always one.
-enum IdList {
-    One(SeriesId),
-    Many(Vec<SeriesId>),
-}
-
 impl State {
     /// The id of the series with exactly `labels`.
     fn lookup(&self, labels: &Labels) -> Option<SeriesId> {
-        let h = self.hasher.hash_one(labels);
-        match self.by_hash.get(&h)? {
-            IdList::One(id) => self.index.has_labels(*id, labels).then_some(*id),
-            IdList::Many(ids) => ids
-                .iter()
-                .copied()
-                .find(|&id| self.index.has_labels(id, labels)),
-        }
+        self.index.lookup(labels)
     }
 }
 
@@ -339,6 +172,40 @@ pub struct HeadStats {
     pub chunks: usize,
     /// Oldest and newest sample time, if any.
     pub time_range: Option<(i64, i64)>,
+}
+
+/// Where the head's memory goes, in heap bytes: capacities, so what the
+/// allocator was asked for, without its own per-allocation overhead (see
+/// [`Head::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    /// Series in the head.
+    pub series: usize,
+    /// The table of series by id: one slot per id ever handed out.
+    pub series_table: usize,
+    /// Sealed chunks, with their framing (length and time range).
+    pub sealed_chunks: usize,
+    /// Open chunks' buffers.
+    pub open_chunks: usize,
+    /// Out-of-order samples (estimated from B-tree node sizes).
+    pub out_of_order: usize,
+    /// Series created but not yet logged to the WAL.
+    pub unlogged: usize,
+    /// The index: interned label strings, per-series label references,
+    /// the label-set table, postings.
+    pub index: crate::index::IndexMemory,
+}
+
+impl HeadMemory {
+    /// The sum of every part.
+    pub fn total(&self) -> usize {
+        self.series_table
+            + self.sealed_chunks
+            + self.open_chunks
+            + self.out_of_order
+            + self.unlogged
+            + self.index.total()
+    }
 }
 
 /// The in-memory head of the store, durable through its WAL.
@@ -397,41 +264,7 @@ impl Head {
             ),
             None => (State::new(), wal.oldest_lsn()),
         };
-        for rec in wal.reader(from.max(wal.oldest_lsn()))? {
-            let (lsn, bytes) = rec?;
-            match record::decode(&bytes, lsn)? {
-                record::Record::Series(list) => {
-                    for (id, labels) in list {
-                        if !state.create(id, labels) {
-                            return Err(Error::BadRecord {
-                                lsn,
-                                offset: 0,
-                                what: "series id far beyond the ids in use",
-                            });
-                        }
-                    }
-                }
-                record::Record::Delete(list) => {
-                    for (id, mint, maxt) in list {
-                        if let Some(s) = state.series.get_mut(id) {
-                            s.delete(mint, maxt);
-                        }
-                    }
-                }
-                record::Record::Samples(list) => {
-                    for (id, t, v) in list {
-                        let s = state.series.get_mut(id).ok_or(Error::BadRecord {
-                            lsn,
-                            offset: 0,
-                            what: "sample of a series no record created",
-                        })?;
-                        // Samples refused when first committed were refused
-                        // then too; the same rules give the same result.
-                        let _ = s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms);
-                    }
-                }
-            }
-        }
+        replay::replay(&wal, from, &mut state, &opts)?;
         Ok(Head {
             wal: Some(wal),
             opts,
@@ -505,28 +338,7 @@ impl Head {
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
         for slot in st.series.slots.iter_mut().flatten() {
-            // Whole chunks before t go; one that straddles t is rewritten
-            // with only its samples from t on.
-            slot.sealed.retain(|c| c.maxt >= t);
-            if let Some(first) = slot.sealed.first_mut().filter(|c| c.mint < t) {
-                let w = rewrite_from(&first.bytes, t);
-                match (w.first_time(), w.last_time()) {
-                    (Some(mint), Some(maxt)) => {
-                        *first = Sealed {
-                            mint,
-                            maxt,
-                            bytes: w.seal().into(),
-                        }
-                    }
-                    _ => {
-                        slot.sealed.remove(0);
-                    }
-                }
-            }
-            if slot.open.first_time().is_some_and(|f| f < t) {
-                slot.open = rewrite_from(slot.open.bytes(), t);
-            }
-            slot.ooo = slot.ooo.split_off(&t);
+            slot.truncate_before(t);
         }
     }
 
@@ -539,13 +351,33 @@ impl Head {
         let chunks = st
             .series
             .iter()
-            .map(|(_, s)| s.sealed.len() + usize::from(s.open.first_time().is_some()))
+            .map(|(_, s)| s.sealed.len() + usize::from(!s.open.is_empty()))
             .sum();
         HeadStats {
             index: st.index.stats(top),
             chunks,
             time_range: self.time_range_locked(&st),
         }
+    }
+
+    /// Where the head's memory goes, part by part ([`HeadMemory`]); walks
+    /// every series under the read lock.
+    pub fn memory(&self) -> HeadMemory {
+        let st = self.state.read();
+        let mut m = HeadMemory {
+            series: st.series.len(),
+            series_table: st.series.slots.capacity() * std::mem::size_of::<Option<MemSeries>>(),
+            unlogged: st.unlogged.capacity() * 9,
+            index: st.index.memory(),
+            ..HeadMemory::default()
+        };
+        for (_, s) in st.series.iter() {
+            let (sealed, open, ooo) = s.heap_bytes();
+            m.sealed_chunks += sealed;
+            m.open_chunks += open;
+            m.out_of_order += ooo;
+        }
+        m
     }
 
     /// Drops every series that holds no sample any more (after
@@ -563,29 +395,10 @@ impl Head {
         let dead: Vec<SeriesId> = st
             .series
             .iter()
-            .filter(|(id, s)| {
-                s.sealed.is_empty()
-                    && s.open.first_time().is_none()
-                    && s.ooo.is_empty()
-                    && !st.unlogged.contains(id)
-            })
+            .filter(|(id, s)| s.is_empty() && !st.unlogged.contains(id))
             .map(|(id, _)| id)
             .collect();
         for &id in &dead {
-            if let Some(labels) = st.index.labels(id) {
-                let h = st.hasher.hash_one(&labels);
-                let emptied = match st.by_hash.get_mut(&h) {
-                    Some(IdList::One(x)) => *x == id,
-                    Some(IdList::Many(v)) => {
-                        v.retain(|&x| x != id);
-                        v.is_empty()
-                    }
-                    None => false,
-                };
-                if emptied {
-                    st.by_hash.remove(&h);
-                }
-            }
             st.index.remove(id);
             st.series.remove(id);
         }
@@ -638,12 +451,7 @@ impl Head {
     fn time_range_locked(&self, st: &State) -> Option<(i64, i64)> {
         let mut range: Option<(i64, i64)> = None;
         for (_, s) in st.series.iter() {
-            let first = s.sealed.first().map(|c| c.mint).or(s.open.first_time());
-            let first = match (first, s.ooo.keys().next()) {
-                (Some(a), Some(&b)) => Some(a.min(b)),
-                (a, b) => a.or(b.copied()),
-            };
-            if let (Some(lo), Some(hi)) = (first, s.max_time()) {
+            if let (Some(lo), Some(hi)) = (s.min_time(), s.max_time()) {
                 range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
         }
@@ -701,8 +509,6 @@ impl State {
     fn new() -> State {
         State {
             index: Index::new(),
-            by_hash: HashMap::default(),
-            hasher: RandomState::default(),
             series: SeriesTable::default(),
             next_id: 1,
             unlogged: HashSet::default(),
@@ -856,23 +662,42 @@ impl Querier<'_> {
             let Some(s) = st.series.get(id) else {
                 continue;
             };
-            let mut chunks: Vec<Arc<[u8]>> = s
-                .sealed
-                .iter()
-                .filter(|c| c.maxt >= self.mint && c.mint <= self.maxt)
-                .map(|c| c.bytes.clone())
-                .collect();
-            if s.open.first_time().is_some_and(|f| f <= self.maxt)
-                && s.open.last_time().is_some_and(|l| l >= self.mint)
-            {
-                chunks.push(Arc::from(s.open.bytes()));
+            // The chunks in range are contiguous in the series' buffer:
+            // one copy of their frames, plus the open chunk framed the same
+            // way, is the snapshot this series' iterator reads.
+            let mut data = Vec::new();
+            let mut base = 0;
+            let mut start = None;
+            let mut end = 0;
+            let mut prev = 0;
+            for c in s.sealed.iter() {
+                if c.maxt < self.mint {
+                    continue;
+                }
+                if c.mint > self.maxt {
+                    break;
+                }
+                if start.is_none() {
+                    start = Some(c.start);
+                    base = c.base;
+                }
+                end = c.end;
+                prev = c.maxt;
             }
-            let ooo: Vec<(i64, f64)> = s
-                .ooo
-                .range(self.mint..=self.maxt)
-                .map(|(&t, &v)| (t, v))
-                .collect();
-            if chunks.is_empty() && ooo.is_empty() {
+            if let Some(start) = start {
+                data.extend_from_slice(&s.sealed.raw()[start..end]);
+            }
+            if let (Some(lo), Some(hi)) = (s.open.first_time(), s.open.last_time()) {
+                if lo <= self.maxt && hi >= self.mint {
+                    let mut frame = [0u8; 32];
+                    let n = series::frame_header(&mut frame, s.open.bytes().len(), lo, hi, prev);
+                    data.reserve_exact(n + s.open.bytes().len());
+                    data.extend_from_slice(&frame[..n]);
+                    data.extend_from_slice(s.open.bytes());
+                }
+            }
+            let ooo = s.ooo_range(self.mint, self.maxt);
+            if data.is_empty() && ooo.is_empty() {
                 continue;
             }
             let Some(labels) = st.index.labels(id) else {
@@ -881,7 +706,8 @@ impl Querier<'_> {
             out.push(Series {
                 id,
                 labels,
-                chunks,
+                data,
+                base,
                 ooo,
                 mint: self.mint,
                 maxt: self.maxt,
@@ -908,7 +734,10 @@ pub struct Series {
     pub id: SeriesId,
     /// The labels.
     pub labels: Labels,
-    chunks: Vec<Arc<[u8]>>,
+    /// Framed chunks as in the head (`series.rs`), the open one last.
+    data: Vec<u8>,
+    /// What the first frame's mint is relative to.
+    base: i64,
     ooo: Vec<(i64, f64)>,
     mint: i64,
     maxt: i64,
@@ -919,7 +748,7 @@ impl Series {
     pub fn samples(&self) -> SeriesSamples<'_> {
         SeriesSamples {
             s: self,
-            chunk: 0,
+            chunks: series::SealedIter::new(&self.data, self.base),
             buf: Vec::new(),
             at: 0,
             ooo: 0,
@@ -932,7 +761,7 @@ impl Series {
 /// out-of-order samples.
 pub struct SeriesSamples<'s> {
     s: &'s Series,
-    chunk: usize,
+    chunks: series::SealedIter<'s>,
     buf: Vec<(i64, f64)>,
     at: usize,
     ooo: usize,
@@ -953,8 +782,7 @@ impl SeriesSamples<'_> {
                 }
                 return Some(Ok(x));
             }
-            let bytes = self.s.chunks.get(self.chunk)?;
-            self.chunk += 1;
+            let bytes = self.chunks.next()?.bytes;
             self.buf.clear();
             self.at = 0;
             if let Err(e) = Chunk::new(bytes).and_then(|c| c.decode_into(&mut self.buf)) {

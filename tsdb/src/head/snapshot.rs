@@ -3,10 +3,9 @@
 //! samples, saved through the WAL's atomic snapshot so a restart loads them
 //! instead of replaying the records they cover.
 
-use std::sync::Arc;
-
+use super::State;
 use super::record::{Reader, put_str, put_uvarint, put_varint};
-use super::{MemSeries, Sealed, State};
+use super::series::MemSeries;
 use crate::Error;
 use crate::chunk::{Chunk, ChunkPolicy};
 
@@ -28,20 +27,20 @@ pub(crate) fn encode(st: &State, out: &mut Vec<u8>) {
             put_str(out, v);
         }
         put_uvarint(out, s.sealed.len() as u64);
-        for c in &s.sealed {
+        for c in s.sealed.iter() {
             put_varint(out, c.mint);
             put_varint(out, c.maxt);
             put_uvarint(out, c.bytes.len() as u64);
-            out.extend_from_slice(&c.bytes);
+            out.extend_from_slice(c.bytes);
         }
         samples.clear();
         if let Ok(c) = Chunk::new(s.open.bytes()) {
             // The open chunk was written by this process; it decodes.
             let _ = c.decode_into(&mut samples);
         }
-        samples.extend(s.ooo.iter().map(|(&t, &v)| (t, v)));
+        samples.extend(s.ooo_iter());
         put_uvarint(out, samples.len() as u64);
-        put_uvarint(out, s.ooo.len() as u64);
+        put_uvarint(out, s.ooo_len() as u64);
         for &(t, v) in &samples {
             put_varint(out, t);
             out.extend_from_slice(&v.to_bits().to_le_bytes());
@@ -89,11 +88,7 @@ pub(crate) fn decode(b: &[u8], lsn: u64, policy: &ChunkPolicy) -> Result<State, 
                 offset: at,
                 what: "damaged chunk",
             })?;
-            s.sealed.push(Sealed {
-                mint,
-                maxt,
-                bytes: Arc::from(bytes),
-            });
+            s.sealed.push(mint, maxt, bytes);
         }
         let total = r.count(9)?;
         let ooo = r.uvarint()?;
@@ -111,7 +106,7 @@ pub(crate) fn decode(b: &[u8], lsn: u64, policy: &ChunkPolicy) -> Result<State, 
                     .append(t, v)
                     .map_err(|_| r.bad("open chunk samples out of order"))?;
             } else {
-                s.ooo.insert(t, v);
+                s.insert_ooo(t, v);
             }
         }
         // A chunk as full as the policy allows is cut at the next append.

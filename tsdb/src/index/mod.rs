@@ -12,64 +12,191 @@ mod matcher;
 mod postings;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher};
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 pub use matcher::{MatchOp, Matcher};
+use postings::List;
 
 use crate::labels::Labels;
 
 /// A series' id: assigned by the store, increasing, never reused.
 pub type SeriesId = u64;
 
-/// Interned strings: one copy of each, addressed by a `u32`.
+/// Interned strings: one copy of each, back to back in one arena,
+/// addressed by a `u32` symbol. A string costs its bytes plus 12 bytes of
+/// span and reference count and about 6 of hash table, where a separately
+/// allocated string in a map costs some 70 bytes more.
 #[derive(Default)]
 struct Symbols {
-    ids: HashMap<Arc<str>, u32>,
-    strs: Vec<Arc<str>>,
+    arena: String,
+    /// Per symbol: start in the arena and length.
+    spans: Vec<(u32, u32)>,
     /// References per symbol, so strings of removed series can be freed.
     refs: Vec<u32>,
     free: Vec<u32>,
+    /// Symbols, found by the hash of their string.
+    table: HashTable<u32>,
+    hasher: RandomState,
+    /// Arena bytes of freed strings; the arena is compacted when they are
+    /// more than half of it.
+    dead: usize,
 }
 
 impl Symbols {
+    fn hash(&self, s: &str) -> u64 {
+        self.hasher.hash_one(s)
+    }
+
     fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        let h = self.hash(s);
+        let Symbols {
+            arena,
+            spans,
+            table,
+            ..
+        } = self;
+        let text = |id: u32| span_str(arena, spans[id as usize]);
+        if let Some(&id) = table.find(h, |&id| text(id) == s) {
             self.refs[id as usize] += 1;
             return id;
         }
-        let s: Arc<str> = Arc::from(s);
+        let start = u32::try_from(self.arena.len())
+            .ok()
+            .filter(|&st| u64::from(st) + s.len() as u64 <= u64::from(u32::MAX))
+            .expect("fewer than 4 GiB of distinct label strings");
+        if self.arena.capacity() - self.arena.len() < s.len() {
+            // Grow by an eighth, not double: the arena is most of the
+            // index's bytes, and doubling would leave up to half unused.
+            self.arena
+                .reserve_exact(s.len().max(self.arena.len() / 8).max(4096));
+        }
+        self.arena.push_str(s);
+        let span = (start, s.len() as u32);
         let id = match self.free.pop() {
             Some(id) => {
-                self.strs[id as usize] = s.clone();
+                self.spans[id as usize] = span;
                 self.refs[id as usize] = 1;
                 id
             }
             None => {
-                self.strs.push(s.clone());
+                self.spans.push(span);
                 self.refs.push(1);
-                u32::try_from(self.strs.len() - 1).expect("fewer than 2^32 distinct strings")
+                u32::try_from(self.spans.len() - 1).expect("fewer than 2^32 distinct strings")
             }
         };
-        self.ids.insert(s, id);
+        let Symbols {
+            arena,
+            spans,
+            table,
+            hasher,
+            ..
+        } = self;
+        table.insert_unique(h, id, |&x| {
+            hasher.hash_one(span_str(arena, spans[x as usize]))
+        });
         id
     }
 
     fn release(&mut self, id: u32) {
         let r = &mut self.refs[id as usize];
         *r -= 1;
-        if *r == 0 {
-            let s = std::mem::replace(&mut self.strs[id as usize], Arc::from(""));
-            self.ids.remove(&s);
-            self.free.push(id);
+        if *r > 0 {
+            return;
+        }
+        let span = self.spans[id as usize];
+        let h = self.hash(span_str(&self.arena, span));
+        if let Ok(e) = self.table.find_entry(h, |&x| x == id) {
+            e.remove();
+        }
+        self.spans[id as usize] = (0, 0);
+        self.free.push(id);
+        self.dead += span.1 as usize;
+        if self.dead > 4096 && self.dead * 2 > self.arena.len() {
+            self.compact();
         }
     }
 
+    /// Rewrites the arena without the freed strings (symbols keep their ids).
+    fn compact(&mut self) {
+        let mut arena = String::with_capacity(self.arena.len() - self.dead);
+        for (i, span) in self.spans.iter_mut().enumerate() {
+            if self.refs[i] == 0 {
+                continue;
+            }
+            let start = arena.len() as u32;
+            arena.push_str(span_str(&self.arena, *span));
+            span.0 = start;
+        }
+        self.arena = arena;
+        self.dead = 0;
+    }
+
     fn get(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
+        let h = self.hash(s);
+        self.table
+            .find(h, |&id| span_str(&self.arena, self.spans[id as usize]) == s)
+            .copied()
     }
 
     fn str(&self, id: u32) -> &str {
-        &self.strs[id as usize]
+        span_str(&self.arena, self.spans[id as usize])
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.spans.capacity() * 8
+            + self.refs.capacity() * 4
+            + self.free.capacity() * 4
+            + table_bytes(self.table.capacity(), 4)
+    }
+}
+
+fn span_str(arena: &str, (start, len): (u32, u32)) -> &str {
+    arena
+        .get(start as usize..start as usize + len as usize)
+        .unwrap_or("")
+}
+
+/// Heap bytes of a hashbrown table with room for `cap` entries of `entry`
+/// bytes (buckets are a power of two at most 7/8 full, one control byte
+/// each plus a group's worth).
+fn table_bytes(cap: usize, entry: usize) -> usize {
+    if cap == 0 {
+        return 0;
+    }
+    let buckets = if cap < 8 {
+        (cap + 1).next_power_of_two()
+    } else {
+        (cap * 8 / 7).next_power_of_two()
+    };
+    buckets * (entry + 1) + 16
+}
+
+/// Where the index's memory goes, in heap bytes (capacities, so what the
+/// allocator was asked for, without its own per-allocation overhead).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexMemory {
+    /// Interned strings: the arena, spans, counts and their hash table.
+    pub symbols: usize,
+    /// Of which the strings' own bytes (arena capacity).
+    pub symbol_text: usize,
+    /// Each series' labels as symbol references, and the map by id.
+    pub series_labels: usize,
+    /// The label-set hash table that finds a series by its labels.
+    pub label_set_table: usize,
+    /// Postings lists and their map, plus the list of every id.
+    pub postings: usize,
+    /// Label name → values lists.
+    pub values: usize,
+}
+
+impl IndexMemory {
+    /// The sum of the parts (`symbol_text` is part of `symbols`).
+    pub fn total(&self) -> usize {
+        self.symbols + self.series_labels + self.label_set_table + self.postings + self.values
     }
 }
 
@@ -110,14 +237,21 @@ pub struct IndexStats {
 #[derive(Default)]
 pub struct Index {
     syms: Symbols,
-    /// Each series' labels as (name, value) symbol pairs, sorted by name.
-    series: HashMap<SeriesId, Box<[(u32, u32)]>>,
+    /// Every series' labels, back to back: per label, the name's and the
+    /// value's symbols as varints (names sorted).
+    label_bytes: Vec<u8>,
+    /// Series id → its span in `label_bytes`.
+    series: HashMap<SeriesId, (u32, u32), RandomState>,
+    /// Bytes of `label_bytes` that belong to removed series.
+    dead_label_bytes: usize,
+    /// Series ids by the hash of their label set.
+    by_labels: HashTable<SeriesId>,
     /// `(name, value)` → sorted ids.
-    postings: HashMap<(u32, u32), Vec<SeriesId>>,
+    postings: HashMap<(u32, u32), List, RandomState>,
     /// name → its values (symbols), in no order.
-    values: HashMap<u32, Vec<u32>>,
+    values: HashMap<u32, Vec<u32>, RandomState>,
     /// Every id, sorted.
-    all: Vec<SeriesId>,
+    all: List,
 }
 
 impl Index {
@@ -136,6 +270,35 @@ impl Index {
         self.series.is_empty()
     }
 
+    /// The hash of a label set, the same for `Labels` and for a series'
+    /// interned labels (0xff never occurs in UTF-8, so it separates).
+    fn hash_pairs<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+        let mut h = self.syms.hasher.build_hasher();
+        for (n, v) in pairs {
+            h.write(n.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// Series `id`'s labels as symbol pairs.
+    fn pairs(&self, id: SeriesId) -> Option<PairIter<'_>> {
+        let &(start, len) = self.series.get(&id)?;
+        let b = self
+            .label_bytes
+            .get(start as usize..start as usize + len as usize)?;
+        Some(PairIter { b, at: 0 })
+    }
+
+    fn pair_strs(&self, id: SeriesId) -> Option<impl Iterator<Item = (&str, &str)>> {
+        Some(
+            self.pairs(id)?
+                .map(|(n, v)| (self.syms.str(n), self.syms.str(v))),
+        )
+    }
+
     /// Adds series `id` with `labels`. Ids should be given in increasing order
     /// (appending keeps postings sorted for free); any order works. Adding an
     /// id that is present replaces its labels.
@@ -143,21 +306,68 @@ impl Index {
         if self.series.contains_key(&id) {
             self.remove(id);
         }
-        let pairs: Box<[(u32, u32)]> = labels
-            .iter()
-            .map(|(n, v)| {
-                let n = self.syms.intern(n);
-                let v = self.syms.intern(v);
-                let list = self.postings.entry((n, v)).or_default();
-                if list.is_empty() {
+        let start = self.label_bytes.len();
+        if self.label_bytes.capacity() - start < labels.len() * 10 {
+            // As the symbol arena: grow by an eighth.
+            self.label_bytes
+                .reserve_exact((labels.len() * 10).max(start / 8).max(4096));
+        }
+        for (n, v) in labels.iter() {
+            let n = self.syms.intern(n);
+            let v = self.syms.intern(v);
+            match self.postings.entry((n, v)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(List::One(id));
                     self.values.entry(n).or_default().push(v);
                 }
-                postings::insert(list, id);
-                (n, v)
-            })
-            .collect();
-        postings::insert(&mut self.all, id);
-        self.series.insert(id, pairs);
+            }
+            put_uvarint(&mut self.label_bytes, n);
+            put_uvarint(&mut self.label_bytes, v);
+        }
+        self.all.insert(id);
+        let span = (
+            u32::try_from(start).expect("fewer than 4 GiB of label references"),
+            (self.label_bytes.len() - start) as u32,
+        );
+        self.series.insert(id, span);
+        let h = self.hash_pairs(labels.iter());
+        let Index {
+            by_labels,
+            series,
+            label_bytes,
+            syms,
+            ..
+        } = self;
+        by_labels.insert_unique(h, id, |&x| rehash(syms, series, label_bytes, x));
+    }
+
+    /// The id of the series with exactly `labels`, if the index holds one.
+    pub fn lookup(&self, labels: &Labels) -> Option<SeriesId> {
+        let h = self.hash_pairs(labels.iter());
+        self.by_labels
+            .find(h, |&id| self.has_labels(id, labels))
+            .copied()
+    }
+
+    /// Heap bytes by part (see [`IndexMemory`]).
+    pub fn memory(&self) -> IndexMemory {
+        let postings = table_bytes(self.postings.capacity(), 8 + std::mem::size_of::<List>())
+            + self.postings.values().map(List::heap_bytes).sum::<usize>()
+            + self.all.heap_bytes();
+        IndexMemory {
+            symbols: self.syms.heap_bytes(),
+            symbol_text: self.syms.arena.capacity(),
+            series_labels: self.label_bytes.capacity() + table_bytes(self.series.capacity(), 16),
+            label_set_table: table_bytes(self.by_labels.capacity(), 8),
+            postings,
+            values: table_bytes(self.values.capacity(), 4 + 24)
+                + self
+                    .values
+                    .values()
+                    .map(|v| v.capacity() * 4)
+                    .sum::<usize>(),
+        }
     }
 
     /// Cardinality statistics from the postings, without touching a series:
@@ -218,13 +428,20 @@ impl Index {
 
     /// Removes series `id`; false if it was not there.
     pub fn remove(&mut self, id: SeriesId) -> bool {
-        let Some(pairs) = self.series.remove(&id) else {
+        let Some(pairs) = self.pairs(id).map(|p| p.collect::<Vec<_>>()) else {
             return false;
         };
-        for &(n, v) in pairs.iter() {
+        let h = self.hash_pairs(
+            pairs
+                .iter()
+                .map(|&(n, v)| (self.syms.str(n), self.syms.str(v))),
+        );
+        if let Ok(e) = self.by_labels.find_entry(h, |&x| x == id) {
+            e.remove();
+        }
+        for &(n, v) in &pairs {
             if let Some(list) = self.postings.get_mut(&(n, v)) {
-                postings::remove(list, id);
-                if list.is_empty() {
+                if list.remove(id) {
                     self.postings.remove(&(n, v));
                     if let Some(vals) = self.values.get_mut(&n) {
                         vals.retain(|&x| x != v);
@@ -237,30 +454,47 @@ impl Index {
             self.syms.release(n);
             self.syms.release(v);
         }
-        postings::remove(&mut self.all, id);
+        self.all.remove(id);
+        if let Some((_, len)) = self.series.remove(&id) {
+            self.dead_label_bytes += len as usize;
+        }
+        if self.dead_label_bytes > 4096 && self.dead_label_bytes * 2 > self.label_bytes.len() {
+            self.compact_labels();
+        }
         true
+    }
+
+    /// Rewrites `label_bytes` without the removed series' spans.
+    fn compact_labels(&mut self) {
+        let mut bytes = Vec::with_capacity(self.label_bytes.len() - self.dead_label_bytes);
+        for span in self.series.values_mut() {
+            let (start, len) = (span.0 as usize, span.1 as usize);
+            span.0 = bytes.len() as u32;
+            bytes.extend_from_slice(&self.label_bytes[start..start + len]);
+        }
+        self.label_bytes = bytes;
+        self.dead_label_bytes = 0;
     }
 
     /// Whether series `id` has exactly `labels` (no allocation).
     pub fn has_labels(&self, id: SeriesId, labels: &Labels) -> bool {
-        let Some(pairs) = self.series.get(&id) else {
+        let Some(mut pairs) = self.pair_strs(id) else {
             return false;
         };
-        pairs.len() == labels.len()
-            && pairs
-                .iter()
-                .zip(labels.iter())
-                .all(|(&(n, v), (ln, lv))| self.syms.str(n) == ln && self.syms.str(v) == lv)
+        let mut want = labels.iter();
+        loop {
+            match (pairs.next(), want.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a == b => {}
+                _ => return false,
+            }
+        }
     }
 
     /// The labels of series `id`.
     pub fn labels(&self, id: SeriesId) -> Option<Labels> {
-        let pairs = self.series.get(&id)?;
-        let pairs = pairs
-            .iter()
-            .map(|&(n, v)| (self.syms.str(n), self.syms.str(v)));
         // Stored labels are valid by construction.
-        Labels::new(pairs).ok()
+        Labels::new(self.pair_strs(id)?).ok()
     }
 
     /// The ids of the series that all `matchers` select, sorted. No matchers
@@ -281,7 +515,7 @@ impl Index {
                 }
             } else {
                 let keep = match m.exact_value() {
-                    Some(v) => self.postings_of(m.name(), v).to_vec(),
+                    Some(v) => self.postings_of(m.name(), v),
                     None => self.union_of(m.name(), |v| m.matches(v)),
                 };
                 result = Some(match result {
@@ -293,17 +527,20 @@ impl Index {
                 return Vec::new();
             }
         }
-        let mut r = result.unwrap_or_else(|| self.all.clone());
+        let mut r = result.unwrap_or_else(|| self.all.to_vec());
         for s in &subtract {
             r = postings::subtract(&r, s);
         }
         r
     }
 
-    fn postings_of(&self, name: &str, value: &str) -> &[SeriesId] {
+    fn postings_of(&self, name: &str, value: &str) -> Vec<SeriesId> {
         match (self.syms.get(name), self.syms.get(value)) {
-            (Some(n), Some(v)) => self.postings.get(&(n, v)).map_or(&[], Vec::as_slice),
-            _ => &[],
+            (Some(n), Some(v)) => self
+                .postings
+                .get(&(n, v))
+                .map_or_else(Vec::new, List::to_vec),
+            _ => Vec::new(),
         }
     }
 
@@ -315,12 +552,21 @@ impl Index {
         let Some(vals) = self.values.get(&n) else {
             return Vec::new();
         };
-        let lists: Vec<&[SeriesId]> = vals
+        let mut out = Vec::new();
+        let mut lists = 0;
+        for list in vals
             .iter()
             .filter(|&&v| keep(self.syms.str(v)))
-            .filter_map(|&v| self.postings.get(&(n, v)).map(Vec::as_slice))
-            .collect();
-        postings::union(&lists)
+            .filter_map(|&v| self.postings.get(&(n, v)))
+        {
+            list.extend_into(&mut out);
+            lists += 1;
+        }
+        if lists > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
     }
 
     /// Label names carried by the selected series (every series when
@@ -335,8 +581,8 @@ impl Index {
             let mut ids: Vec<u32> = self
                 .select(matchers)
                 .iter()
-                .filter_map(|id| self.series.get(id))
-                .flat_map(|pairs| pairs.iter().map(|&(n, _)| n))
+                .filter_map(|&id| self.pairs(id))
+                .flat_map(|pairs| pairs.map(|(n, _)| n))
                 .collect();
             ids.sort_unstable();
             ids.dedup();
@@ -362,8 +608,8 @@ impl Index {
             let mut ids: Vec<u32> = self
                 .select(matchers)
                 .iter()
-                .filter_map(|id| self.series.get(id))
-                .filter_map(|pairs| pairs.iter().find(|&&(k, _)| k == n).map(|&(_, v)| v))
+                .filter_map(|&id| self.pairs(id))
+                .filter_map(|mut pairs| pairs.find(|&(k, _)| k == n).map(|(_, v)| v))
                 .collect();
             ids.sort_unstable();
             ids.dedup();
@@ -373,5 +619,66 @@ impl Index {
         };
         out.sort();
         out
+    }
+}
+
+/// The label-set hash of series `id` from its interned labels (for the
+/// table's rehashing when it grows; must equal `Index::hash_pairs`).
+fn rehash(
+    syms: &Symbols,
+    series: &HashMap<SeriesId, (u32, u32), RandomState>,
+    label_bytes: &[u8],
+    id: SeriesId,
+) -> u64 {
+    let mut h = syms.hasher.build_hasher();
+    if let Some(&(start, len)) = series.get(&id) {
+        let b = label_bytes
+            .get(start as usize..start as usize + len as usize)
+            .unwrap_or(&[]);
+        for (n, v) in (PairIter { b, at: 0 }) {
+            h.write(syms.str(n).as_bytes());
+            h.write_u8(0xff);
+            h.write(syms.str(v).as_bytes());
+            h.write_u8(0xff);
+        }
+    }
+    h.finish()
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A series' labels as `(name, value)` symbol pairs, decoded from varints
+/// this index wrote (a malformed one ends the walk rather than panic).
+struct PairIter<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl PairIter<'_> {
+    fn uvarint(&mut self) -> Option<u32> {
+        let mut v = 0u32;
+        for shift in (0..35).step_by(7) {
+            let b = *self.b.get(self.at)?;
+            self.at += 1;
+            v |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+impl Iterator for PairIter<'_> {
+    type Item = (u32, u32);
+
+    fn next(&mut self) -> Option<(u32, u32)> {
+        Some((self.uvarint()?, self.uvarint()?))
     }
 }
