@@ -252,6 +252,7 @@ impl<'a> LabelIter<'a> {
         }
     }
 
+    #[inline]
     fn advance(&mut self, n: usize) {
         self.rest = &self.rest[n..];
         self.off += n;
@@ -466,9 +467,16 @@ pub struct Parser<'a> {
     line: u32,
     om: bool,
     state: ParseState,
+    /// Text 0.0.4 through the fast path first (off only in the tests that
+    /// compare the two paths).
+    fast: bool,
     strict: Option<Box<strict::Validator>>,
     /// Spans of the current sample's label names, for the duplicate check.
     names: Vec<(usize, usize)>,
+    /// The last metric name the fast path checked. A family's HELP, TYPE
+    /// and samples repeat it, so the next line usually starts with these
+    /// bytes and a comparison replaces the character checks.
+    last_name: &'a [u8],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -502,8 +510,10 @@ impl<'a> Parser<'a> {
             line: 1,
             om,
             state: ParseState::Running,
+            fast: true,
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
+            last_name: &[],
         }
     }
 
@@ -597,14 +607,14 @@ impl<'a> Parser<'a> {
     /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
     /// reaching its end ends the line only when it is the end of the input.
     #[inline]
-    fn fast_text_line(&self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_text_line(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
         let text = self.text;
         let b = text.as_bytes();
         let at_end = |i: usize| i == b.len() && b.len() == self.src.len();
         if b.get(start) == Some(&b'#') {
             return self.fast_meta(start);
         }
-        let n = name_len(b, start);
+        let n = self.known_name_len(b, start);
         if n == 0 {
             return None;
         }
@@ -629,7 +639,7 @@ impl<'a> Parser<'a> {
                 if b.get(i..i + 2)? != b"=\"" {
                     return None;
                 }
-                let q = scan::find_quote_or_backslash(b, i + 2)?;
+                let q = scan::find_value_end(b, i + 2)?;
                 if b[q] != b'"' {
                     return None;
                 }
@@ -686,10 +696,31 @@ impl<'a> Parser<'a> {
         Some((Entry::Sample(sample), next))
     }
 
+    /// [`name_len`] of a classic metric name at `b[i..]`, first comparing
+    /// with the last name checked, which the line usually repeats (its
+    /// characters are known to be valid); remembers the name found.
+    #[inline(always)]
+    fn known_name_len(&mut self, b: &'a [u8], i: usize) -> usize {
+        let last = self.last_name;
+        let n = if !last.is_empty() && scan::starts_with_at(b, i, last) {
+            // A longer name (a `_bucket` after the family name) goes on.
+            let k = i + last.len();
+            if b.get(k).is_some_and(|&c| is_name_char(c)) {
+                last.len() + scan::metric_chars(b, k)
+            } else {
+                last.len()
+            }
+        } else {
+            name_len(b, i)
+        };
+        self.last_name = &b[i..i + n];
+        n
+    }
+
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
     /// [`Parser::fast_text_line`]).
     #[inline]
-    fn fast_meta(&self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_meta(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
         let text = self.text;
         let b = text.as_bytes();
         let kw = b.get(start..start + 7)?;
@@ -698,38 +729,53 @@ impl<'a> Parser<'a> {
             return None;
         }
         let ns = start + 7;
-        let n = name_len(b, ns);
+        let n = self.known_name_len(b, ns);
         if n == 0 || b.get(ns + n) != Some(&b' ') {
             return None;
         }
         let name = Str::plain(text.get(ns..ns + n)?);
         let rest = ns + n + 1;
-        let (end, next) = match memchr::memchr(b'\n', b.get(rest..)?) {
-            Some(k) => (rest + k, rest + k + 1),
-            None if b.len() == self.src.len() => (b.len(), b.len()),
-            None => return None,
+        let tail = b.get(rest..)?;
+        // The end of the line, past the text or type word.
+        let eol = |from: usize| match memchr::memchr(b'\n', &tail[from..]) {
+            Some(k) => Some((rest + from + k, rest + from + k + 1)),
+            None if b.len() == self.src.len() => Some((b.len(), b.len())),
+            None => None,
         };
-        let value = text.get(rest..end)?;
-        let entry = if help {
-            let esc = if memchr::memchr(b'\\', value.as_bytes()).is_some() {
-                Esc::Help
-            } else {
-                Esc::None
+        let (entry, next) = if help {
+            // One search finds the end of the line, or a backslash first.
+            let (end, next, esc) = match memchr::memchr2(b'\n', b'\\', tail) {
+                Some(k) if tail[k] == b'\n' => (rest + k, rest + k + 1, Esc::None),
+                Some(k) => {
+                    let (end, next) = eol(k)?;
+                    (end, next, Esc::Help)
+                }
+                None if b.len() == self.src.len() => (b.len(), b.len(), Esc::None),
+                None => return None,
             };
-            Entry::Help {
-                name,
-                text: Str { raw: value, esc },
-            }
+            let raw = text.get(rest..end)?;
+            (
+                Entry::Help {
+                    name,
+                    text: Str { raw, esc },
+                },
+                next,
+            )
         } else {
-            let metric_type = match value {
-                "counter" => MetricType::Counter,
-                "gauge" => MetricType::Gauge,
-                "histogram" => MetricType::Histogram,
-                "summary" => MetricType::Summary,
-                "untyped" => MetricType::Unknown,
+            // The type words are short: a word-at-a-time search.
+            let (end, next) = match scan::find_byte(tail, 0, b'\n') {
+                Some(k) => (rest + k, rest + k + 1),
+                None => eol(tail.len())?,
+            };
+            let metric_type = match &b[rest..end] {
+                b"counter" => MetricType::Counter,
+                b"gauge" => MetricType::Gauge,
+                b"histogram" => MetricType::Histogram,
+                b"summary" => MetricType::Summary,
+                b"untyped" => MetricType::Unknown,
                 _ => return None,
             };
-            Entry::Type { name, metric_type }
+            (Entry::Type { name, metric_type }, next)
         };
         Some((entry, next))
     }
@@ -1218,7 +1264,7 @@ impl<'a> Iterator for Parser<'a> {
         }
         // Text 0.0.4 only: the fast path (a failed attempt costs a few
         // compares; the general path then reads the line).
-        if !self.om {
+        if !self.om && self.fast {
             let start = self.pos;
             if let Some((entry, next)) = self.fast_text_line(start) {
                 #[cfg(debug_assertions)]
@@ -1383,4 +1429,210 @@ fn line_col(src: &[u8], at: usize) -> (u32, u32) {
         u32::try_from(line).unwrap_or(u32::MAX),
         col(at - line_start),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every entry and the error, if any, through one path.
+    fn read(input: &[u8], fast: bool) -> (Vec<Entry<'_>>, Option<String>) {
+        let mut p = Parser::new(input, Format::Text);
+        p.fast = fast;
+        let mut entries = Vec::new();
+        for e in p {
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => return (entries, Some(e.to_string())),
+            }
+        }
+        (entries, None)
+    }
+
+    fn same_reading(input: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let (fast, fast_err) = read(input, true);
+        let (general, general_err) = read(input, false);
+        prop_assert_eq!(
+            fast.len(),
+            general.len(),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        for (f, g) in fast.iter().zip(&general) {
+            prop_assert!(same_entry(f, g), "{:?} != {:?}", f, g);
+        }
+        prop_assert_eq!(fast_err, general_err);
+        Ok(())
+    }
+
+    /// Mostly one of `common`, sometimes one of `odd`.
+    fn pick(common: &[&'static str], odd: &[&'static str]) -> BoxedStrategy<&'static str> {
+        prop_oneof![
+            6 => prop::sample::select(common.to_vec()),
+            1 => prop::sample::select(odd.to_vec()),
+        ]
+        .boxed()
+    }
+
+    /// A line of text 0.0.4: mostly well-formed, with the odd part that
+    /// sends it to the general path or makes it an error.
+    fn line() -> impl Strategy<Value = String> {
+        let name = pick(
+            &["a", "node_cpu_seconds_total", "x:y", "_z"],
+            &["1bad", "\"q.n\"", "a b", "", "a\u{e9}"],
+        );
+        let labels = pick(
+            &[
+                "",
+                "{}",
+                "{a=\"b\"}",
+                "{a=\"b\",}",
+                "{a=\"b\",c=\"d\",e=\"\"}",
+                "{le=\"+Inf\",quantile=\"0.5\",instance=\"127.0.0.1:9100\",job=\"node\"}",
+                "{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\",i=\"9\"}",
+                "{a=\"\u{e9}\"}",
+            ],
+            &[
+                "{a=\"b\\\"c\"}",
+                "{a = \"b\"}",
+                "{a=\"b\" c=\"d\"}",
+                "{\"u.tf\"=\"x\"}",
+                "{\"q.n\"}",
+                "{a=\"b\"",
+                "{a=b}",
+                "{,}",
+                "{a=\"b\",a=\"c\"}",
+                "{1=\"x\"}",
+                " {a=\"b\"}",
+                "{a=\"b\\\\\"}",
+            ],
+        );
+        let sep = pick(&[" "], &["  ", "\t", ""]);
+        let value = pick(
+            &[
+                "1",
+                "-0",
+                "1.5e3",
+                "1.",
+                ".5",
+                "7.6238e-05",
+                "1e-22",
+                "9e22",
+                "2.279966416e+09",
+                "0.1",
+                "12345",
+                "-17.25",
+            ],
+            &[
+                "Inf",
+                "NaN",
+                "+1",
+                "1e400",
+                "0x1",
+                "12345678901234567890",
+                "1.7953283591354845e+09",
+                "",
+                "1e",
+                "-",
+                "1_0",
+                "1e23",
+                "-Inf",
+            ],
+        );
+        let ts = pick(
+            &["", " 123", " -5", " 1795328359972", " 999999999999999999"],
+            &[
+                " 99999999999999999999",
+                " 1.5",
+                "  7",
+                " 1795328359972 ",
+                " +3",
+                " 9223372036854775807",
+                " x",
+            ],
+        );
+        let end = pick(&["\n"], &["\r\n", " \n", "", "\n\n", "\t\n"]);
+        let meta = pick(
+            &[
+                "# HELP a x\\ny\n",
+                "# HELP a plain text\n",
+                "# TYPE a counter\n",
+                "# TYPE b summary\n",
+            ],
+            &[
+                "# TYPE a  gauge\n",
+                "# TYPE a foo\n",
+                "#HELP a\n",
+                "# HELP a\n",
+                "# HELP a \n",
+                "# TYPE \"q.n\" gauge\n",
+                "# TYPE a untyped \n",
+                "# comment\n",
+                "# EOF\n",
+                "\n",
+                "  \n",
+                "# TYPE a histogram",
+                "# HELP a_b\\",
+                "# TYPE 9a gauge\n",
+            ],
+        );
+        prop_oneof![
+            3 => (name, labels, sep, value, ts, end).prop_map(|(n, l, s, v, t, e)| {
+                format!("{n}{l}{s}{v}{t}{e}")
+            }),
+            1 => meta.prop_map(str::to_owned),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The fast path and the general path read any mix of common and
+        /// unusual lines to the same entries and the same error.
+        #[test]
+        fn fast_and_general_paths_agree(lines in prop::collection::vec(line(), 1..10)) {
+            let doc = lines.concat();
+            same_reading(doc.as_bytes())?;
+        }
+
+        /// Also with a byte changed anywhere (invalid UTF-8 included) or
+        /// the input cut short.
+        #[test]
+        fn fast_and_general_paths_agree_on_damaged_input(
+            lines in prop::collection::vec(line(), 1..6),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![0xffu8, b'"', b'\\', b'\n', b' ', b'{', b'}', b'=', b',', b'#', b'a', b'0']),
+            cut in any::<bool>(),
+        ) {
+            let mut doc = lines.concat().into_bytes();
+            let i = at.index(doc.len().max(1)).min(doc.len().saturating_sub(1));
+            if cut {
+                doc.truncate(i);
+            } else if let Some(b) = doc.get_mut(i) {
+                *b = byte;
+            }
+            same_reading(&doc)?;
+        }
+    }
+
+    #[test]
+    fn corpus_reads_the_same_through_both_paths() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        let mut files = 0;
+        for dir in ["exposition", "textparse"] {
+            let entries = std::fs::read_dir(root.join(dir))
+                .unwrap_or_else(|e| panic!("{} (../shared must exist): {e}", root.display()));
+            for f in entries {
+                let path = f.unwrap().path();
+                if !path.is_file() {
+                    continue;
+                }
+                let input = std::fs::read(&path).unwrap();
+                same_reading(&input).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                files += 1;
+            }
+        }
+        assert!(files >= 10, "only {files} corpus files");
+    }
 }

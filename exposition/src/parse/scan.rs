@@ -46,6 +46,33 @@ pub(crate) fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
     memchr::memchr2(b'"', b'\\', &b[i..]).map(|k| i + k)
 }
 
+/// Index of the first `"`, `\` or line feed at or after `from`: the end of
+/// a label value for the parser's fast path, which reads ahead of the line
+/// split and must not let a value run into the next line.
+#[inline]
+pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    let swar_end = b.len().min(from + 64);
+    while i + 8 <= swar_end {
+        let w = word(b, i);
+        let m = eq_mask(w, b'"') | eq_mask(w, b'\\') | eq_mask(w, b'\n');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i + 8 > b.len() {
+        while i < b.len() {
+            if matches!(b[i], b'"' | b'\\' | b'\n') {
+                return Some(i);
+            }
+            i += 1;
+        }
+        return None;
+    }
+    memchr::memchr3(b'"', b'\\', b'\n', &b[i..]).map(|k| i + k)
+}
+
 /// Index of the first `byte` at or after `from`, for the short runs (label
 /// names) where a SIMD call's setup would cost more than the search.
 #[inline]
@@ -65,6 +92,23 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Whether `b[i..]` starts with `p`, a word at a time (no library call for
+/// the short names this compares).
+#[inline]
+pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
+    let Some(s) = b.get(i..i + p.len()) else {
+        return false;
+    };
+    let mut k = 0;
+    while k + 8 <= p.len() {
+        if word(s, k) != word(p, k) {
+            return false;
+        }
+        k += 8;
+    }
+    s[k..] == p[k..]
 }
 
 static LABEL: [bool; 256] = table(false);
@@ -170,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn finds_value_ends_at_every_offset() {
+        for len in 0..150 {
+            for at in 0..=len {
+                for c in [b'"', b'\\', b'\n'] {
+                    let mut v = vec![b'a'; len];
+                    if at < len {
+                        v[at] = c;
+                    }
+                    let want = (at < len).then_some(at);
+                    assert_eq!(find_value_end(&v, 0), want, "len {len} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn finds_a_byte_at_every_offset() {
         for len in 0..40 {
             for at in 0..=len {
@@ -224,6 +284,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prefixes() {
+        let b = b"node_cpu_seconds_total{cpu=\"0\"}";
+        assert!(starts_with_at(b, 0, b"node_cpu_seconds_total"));
+        assert!(starts_with_at(b, 5, b"cpu_seconds"));
+        assert!(!starts_with_at(b, 0, b"node_cpu_seconds_totaX"));
+        assert!(!starts_with_at(b, 30, b"0\"}x"));
+        assert!(starts_with_at(b, 0, b""));
     }
 
     #[test]
