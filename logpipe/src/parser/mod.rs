@@ -24,6 +24,7 @@
 //! stateful per-stream line assemblers the tail input runs before the parser
 //! (fluent-bit's `multiline.parser cri`, `docker`, and the rest).
 
+mod backtrack;
 pub mod cri;
 pub mod docker;
 pub mod json;

@@ -7,6 +7,7 @@
 //! as in fluent-bit: anchor with `^` when the line must start with the
 //! pattern.
 
+use super::backtrack::{Backtracker, Frame};
 use super::{LineParser, Parsed, TimeAndTypes, fail};
 use crate::Result;
 use crate::record::{Fields, Value};
@@ -53,6 +54,9 @@ pub(super) const BUILTIN: &[(&str, &str, &str)] = &[
 pub struct RegexParser {
     name: String,
     re: regex::bytes::Regex,
+    /// The same pattern for the plain backtracker, when it is in the subset
+    /// that one runs (see `backtrack`); the regex crate answers otherwise.
+    fast: Option<Backtracker>,
     /// (capture group index, field name) of every named group, in pattern
     /// order.
     groups: Vec<(usize, String)>,
@@ -68,6 +72,8 @@ thread_local! {
     // Capture slots reused across lines on each thread: a fresh
     // `CaptureLocations` per line is an allocation on the hot path.
     static SLOTS: RefCell<Option<(u64, regex::bytes::CaptureLocations)>> = const { RefCell::new(None) };
+    // The backtracker's slots and stack, likewise reused.
+    static FAST: RefCell<(Vec<usize>, Vec<Frame>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl RegexParser {
@@ -77,11 +83,18 @@ impl RegexParser {
         // ASCII classes first: Onigmo, fluent-bit's engine, reads `\d`,
         // `\w`, `\s` as ASCII, and the smaller automaton is several times
         // faster. A pattern that needs Unicode (`\p{L}`) gets it.
-        let re = regex::bytes::RegexBuilder::new(pattern)
+        let (re, fast) = match regex::bytes::RegexBuilder::new(pattern)
             .unicode(false)
             .build()
-            .or_else(|_| regex::bytes::RegexBuilder::new(pattern).build())
-            .map_err(|e| format!("parser {name}: cannot compile Regex: {e}"))?;
+        {
+            Ok(re) => (re, Backtracker::new(pattern).ok()),
+            Err(_) => (
+                regex::bytes::RegexBuilder::new(pattern)
+                    .build()
+                    .map_err(|e| format!("parser {name}: cannot compile Regex: {e}"))?,
+                None,
+            ),
+        };
         let groups: Vec<(usize, String)> = re
             .capture_names()
             .enumerate()
@@ -95,6 +108,7 @@ impl RegexParser {
         Ok(RegexParser {
             name: name.to_owned(),
             re,
+            fast,
             groups,
             skip_empty: true,
             post,
@@ -111,11 +125,33 @@ impl RegexParser {
 
     fn extract(&self, text: &str, locs: &mut regex::bytes::CaptureLocations) -> Option<Fields> {
         self.re.captures_read(locs, text.as_bytes())?;
+        Some(self.fields(text, |i| locs.get(i)))
+    }
+
+    /// The backtracker's answer: `Err` when it ran out of steps and the
+    /// regex crate must answer instead.
+    fn extract_fast(&self, fast: &Backtracker, text: &str) -> Result<Option<Fields>, ()> {
+        FAST.with(|cell| {
+            let (slots, stack) = &mut *cell.borrow_mut();
+            slots.resize(fast.slot_count(), usize::MAX);
+            if !fast.search(text.as_bytes(), slots, stack)? {
+                return Ok(None);
+            }
+            Ok(Some(self.fields(text, |i| {
+                match (slots.get(2 * i), slots.get(2 * i + 1)) {
+                    (Some(&s), Some(&e)) if s != usize::MAX && e != usize::MAX => Some((s, e)),
+                    _ => None,
+                }
+            })))
+        })
+    }
+
+    fn fields(&self, text: &str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Fields {
         // Built as a vector of the right size, then moved into Fields
         // (collect reuses the allocation): no regrowth per record.
         let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.groups.len());
         for (i, name) in &self.groups {
-            if let Some((s, e)) = locs.get(*i) {
+            if let Some((s, e)) = span(*i) {
                 if s == e && self.skip_empty {
                     continue;
                 }
@@ -128,7 +164,7 @@ impl RegexParser {
                 fields.push((name.clone(), Value::Str(v)));
             }
         }
-        Some(fields.into_iter().collect())
+        fields.into_iter().collect()
     }
 }
 
@@ -138,18 +174,22 @@ impl LineParser for RegexParser {
     }
 
     fn parse(&self, text: &str) -> Result<Parsed> {
-        let fields = SLOTS.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            // Slots belong to one regex; another parser on this thread
-            // replaces them (a thread usually runs one parser).
-            if slot.as_ref().is_none_or(|(id, _)| *id != self.id) {
-                *slot = Some((self.id, self.re.capture_locations()));
-            }
-            match slot.as_mut() {
-                Some((_, locs)) => self.extract(text, locs),
-                None => self.extract(text, &mut self.re.capture_locations()),
-            }
-        });
+        let fast = self.fast.as_ref().map(|f| self.extract_fast(f, text));
+        let fields = match fast {
+            Some(Ok(found)) => found,
+            _ => SLOTS.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                // Slots belong to one regex; another parser on this thread
+                // replaces them (a thread usually runs one parser).
+                if slot.as_ref().is_none_or(|(id, _)| *id != self.id) {
+                    *slot = Some((self.id, self.re.capture_locations()));
+                }
+                match slot.as_mut() {
+                    Some((_, locs)) => self.extract(text, locs),
+                    None => self.extract(text, &mut self.re.capture_locations()),
+                }
+            }),
+        };
         let mut fields =
             fields.ok_or_else(|| fail(&self.name, "the line does not match the Regex"))?;
         let time_ns = self.post.apply(&mut fields);
