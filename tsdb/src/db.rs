@@ -4,13 +4,16 @@
 //! Layout under the store's directory: `wal/` (the head's WAL and
 //! checkpoints) and `blocks/` (one directory per block).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use crate::Error;
-use crate::block::{Block, Samples, delete_block, open_blocks, write_block};
-use crate::head::{Head, HeadOptions};
+use crate::block::plan::{PlanBlock, compaction_ranges, plan};
+use crate::block::{Block, BlockSeries, Samples, delete_block, open_blocks, write_block};
+use crate::head::{self, Head, HeadOptions};
 use crate::index::Matcher;
 use crate::labels::Labels;
 
@@ -66,7 +69,9 @@ pub struct Db {
     dir: PathBuf,
     opts: DbOptions,
     head: Head,
-    blocks: RwLock<Vec<Block>>,
+    /// Shared with the series of running queries, which keep a block's
+    /// mapping alive after compaction or retention removes it.
+    blocks: RwLock<Vec<Arc<Block>>>,
     damaged: Vec<(PathBuf, Error)>,
 }
 
@@ -85,7 +90,7 @@ impl Db {
             dir,
             opts,
             head,
-            blocks: RwLock::new(blocks),
+            blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
             damaged,
         })
     }
@@ -138,7 +143,7 @@ impl Db {
             if series.iter().any(|(_, v)| !v.is_empty()) {
                 let path = write_block(&self.dir.join("blocks"), start, end, series)?;
                 let block = Block::open(&path)?;
-                self.blocks.write().push(block);
+                self.blocks.write().push(Arc::new(block));
                 written += 1;
             }
             start = end;
@@ -156,36 +161,94 @@ impl Db {
 
     /// Merges the `n` oldest blocks into one (their series and samples, with
     /// duplicates dropped), then deletes them. A crash between the two leaves
-    /// both, which readers deduplicate.
+    /// both, which readers deduplicate and [`Db::compact`] merges first.
     pub fn compact_oldest(&self, n: usize) -> Result<bool, Error> {
-        let (mint, maxt, merged, old_dirs) = {
+        let dirs: Vec<PathBuf> = {
             let blocks = self.blocks.read();
             if n < 2 || blocks.len() < n {
                 return Ok(false);
             }
-            let chosen = &blocks[..n];
-            let mint = chosen.iter().map(|b| b.meta().mint).min().unwrap_or(0);
-            let maxt = chosen.iter().map(|b| b.meta().maxt).max().unwrap_or(0);
-            let merged = merge(chosen.iter().map(|b| b.select(&[], mint, maxt)).collect())?;
-            (
-                mint,
-                maxt,
-                merged,
-                chosen
-                    .iter()
-                    .map(|b| b.dir().to_path_buf())
-                    .collect::<Vec<_>>(),
-            )
+            blocks[..n].iter().map(|b| b.dir().to_path_buf()).collect()
         };
-        let path = write_block(&self.dir.join("blocks"), mint, maxt, merged)?;
-        let block = Block::open(&path)?;
+        self.merge_blocks(&dirs)
+    }
+
+    /// Compacts as Prometheus's leveled compactor does, until the planner
+    /// ([`crate::block::plan`]) has nothing left: overlapping blocks merged
+    /// first, then blocks merged into ranges of 3×, 9×, … the block range
+    /// (up to a tenth of the retention time or 31 days), then big blocks
+    /// whose tombstones name more than 5 % of their series rewritten without
+    /// the deleted samples. The newest block is left alone (except to merge
+    /// overlaps). Returns how many compactions ran.
+    pub fn compact(&self) -> Result<usize, Error> {
+        let ranges = compaction_ranges(self.opts.block_range_ms, self.opts.retention_ms);
+        let mut done = 0;
+        loop {
+            let dirs: Vec<PathBuf> = {
+                let blocks = self.blocks.read();
+                let metas: Vec<PlanBlock> = blocks
+                    .iter()
+                    .map(|b| PlanBlock {
+                        mint: b.meta().mint,
+                        maxt: b.meta().maxt,
+                        series: b.meta().series,
+                        tombstones: b.tombstone_count() as u64,
+                    })
+                    .collect();
+                plan(&ranges, &metas)
+                    .into_iter()
+                    .map(|i| blocks[i].dir().to_path_buf())
+                    .collect()
+            };
+            if dirs.is_empty() || !self.merge_blocks(&dirs)? {
+                return Ok(done);
+            }
+            done += 1;
+        }
+    }
+
+    /// Writes one block holding the samples of the blocks in `dirs` (each
+    /// timestamp once, the later block's value winning, tombstoned samples
+    /// left out) over their whole range, opens it, then deletes the sources.
+    /// A crash before the deletions leaves overlapping blocks, which readers
+    /// deduplicate and the planner merges first. False when a block of
+    /// `dirs` is gone (another compaction took it).
+    fn merge_blocks(&self, dirs: &[PathBuf]) -> Result<bool, Error> {
+        let chosen: Vec<Arc<Block>> = {
+            let blocks = self.blocks.read();
+            let chosen: Vec<Arc<Block>> = blocks
+                .iter()
+                .filter(|b| dirs.iter().any(|d| d == b.dir()))
+                .cloned()
+                .collect();
+            if chosen.len() != dirs.len() || chosen.is_empty() {
+                return Ok(false);
+            }
+            chosen
+        };
+        let mint = chosen.iter().map(|b| b.meta().mint).min().unwrap_or(0);
+        let maxt = chosen.iter().map(|b| b.meta().maxt).max().unwrap_or(0);
+        let mut parts = Vec::with_capacity(chosen.len());
+        for b in &chosen {
+            parts.push(b.select(&[], mint, maxt)?);
+        }
+        let merged: Vec<(Labels, Samples)> = merge(parts)?
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let new = if merged.is_empty() {
+            None
+        } else {
+            let path = write_block(&self.dir.join("blocks"), mint, maxt, merged)?;
+            Some(Arc::new(Block::open(&path)?))
+        };
         let mut blocks = self.blocks.write();
-        blocks.retain(|b| !old_dirs.iter().any(|d| d == b.dir()));
-        blocks.push(block);
+        blocks.retain(|b| !dirs.iter().any(|d| d == b.dir()));
+        blocks.extend(new);
         blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
         drop(blocks);
-        for d in old_dirs {
-            delete_block(&d)?;
+        for d in dirs {
+            delete_block(d)?;
         }
         Ok(true)
     }
@@ -205,31 +268,9 @@ impl Db {
             .collect();
         let mut rewritten = 0;
         for dir in dirty {
-            let (mint, maxt, series) = {
-                let blocks = self.blocks.read();
-                let Some(b) = blocks.iter().find(|b| b.dir() == dir) else {
-                    continue;
-                };
-                let (mint, maxt) = (b.meta().mint, b.meta().maxt);
-                let series: Vec<(Labels, Samples)> = b
-                    .select(&[], mint, maxt)
-                    .into_iter()
-                    .map(|(l, r)| r.map(|v| (l, v)))
-                    .collect::<Result<_, _>>()?;
-                (mint, maxt, series)
-            };
-            let series: Vec<(Labels, Samples)> =
-                series.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-            let mut blocks = self.blocks.write();
-            if !series.is_empty() {
-                let path = write_block(&self.dir.join("blocks"), mint, maxt, series)?;
-                blocks.push(Block::open(&path)?);
+            if self.merge_blocks(std::slice::from_ref(&dir))? {
+                rewritten += 1;
             }
-            blocks.retain(|b| b.dir() != dir);
-            blocks.sort_by_key(|b| (b.meta().mint, b.meta().maxt));
-            drop(blocks);
-            delete_block(&dir)?;
-            rewritten += 1;
         }
         Ok(rewritten)
     }
@@ -288,18 +329,20 @@ impl Db {
     /// file; compaction drops them for good). Returns the series touched.
     pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
         let mut n = self.head.delete(matchers, mint, maxt)?;
-        for b in self.blocks.write().iter_mut() {
+        for b in self.blocks.read().iter() {
             n += b.delete(matchers, mint, maxt)?;
         }
         Ok(n)
     }
 
     /// Label names of the series `matchers` select, in the head and every
-    /// block, sorted and unique.
+    /// block, sorted and unique. A block whose index cannot be read (its
+    /// file damaged or truncated since it opened) adds nothing here; a
+    /// select that reaches it reports the error.
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut all = self.head.querier(i64::MIN, i64::MAX).label_names(matchers);
         for b in self.blocks.read().iter() {
-            all.extend(b.label_names(matchers));
+            all.extend(b.label_names(matchers).unwrap_or_default());
         }
         all.sort();
         all.dedup();
@@ -307,14 +350,15 @@ impl Db {
     }
 
     /// Values of label `name` among the series `matchers` select, in the
-    /// head and every block, sorted and unique.
+    /// head and every block, sorted and unique (a block whose index cannot
+    /// be read adds nothing, as in [`Db::label_names`]).
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
         let mut all = self
             .head
             .querier(i64::MIN, i64::MAX)
             .label_values(name, matchers);
         for b in self.blocks.read().iter() {
-            all.extend(b.label_values(name, matchers));
+            all.extend(b.label_values(name, matchers).unwrap_or_default());
         }
         all.sort();
         all.dedup();
@@ -323,38 +367,234 @@ impl Db {
 
     /// Series all `matchers` select with their samples in `[mint, maxt]`,
     /// from the blocks and the head merged (a timestamp present twice is
-    /// kept once, the head's value winning), sorted by labels. A damaged
-    /// chunk fails the query with an error naming its file and offset.
+    /// kept once, the head's value winning), sorted by labels, every sample
+    /// decoded into a vector. A damaged chunk fails the query with an error
+    /// naming its file and offset. [`Db::select_series`] decodes as the
+    /// caller iterates instead.
     pub fn select(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<(Labels, Samples)>, Error> {
-        let mut parts: Vec<Part> = Vec::new();
-        for b in self.blocks.read().iter() {
+        let mut out = Vec::new();
+        for s in self.select_series(matchers, mint, maxt)? {
+            let samples: Samples = s.samples().collect::<Result<_, _>>()?;
+            if !samples.is_empty() {
+                out.push((s.labels, samples));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Series all `matchers` select with a chunk overlapping `[mint, maxt]`
+    /// in the blocks or the head, sorted by labels, each read lazily: no
+    /// chunk is decoded until [`DbSeries::samples`] is iterated, and a
+    /// block's chunks only when the iteration reaches that block. The
+    /// series hold the blocks they read (a compaction or retention that
+    /// removes a block meanwhile does not pull it from under them) and a
+    /// snapshot of the head's chunks. A series may yield no sample (a chunk
+    /// overlaps the range without a sample in it, or its samples are
+    /// deleted).
+    ///
+    /// ```
+    /// use vigil_tsdb::db::{Db, DbOptions};
+    /// use vigil_tsdb::index::Matcher;
+    /// use vigil_tsdb::labels::Labels;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("vigil-db-lazy-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let db = Db::open(&dir, DbOptions { block_range_ms: 1000, ..DbOptions::default() })?;
+    /// let mut app = db.head().appender();
+    /// for i in 0..100 {
+    ///     let l = Labels::new([("__name__", "x".to_owned()), ("i", i.to_string())])?;
+    ///     for t in 0..4 {
+    ///         app.append(&l, t * 500, t as f64)?;
+    ///     }
+    /// }
+    /// app.commit()?;
+    /// db.cut_blocks()?; // [0, 1000) to disk; 1000 and 1500 stay in the head
+    /// let found = db.select_series(&[Matcher::equal("__name__", "x")], 0, 2000)?;
+    /// assert_eq!(found.len(), 100); // nothing decoded yet
+    /// let one: Vec<(i64, f64)> = found[7].samples().collect::<Result<_, _>>()?;
+    /// assert_eq!(one, [(0, 0.0), (500, 1.0), (1000, 2.0), (1500, 3.0)]);
+    /// # drop(found); drop(db); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), vigil_tsdb::Error>(())
+    /// ```
+    pub fn select_series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<DbSeries>, Error> {
+        let mut all: BTreeMap<Labels, Vec<Source>> = BTreeMap::new();
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in blocks {
             if b.meta().maxt > mint && b.meta().mint <= maxt {
-                parts.push(b.select(matchers, mint, maxt));
+                for s in b.select_series(matchers, mint, maxt)? {
+                    all.entry(s.labels.clone())
+                        .or_default()
+                        .push(Source::Block(b.clone(), s));
+                }
             }
         }
         // The head last: on equal timestamps the newest source wins.
-        parts.push(
-            self.head
-                .querier(mint, maxt)
-                .select(matchers)
-                .iter()
-                .map(|s| (s.labels.clone(), s.samples().collect::<Result<Vec<_>, _>>()))
-                .collect(),
-        );
-        Ok(merge(parts)?
+        for s in self.head.querier(mint, maxt).select(matchers) {
+            all.entry(s.labels.clone())
+                .or_default()
+                .push(Source::Head(s));
+        }
+        Ok(all
             .into_iter()
-            .filter(|(_, v)| !v.is_empty())
+            .map(|(labels, sources)| DbSeries {
+                labels,
+                sources,
+                mint,
+                maxt,
+            })
             .collect())
     }
 }
 
+/// Where a [`DbSeries`]' samples come from.
+enum Source {
+    Block(Arc<Block>, BlockSeries),
+    Head(head::Series),
+}
+
+/// One series of [`Db::select_series`]: its labels and, per block and the
+/// head, where its samples are.
+pub struct DbSeries {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Blocks oldest first, then the head.
+    sources: Vec<Source>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl DbSeries {
+    /// The samples in the query's range, oldest first, one per timestamp
+    /// (the newest source's value), decoded as they are read. After an error
+    /// (a damaged chunk, naming its file and offset) the iterator ends.
+    pub fn samples(&self) -> DbSamples<'_> {
+        DbSamples {
+            cursors: self
+                .sources
+                .iter()
+                .map(|s| match s {
+                    Source::Block(b, bs) => Cursor::Block {
+                        block: b,
+                        series: bs,
+                        buf: Vec::new(),
+                        at: 0,
+                        loaded: false,
+                    },
+                    Source::Head(h) => Cursor::Head(h.samples(), None),
+                })
+                .collect(),
+            mint: self.mint,
+            maxt: self.maxt,
+            failed: false,
+        }
+    }
+}
+
+/// One source's position in a [`DbSamples`] merge.
+enum Cursor<'a> {
+    Block {
+        block: &'a Block,
+        series: &'a BlockSeries,
+        buf: Samples,
+        at: usize,
+        loaded: bool,
+    },
+    Head(head::SeriesSamples<'a>, Option<(i64, f64)>),
+}
+
+impl Cursor<'_> {
+    /// The next sample without consuming it, decoding a block's chunks on
+    /// first use.
+    fn peek(&mut self, mint: i64, maxt: i64) -> Option<Result<(i64, f64), Error>> {
+        match self {
+            Cursor::Block {
+                block,
+                series,
+                buf,
+                at,
+                loaded,
+            } => {
+                if !*loaded {
+                    *loaded = true;
+                    if let Err(e) = block.read_series(series, mint, maxt, buf) {
+                        return Some(Err(e));
+                    }
+                }
+                buf.get(*at).copied().map(Ok)
+            }
+            Cursor::Head(it, peeked) => {
+                if peeked.is_none() {
+                    match it.next()? {
+                        Ok(x) => *peeked = Some(x),
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                peeked.map(Ok)
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        match self {
+            Cursor::Block { at, .. } => *at += 1,
+            Cursor::Head(_, peeked) => *peeked = None,
+        }
+    }
+}
+
+/// Iterator over a [`DbSeries`]' samples: a merge of its sources by
+/// timestamp.
+pub struct DbSamples<'a> {
+    cursors: Vec<Cursor<'a>>,
+    mint: i64,
+    maxt: i64,
+    failed: bool,
+}
+
+impl Iterator for DbSamples<'_> {
+    type Item = Result<(i64, f64), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        // The earliest timestamp; on a tie the later source's value.
+        let mut best: Option<(i64, f64)> = None;
+        for c in &mut self.cursors {
+            match c.peek(self.mint, self.maxt) {
+                None => {}
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                Some(Ok(x)) if best.is_none_or(|b| x.0 <= b.0) => best = Some(x),
+                Some(Ok(_)) => {}
+            }
+        }
+        let (t, v) = best?;
+        for c in &mut self.cursors {
+            if let Some(Ok((ct, _))) = c.peek(self.mint, self.maxt)
+                && ct == t
+            {
+                c.advance();
+            }
+        }
+        Some(Ok((t, v)))
+    }
+}
+
 /// One source's series, each with its samples or the error reading them.
-type Part = Vec<(Labels, Result<Samples, Error>)>;
+type Part = crate::block::Selected;
 
 /// Merges per-source series lists: same labels joined, samples sorted by
 /// time, a repeated timestamp kept once (the later source's value).

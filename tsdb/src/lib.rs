@@ -1,13 +1,18 @@
 //! Vigil's time-series store, under construction: the chunk codec, label
 //! sets and the inverted index, and the head (appender, WAL-first commits,
-//! replay, checkpoints, querier). Blocks on disk, compaction and retention
-//! are not written yet.
+//! replay, checkpoints, querier), immutable blocks on disk read through
+//! memory maps, and the store over both (compaction, retention, deletion).
 //!
 //! - [`labels::Labels`]: a series' identity; [`index::Index`] with
 //!   [`index::Matcher`] (`=`, `!=`, `=~`, `!~` with Prometheus's semantics).
 //! - [`head::Head`]: samples in memory, durable through vigil-wal; see its
 //!   docs for an example of appending, reopening and querying.
 //! - [`chunk`]: the compressed chunks the head keeps, described below.
+//! - [`block`] and [`db::Db`]: blocks cut from the head, planned compaction,
+//!   and lazily decoded queries over blocks and head.
+//!
+//! `unsafe` is denied everywhere but in `block/mapped.rs`, which maps block
+//! files (`memmap2`); its safety argument is written there.
 //!
 //! A series' samples `(timestamp_ms: i64, value: f64)` live in compressed
 //! chunks. [`chunk::ChunkWriter`] appends samples in time order into an open

@@ -56,7 +56,7 @@ fn write(dir: &Path, data: &SeriesData, mint: i64, maxt: i64) -> std::path::Path
 }
 
 fn read_all(b: &Block, mint: i64, maxt: i64) -> Result<SeriesData, Error> {
-    b.select(&[Matcher::equal("__name__", "m")], mint, maxt)
+    b.select(&[Matcher::equal("__name__", "m")], mint, maxt)?
         .into_iter()
         .map(|(l, r)| r.map(|s| (l, s.into_iter().map(|(t, v)| (t, v.to_bits())).collect())))
         .collect()
@@ -90,7 +90,7 @@ proptest! {
             .collect();
         prop_assert_eq!(got, sub);
         // Matchers go through the block's index.
-        let odd = b.select(&[Matcher::new("k", MatchOp::Regex, "[13579]|1[13579]").unwrap()], i64::MIN, i64::MAX);
+        let odd = b.select(&[Matcher::new("k", MatchOp::Regex, "[13579]|1[13579]").unwrap()], i64::MIN, i64::MAX).unwrap();
         prop_assert!(odd.iter().all(|(l, _)| l.get("k").unwrap().parse::<u32>().unwrap() % 2 == 1));
     }
 }
@@ -186,7 +186,7 @@ fn half_written_and_damaged_blocks_do_not_stop_the_others() {
 fn tombstones_hide_samples_survive_reopen_and_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), &sample_data(), 0, i64::MAX);
-    let mut b = Block::open(&path).unwrap();
+    let b = Block::open(&path).unwrap();
     assert_eq!(
         b.delete(&[Matcher::equal("k", "1")], 15_000, 60_001)
             .unwrap(),

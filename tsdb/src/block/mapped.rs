@@ -6,10 +6,10 @@
 //! runs. What can still happen is someone truncating a file in place (a
 //! stray `truncate`, `> file`, a full disk "cleaned up" by hand): touching a
 //! page of the mapping past the new end of the file raises SIGBUS, which
-//! would kill the process. Every read therefore goes through
-//! [`Mapped::slice`] (or follows a [`Mapped::check_len`]), which asks the
-//! file's length from the kernel first and refuses, with an error naming
-//! the file, a range the file no longer holds. What remains is a race: a
+//! would kill the process. Every read of the mapping therefore follows a
+//! [`Mapped::check_len`] (once per series read, once per index query), which
+//! asks the file's length from the kernel and refuses, with an error naming
+//! the file, a file shorter than it was when mapped. What remains is a race: a
 //! truncation that lands between that check and the copy or decode of the
 //! bytes just checked (microseconds) can still raise SIGBUS. FORMAT.md
 //! ("Reading through memory maps") states this guarantee.
@@ -46,7 +46,7 @@ impl Mapped {
         // immutable; compaction writes new ones), so the bytes behind the
         // returned slice do not change under us. Another process truncating
         // the file would make pages past its new end fault; every access
-        // checks the file's current length first (`slice`, `check_len`),
+        // checks the file's current length first (`check_len`),
         // which narrows that to a race documented in FORMAT.md.
         #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&file) }.map_err(io("map"))?;
@@ -71,11 +71,7 @@ impl Mapped {
     /// Fails unless the file still holds at least its mapped length, that
     /// is it was not truncated since it was mapped.
     pub(crate) fn check_len(&self) -> Result<(), Error> {
-        self.check_end(self.map.len())
-    }
-
-    /// Fails unless the file still holds its first `end` bytes.
-    fn check_end(&self, end: usize) -> Result<(), Error> {
+        let end = self.map.len();
         let now = self.file.metadata().map_err(|e| Error::Io {
             op: "stat",
             path: self.path.clone(),
@@ -93,20 +89,5 @@ impl Mapped {
             });
         }
         Ok(())
-    }
-
-    /// Bytes `start..end` of the file, after checking that the mapping
-    /// holds them and that the file was not truncated below `end` since.
-    pub(crate) fn slice(&self, start: usize, end: usize) -> Result<&[u8], Error> {
-        let bytes = self.map.get(start..end).ok_or_else(|| Error::BadBlock {
-            file: self.path.clone(),
-            offset: start as u64,
-            what: format!(
-                "bytes {start}..{end} run past the end of the file ({} bytes)",
-                self.map.len()
-            ),
-        })?;
-        self.check_end(end)?;
-        Ok(bytes)
     }
 }

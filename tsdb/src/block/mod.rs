@@ -4,38 +4,43 @@
 //!
 //! A block directory holds `meta.json` (range and counts), `chunks` (sealed
 //! chunks, each framed with its length and a CRC-32 of its bytes) and `index`
-//! (symbols, and each series' labels with the place and range of its chunks,
-//! with a CRC-32 of the whole file). Opening a block checks the index and
-//! builds the inverted index in memory; chunk CRCs are checked as chunks are
-//! read, so one damaged chunk fails only the series that reads it.
-//!
-//! Not yet: reading the files through `memmap2` (they are read into memory),
-//! postings stored in the index file (they are rebuilt on open), compaction,
-//! retention and tombstones.
+//! (symbols, each series' labels with the place and range of its chunks,
+//! postings, and tables to find them, with a CRC-32 of the whole file). Both
+//! files are mapped read-only; opening a block checks the index's CRC and
+//! its table of contents and builds nothing in memory. Chunk CRCs are
+//! checked as chunks are read, so one damaged chunk fails only the series
+//! that reads it.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::chunk::{Chunk, ChunkPolicy, ChunkWriter};
-use crate::head::record::{put_str, put_uvarint, put_varint};
-use crate::index::{Index, Matcher, SeriesId};
+use crate::head::record::{put_uvarint, put_varint};
+use crate::index::Matcher;
 use crate::labels::Labels;
 
+mod index;
 mod mapped;
+pub mod plan;
 
+use index::{ChunkMeta, IndexReader};
 use mapped::Mapped;
 
 const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
-const INDEX_MAGIC: &[u8; 4] = b"VTSI";
 const TOMBSTONES_MAGIC: &[u8; 4] = b"VTST";
 const VERSION: u8 = 1;
 
 /// A series' samples, oldest first.
 pub type Samples = Vec<(i64, f64)>;
+
+/// Series with their samples, or the error reading them (a damaged chunk
+/// fails only its series).
+pub type Selected = Vec<(Labels, Result<Samples, Error>)>;
 
 /// The blocks that opened, and the directories that did not with why.
 pub type OpenedBlocks = (Vec<Block>, Vec<(PathBuf, Error)>);
@@ -55,15 +60,6 @@ pub struct BlockMeta {
     pub samples: u64,
     /// Number of chunks.
     pub chunks: u64,
-}
-
-/// Where a series' chunk is and what it covers.
-#[derive(Debug, Clone, Copy)]
-struct ChunkMeta {
-    mint: i64,
-    maxt: i64,
-    /// Offset of the chunk's frame in `chunks`.
-    offset: u64,
 }
 
 /// Writes a block of the given series (labels and samples in time order,
@@ -124,7 +120,7 @@ pub fn write_block(
             entries.push((labels, metas));
         }
     }
-    let index = encode_index(&entries);
+    let index = index::encode(&entries, &tmp.join("index"))?;
     let meta = BlockMeta {
         version: 1,
         mint,
@@ -174,100 +170,63 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
         })
 }
 
-/// index: magic, version, symbols (sorted strings), then each series' label
-/// pairs (symbol numbers) and chunk metas, then a CRC-32 of all before it.
-fn encode_index(entries: &[(Labels, Vec<ChunkMeta>)]) -> Vec<u8> {
-    let mut syms: Vec<&str> = entries
-        .iter()
-        .flat_map(|(l, _)| l.iter().flat_map(|(n, v)| [n, v]))
-        .collect();
-    syms.sort_unstable();
-    syms.dedup();
-    let mut out = Vec::new();
-    out.extend_from_slice(INDEX_MAGIC);
-    out.push(VERSION);
-    put_uvarint(&mut out, syms.len() as u64);
-    for s in &syms {
-        put_str(&mut out, s);
-    }
-    let sym = |s: &str| syms.binary_search(&s).unwrap_or(0) as u64;
-    put_uvarint(&mut out, entries.len() as u64);
-    for (labels, metas) in entries {
-        put_uvarint(&mut out, labels.len() as u64);
-        for (n, v) in labels.iter() {
-            put_uvarint(&mut out, sym(n));
-            put_uvarint(&mut out, sym(v));
-        }
-        put_uvarint(&mut out, metas.len() as u64);
-        let mut prev = 0i64;
-        for m in metas {
-            put_varint(&mut out, m.mint.wrapping_sub(prev));
-            put_varint(&mut out, m.maxt.wrapping_sub(m.mint));
-            put_uvarint(&mut out, m.offset);
-            prev = m.maxt;
-        }
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
-}
-
 /// An open block.
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     /// The `chunks` file, mapped.
     chunks: Mapped,
-    index: Index,
-    series: Vec<(Labels, Vec<ChunkMeta>)>,
+    /// The `index` file, mapped.
+    index: IndexReader,
     /// Deleted ranges: (series number in the index, mint, maxt), inclusive.
-    tombstones: Vec<(usize, i64, i64)>,
+    /// Behind a lock so that a block shared with running queries can take
+    /// deletions.
+    tombstones: RwLock<Vec<(usize, i64, i64)>>,
+}
+
+/// A series a block query selected: its labels and the chunks that overlap
+/// the query's range, read only when [`Block::read_series`] is called.
+#[derive(Debug, Clone)]
+pub struct BlockSeries {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its number in the block's index (tombstones name it).
+    number: usize,
+    chunks: Vec<ChunkMeta>,
 }
 
 impl Block {
-    /// Opens the block in `dir`: reads `meta.json`, checks and loads the
-    /// index, reads the chunks file.
+    /// Opens the block in `dir`: reads `meta.json`, maps `chunks` and
+    /// `index`, checks the index's CRC-32 and table of contents, reads
+    /// `tombstones` if there is one. Nothing else is read or built.
     pub fn open(dir: &Path) -> Result<Block, Error> {
-        let read = |name: &str| {
-            let p = dir.join(name);
-            fs::read(&p).map_err(|e| Error::Io {
-                op: "read",
-                path: p,
-                reason: e.to_string(),
-            })
-        };
-        let meta_bytes = read("meta.json")?;
+        let meta_path = dir.join("meta.json");
+        let meta_bytes = fs::read(&meta_path).map_err(io("read", &meta_path))?;
         let meta: BlockMeta = serde_json::from_slice(&meta_bytes).map_err(|e| Error::BadBlock {
-            file: dir.join("meta.json"),
+            file: meta_path.clone(),
             offset: 0,
             what: format!("meta.json does not parse: {e}"),
         })?;
         if meta.version != 1 {
             return Err(Error::BadBlock {
-                file: dir.join("meta.json"),
+                file: meta_path,
                 offset: 0,
                 what: format!("unknown block version {}", meta.version),
             });
         }
         let chunks = Mapped::open(&dir.join("chunks"))?;
         chunks.check_len()?;
-        if chunks.bytes().get(..4) != Some(CHUNKS_MAGIC) || chunks.bytes().get(4) != Some(&VERSION) {
+        if chunks.bytes().get(..4) != Some(CHUNKS_MAGIC) || chunks.bytes().get(4) != Some(&VERSION)
+        {
             return Err(Error::BadBlock {
                 file: dir.join("chunks"),
                 offset: 0,
                 what: "bad magic or version".into(),
             });
         }
-        let index_map = Mapped::open(&dir.join("index"))?;
-        index_map.check_len()?;
-        let series = decode_index(index_map.bytes(), &dir.join("index"))?;
-        drop(index_map);
-        let mut index = Index::new();
-        for (i, (labels, _)) in series.iter().enumerate() {
-            index.add(i as SeriesId, labels);
-        }
+        let index = IndexReader::open(&dir.join("index"))?;
         let tombstones = match fs::read(dir.join("tombstones")) {
-            Ok(b) => decode_tombstones(&b, &dir.join("tombstones"), series.len())?,
+            Ok(b) => decode_tombstones(&b, &dir.join("tombstones"), index.len())?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io("read", &dir.join("tombstones"))(e)),
         };
@@ -276,8 +235,7 @@ impl Block {
             meta,
             chunks,
             index,
-            series,
-            tombstones,
+            tombstones: RwLock::new(tombstones),
         })
     }
 
@@ -294,66 +252,104 @@ impl Block {
     /// Whether deletions are recorded against this block (its `tombstones`
     /// file), which a rewrite would apply.
     pub fn has_tombstones(&self) -> bool {
-        !self.tombstones.is_empty()
+        !self.tombstones.read().is_empty()
     }
 
-    /// The series all `matchers` select with samples in `[mint, maxt]`, in
-    /// label order, with their samples (chunk CRCs are checked as read).
-    pub fn select(
+    /// Number of tombstone entries (deleted ranges of series).
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.read().len()
+    }
+
+    /// The series all `matchers` select that have a chunk overlapping
+    /// `[mint, maxt]`, in label order, without reading a chunk: read each
+    /// with [`Block::read_series`].
+    pub fn select_series(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Vec<(Labels, Result<Samples, Error>)> {
+    ) -> Result<Vec<BlockSeries>, Error> {
+        self.index.check()?;
         let mut out = Vec::new();
-        for id in self.index.select(matchers) {
-            let Some((labels, metas)) = self.series.get(id as usize) else {
-                continue;
-            };
-            let wanted: Vec<&ChunkMeta> = metas
-                .iter()
-                .filter(|m| m.maxt >= mint && m.mint <= maxt)
-                .collect();
-            if wanted.is_empty() {
-                continue;
+        for id in self.index.select(matchers)? {
+            let (labels, mut chunks) = self.index.series(id)?;
+            chunks.retain(|m| m.maxt >= mint && m.mint <= maxt);
+            if !chunks.is_empty() {
+                out.push(BlockSeries {
+                    labels,
+                    number: id as usize,
+                    chunks,
+                });
             }
-            let mut samples = Vec::new();
-            // One length check per series: the chunks file was not
-            // truncated under the mapping (see `mapped`).
-            let mut res = self.chunks.check_len();
-            for m in wanted {
-                if res.is_err() {
-                    break;
-                }
-                if let Err(e) = self.read_chunk(m.offset, &mut samples) {
-                    res = Err(e);
-                    break;
-                }
-            }
-            let dead: Vec<(i64, i64)> = self
-                .tombstones
-                .iter()
-                .filter(|x| x.0 == id as usize)
-                .map(|x| (x.1, x.2))
-                .collect();
-            samples.retain(|&(t, _)| {
-                t >= mint && t <= maxt && !dead.iter().any(|&(lo, hi)| t >= lo && t <= hi)
-            });
-            out.push((labels.clone(), res.map(|()| samples)));
         }
-        out
+        Ok(out)
+    }
+
+    /// Appends the samples of `s` in `[mint, maxt]` that no tombstone
+    /// deletes to `out`, decoding its chunks (their CRC-32 checked). `s`
+    /// must come from this block's [`Block::select_series`].
+    pub fn read_series(
+        &self,
+        s: &BlockSeries,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, f64)>,
+    ) -> Result<(), Error> {
+        // One length check per series: the chunks file was not truncated
+        // under the mapping (see `mapped`).
+        self.chunks.check_len()?;
+        let start = out.len();
+        for m in &s.chunks {
+            self.read_chunk(m.offset, out)?;
+        }
+        let dead: Vec<(i64, i64)> = self
+            .tombstones
+            .read()
+            .iter()
+            .filter(|x| x.0 == s.number)
+            .map(|x| (x.1, x.2))
+            .collect();
+        let mut keep = start;
+        for i in start..out.len() {
+            let (t, v) = out[i];
+            if t >= mint && t <= maxt && !dead.iter().any(|&(lo, hi)| t >= lo && t <= hi) {
+                out[keep] = (t, v);
+                keep += 1;
+            }
+        }
+        out.truncate(keep);
+        Ok(())
+    }
+
+    /// The series all `matchers` select with samples in `[mint, maxt]`, in
+    /// label order, with their samples (chunk CRCs are checked as read; a
+    /// damaged chunk fails only its series). Fails as a whole only when the
+    /// index cannot be read.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Selected, Error> {
+        Ok(self
+            .select_series(matchers, mint, maxt)?
+            .into_iter()
+            .map(|s| {
+                let mut v = Vec::new();
+                let r = self.read_series(&s, mint, maxt, &mut v).map(|()| v);
+                (s.labels, r)
+            })
+            .collect())
     }
 
     /// Marks the samples in `[mint, maxt]` of the series `matchers` select
     /// as deleted: a `tombstones` file, replaced atomically (written,
     /// fsynced, renamed). Compaction drops them for good. Returns how many
     /// series were marked.
-    pub fn delete(&mut self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
-        let ids = self.index.select(matchers);
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
+        self.index.check()?;
+        let ids = self.index.select(matchers)?;
         if ids.is_empty() || maxt < self.meta.mint || mint >= self.meta.maxt {
             return Ok(0);
         }
-        let mut all = self.tombstones.clone();
+        // Held across the write so two deletions do not lose one another.
+        let mut tombstones = self.tombstones.write();
+        let mut all = tombstones.clone();
         all.extend(ids.iter().map(|&id| (id as usize, mint, maxt)));
         let mut b = Vec::new();
         b.extend_from_slice(TOMBSTONES_MAGIC);
@@ -373,17 +369,19 @@ impl Block {
         f.sync_all().map_err(io("fsync", &tmp))?;
         fs::rename(&tmp, &dst).map_err(io("rename", &tmp))?;
         sync_dir(&self.dir)?;
-        self.tombstones = all;
+        *tombstones = all;
         Ok(ids.len())
     }
 
-    /// Label names of the selected series.
-    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+    /// Label names of the selected series, sorted.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, Error> {
+        self.index.check()?;
         self.index.label_names(matchers)
     }
 
-    /// Values of `name` among the selected series.
-    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+    /// Values of `name` among the selected series, sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, Error> {
+        self.index.check()?;
         self.index.label_values(name, matchers)
     }
 
@@ -482,60 +480,6 @@ fn decode_tombstones(
             Ok(i) if i < series => out.push((i, lo, hi)),
             _ => return Err(bad(at, "series number out of range")),
         }
-    }
-    Ok(out)
-}
-
-fn decode_index(b: &[u8], file: &Path) -> Result<Vec<(Labels, Vec<ChunkMeta>)>, Error> {
-    let bad = |at: usize, what: &str| Error::BadBlock {
-        file: file.to_path_buf(),
-        offset: at as u64,
-        what: what.into(),
-    };
-    let body = checked_body(b, INDEX_MAGIC, file, "index")?;
-    let mut r = crate::head::record::Reader {
-        b: body,
-        at: 5,
-        lsn: 0,
-    };
-    let map = |e: Error, r: &crate::head::record::Reader<'_>| match e {
-        Error::BadRecord { what, .. } => bad(r.at, what),
-        other => other,
-    };
-    let nsyms = r.count(1).map_err(|e| map(e, &r))?;
-    let mut syms = Vec::with_capacity(nsyms);
-    for _ in 0..nsyms {
-        syms.push(r.str().map_err(|e| map(e, &r))?);
-    }
-    let n = r.count(2).map_err(|e| map(e, &r))?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let k = r.count(2).map_err(|e| map(e, &r))?;
-        let mut pairs = Vec::with_capacity(k);
-        for _ in 0..k {
-            let name = r.uvarint().map_err(|e| map(e, &r))?;
-            let value = r.uvarint().map_err(|e| map(e, &r))?;
-            let get = |i: u64| syms.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned();
-            match (get(name), get(value)) {
-                (Some(n), Some(v)) => pairs.push((n, v)),
-                _ => return Err(bad(r.at, "symbol number out of range")),
-            }
-        }
-        let labels = Labels::new(pairs).map_err(|_| bad(r.at, "invalid label set"))?;
-        let c = r.count(3).map_err(|e| map(e, &r))?;
-        let mut metas = Vec::with_capacity(c);
-        let mut prev = 0i64;
-        for _ in 0..c {
-            let mint = prev.wrapping_add(r.varint().map_err(|e| map(e, &r))?);
-            let maxt = mint.wrapping_add(r.varint().map_err(|e| map(e, &r))?);
-            let offset = r.uvarint().map_err(|e| map(e, &r))?;
-            metas.push(ChunkMeta { mint, maxt, offset });
-            prev = maxt;
-        }
-        out.push((labels, metas));
-    }
-    if r.at != body.len() {
-        return Err(bad(r.at, "bytes after the last series"));
     }
     Ok(out)
 }

@@ -1,0 +1,126 @@
+//! Opening a large block (100,000 series, 4 labels each, 2 h at 15 s) and
+//! selecting in it (one series; 200 series decoded eagerly, or listed
+//! lazily with one decoded): time per open and per select, and the heap a
+//! block keeps once open (counted by a global allocator wrapper, printed
+//! once before the timings). Mapped file pages are page cache, not heap,
+//! and are not counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vigil_tsdb::block::{Block, write_block};
+use vigil_tsdb::index::Matcher;
+use vigil_tsdb::labels::Labels;
+
+const SERIES: usize = 100_000;
+const SAMPLES: i64 = 480;
+
+/// Bytes currently allocated on the heap by the whole process.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards every call to the system allocator unchanged; only
+// counts the bytes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on as is.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on as is.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn labels(i: usize) -> Labels {
+    Labels::new([
+        ("__name__", format!("metric_{}", i % 500)),
+        (
+            "instance",
+            format!("10.1.{}.{}:9100", (i / 500) % 200, i % 250),
+        ),
+        (
+            "job",
+            ["api", "web", "db", "cache", "node"][i % 5].to_owned(),
+        ),
+        ("pod", format!("pod-{i:06}")),
+    ])
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let series = (0..SERIES).map(|i| {
+        let s: Vec<(i64, f64)> = (0..SAMPLES)
+            .map(|k| (k * 15_000, (k * (i as i64 % 17 + 1)) as f64))
+            .collect();
+        (labels(i), s)
+    });
+    let path = write_block(dir.path(), 0, SAMPLES * 15_000, series).unwrap();
+    let size = |f: &str| std::fs::metadata(path.join(f)).unwrap().len();
+    let before = LIVE.load(Ordering::Relaxed);
+    let block = Block::open(&path).unwrap();
+    let kept = LIVE.load(Ordering::Relaxed) - before;
+    eprintln!(
+        "tsdb_block: {SERIES} series; index file {} bytes, chunks file {} bytes; \
+         heap kept by the open block: {kept} bytes ({:.1} per series)",
+        size("index"),
+        size("chunks"),
+        kept as f64 / SERIES as f64
+    );
+    drop(block);
+
+    let mut g = c.benchmark_group("tsdb_block");
+    g.sample_size(10);
+    g.bench_function("open_100k_series", |b| {
+        b.iter(|| black_box(Block::open(&path).unwrap()))
+    });
+    let block = Block::open(&path).unwrap();
+    let one = [
+        Matcher::equal("__name__", "metric_7"),
+        Matcher::equal("pod", "pod-050007"),
+    ];
+    g.bench_function("select_one_series_of_100k", |b| {
+        b.iter(|| {
+            let got = block.select(&one, 0, SAMPLES * 15_000).unwrap();
+            assert_eq!(got.len(), 1);
+            black_box(got)
+        })
+    });
+    // One metric name: 200 series. Eager: every series decoded; lazy: the
+    // series listed, one of them decoded.
+    let name = [Matcher::equal("__name__", "metric_7")];
+    g.bench_function("select_200_decode_all", |b| {
+        b.iter(|| {
+            let got = block.select(&name, 0, SAMPLES * 15_000).unwrap();
+            assert_eq!(got.len(), 200);
+            black_box(got)
+        })
+    });
+    g.bench_function("select_200_lazy_decode_one", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let got = block.select_series(&name, 0, SAMPLES * 15_000).unwrap();
+            assert_eq!(got.len(), 200);
+            buf.clear();
+            block
+                .read_series(&got[100], 0, SAMPLES * 15_000, &mut buf)
+                .unwrap();
+            assert_eq!(buf.len(), SAMPLES as usize);
+            black_box(&buf);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
