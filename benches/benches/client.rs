@@ -7,12 +7,23 @@
 //!   increment; every thread uses the same child.
 //! - `family_inc_distinct`: the same, each thread with its own child (the
 //!   common case: concurrent requests with different labels).
+//! - `family_inc_rotating`: the same, each operation with the next of 8
+//!   label sets in turn (all threads alike), so a lookup never finds the
+//!   label set the previous one used: vigil's per-thread cache then hashes
+//!   the key instead of answering from the family's last hit.
 //! - `histogram_observe`: one histogram (the 11 default buckets) observed.
 //!
 //! Each is run on 1 thread and on 2 threads at once (`/1`, `/2`); the time is
 //! per operation of one thread, so on 2 threads perfect scaling keeps it
 //! unchanged. `vigil-handle` is vigil's `get_or_create` (an `Arc` clone per
-//! lookup), shown to measure what `with` saves.
+//! lookup), shown to measure what `with` saves; `vigil-pin` looks up through
+//! `Family::pin` (the map itself, bypassing the per-thread cache that `with`
+//! uses); `vigil-string` is a `Family<[String; 2], _>` looked up with
+//! `&["GET", "200"]` (a borrowed key).
+//!
+//! `CLIENT_BENCH_CPU=1` reports each thread's CPU time instead of the wall
+//! time (their mean on 2 threads): on a shared machine whose load is above
+//! its core count, wall time counts the time a thread waited for a core.
 //!
 //! `encode_10k`: 100 families × 100 children (34 counter, 33 gauge and 33
 //! histogram families, two labels per child) encoded into a reused buffer.
@@ -31,26 +42,51 @@ const BUCKETS: [f64; 11] = [
 ];
 const VALUES: [f64; 8] = [0.003, 0.02, 0.07, 0.2, 0.4, 0.9, 3.0, 12.0];
 
+/// Whether to report thread CPU time instead of wall time
+/// (`CLIENT_BENCH_CPU=1`): on a shared, overloaded machine the wall time of
+/// a thread counts the time other processes ran instead of it.
+fn cpu_mode() -> bool {
+    std::env::var_os("CLIENT_BENCH_CPU").is_some_and(|v| v == "1")
+}
+
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// Runs `op(thread, i)` for `i in 0..iters` on each of `threads` threads
 /// started together; returns the wall time from the start to the last
-/// thread's end.
+/// thread's end, or with [`cpu_mode`] the threads' mean CPU time.
 fn run<F: Fn(usize, u64) + Sync>(threads: usize, iters: u64, op: F) -> Duration {
     let barrier = Barrier::new(threads + 1);
     let mut start = Instant::now();
-    thread::scope(|s| {
-        for t in 0..threads {
-            let (barrier, op) = (&barrier, &op);
-            s.spawn(move || {
-                barrier.wait();
-                for i in 0..iters {
-                    op(t, i);
-                }
-            });
-        }
+    let cpu = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, op) = (&barrier, &op);
+                s.spawn(move || {
+                    barrier.wait();
+                    let c0 = thread_cpu();
+                    for i in 0..iters {
+                        op(t, i);
+                    }
+                    thread_cpu() - c0
+                })
+            })
+            .collect();
         barrier.wait();
         start = Instant::now();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum::<Duration>()
     });
-    start.elapsed()
+    let wall = start.elapsed();
+    if cpu_mode() {
+        cpu / threads as u32
+    } else {
+        wall
+    }
 }
 
 type Op<'a> = Box<dyn Fn(usize, u64) + Sync + 'a>;
@@ -95,6 +131,7 @@ fn family(c: &mut Criterion, distinct: bool) {
     use vigil_exposition::client::{Counter, Family};
 
     let vigil = Family::<[&'static str; 2], Counter>::with_label_names(&["method", "code"]);
+    let vigil_string = Family::<[String; 2], Counter>::with_label_names(&["method", "code"]);
     let pc = PcFamily::<[(&'static str, &'static str); 2], PcCounter>::default();
     let tikv = prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["method", "code"])
         .unwrap();
@@ -103,11 +140,12 @@ fn family(c: &mut Criterion, distinct: bool) {
     // existing one.
     for k in 0..2 {
         vigil.with(&KEYS[k], |c| c.inc());
+        vigil_string.with(&KEYS[k], |c| c.inc());
         pc.get_or_create(&pc_keys[k]).inc();
         tikv.with_label_values(&KEYS[k]).inc();
     }
     let key = move |t: usize| if distinct { t % 2 } else { 0 };
-    let (vigil, pc, tikv, pc_keys) = (&vigil, &pc, &tikv, &pc_keys);
+    let (vigil, vigil_string, pc, tikv, pc_keys) = (&vigil, &vigil_string, &pc, &tikv, &pc_keys);
     compare(
         c,
         if distinct {
@@ -125,6 +163,14 @@ fn family(c: &mut Criterion, distinct: bool) {
                 Box::new(move |t, _| vigil.get_or_create(&KEYS[key(t)]).inc()),
             ),
             (
+                "vigil-pin",
+                Box::new(move |t, _| vigil.pin().get_or_create(&KEYS[key(t)]).inc()),
+            ),
+            (
+                "vigil-string",
+                Box::new(move |t, _| vigil_string.with(&KEYS[key(t)], |c| c.inc())),
+            ),
+            (
                 "prometheus-client",
                 Box::new(move |t, _| {
                     pc.get_or_create(&pc_keys[key(t)]).inc();
@@ -133,6 +179,55 @@ fn family(c: &mut Criterion, distinct: bool) {
             (
                 "prometheus",
                 Box::new(move |t, _| tikv.with_label_values(&KEYS[key(t)]).inc()),
+            ),
+        ],
+    );
+}
+
+const ROTATING: [[&str; 2]; 8] = [
+    ["GET", "200"],
+    ["POST", "200"],
+    ["PUT", "200"],
+    ["DELETE", "200"],
+    ["GET", "404"],
+    ["POST", "404"],
+    ["PUT", "500"],
+    ["DELETE", "500"],
+];
+
+fn family_rotating(c: &mut Criterion) {
+    use prometheus_client::metrics::counter::Counter as PcCounter;
+    use prometheus_client::metrics::family::Family as PcFamily;
+    use vigil_exposition::client::{Counter, Family};
+
+    let vigil = Family::<[&'static str; 2], Counter>::with_label_names(&["method", "code"]);
+    let pc = PcFamily::<[(&'static str, &'static str); 2], PcCounter>::default();
+    let tikv = prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["method", "code"])
+        .unwrap();
+    let pc_keys = ROTATING.map(|[m, c]| [("method", m), ("code", c)]);
+    for k in 0..ROTATING.len() {
+        vigil.with(&ROTATING[k], |c| c.inc());
+        pc.get_or_create(&pc_keys[k]).inc();
+        tikv.with_label_values(&ROTATING[k]).inc();
+    }
+    let (vigil, pc, tikv, pc_keys) = (&vigil, &pc, &tikv, &pc_keys);
+    compare(
+        c,
+        "family_inc_rotating",
+        vec![
+            (
+                "vigil",
+                Box::new(move |_, i| vigil.with(&ROTATING[(i & 7) as usize], |c| c.inc())),
+            ),
+            (
+                "prometheus-client",
+                Box::new(move |_, i| {
+                    pc.get_or_create(&pc_keys[(i & 7) as usize]).inc();
+                }),
+            ),
+            (
+                "prometheus",
+                Box::new(move |_, i| tikv.with_label_values(&ROTATING[(i & 7) as usize]).inc()),
             ),
         ],
     );
@@ -365,6 +460,7 @@ criterion_group!(
     counter_inc,
     family_same,
     family_distinct,
+    family_rotating,
     histogram_observe,
     encode_10k
 );

@@ -29,6 +29,8 @@ pub(crate) mod sealed {
         fn value(self) -> super::Value;
         /// Whether this is a valid counter increment (not negative, not NaN).
         fn is_valid_increment(self) -> bool;
+        /// `self + o` (wrapping for integers): the sum of two stripes.
+        fn plus(self, o: Self) -> Self;
     }
 }
 
@@ -61,6 +63,9 @@ impl Number for u64 {
     }
     fn value(self) -> Value {
         Value::U64(self)
+    }
+    fn plus(self, o: u64) -> u64 {
+        self.wrapping_add(o)
     }
     fn is_valid_increment(self) -> bool {
         true
@@ -95,6 +100,9 @@ impl Number for i64 {
     fn value(self) -> Value {
         Value::I64(self)
     }
+    fn plus(self, o: i64) -> i64 {
+        self.wrapping_add(o)
+    }
     fn is_valid_increment(self) -> bool {
         self >= 0
     }
@@ -128,6 +136,9 @@ impl Number for f64 {
     fn value(self) -> Value {
         Value::F64(self)
     }
+    fn plus(self, o: f64) -> f64 {
+        self + o
+    }
     fn is_valid_increment(self) -> bool {
         self >= 0.0
     }
@@ -143,5 +154,114 @@ pub(crate) fn add_f64(a: &AtomicU64, v: f64) {
             Ok(_) => return,
             Err(cur) => old = cur,
         }
+    }
+}
+
+/// Aligned to a cache line, so cells written from different threads do not
+/// share one.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+/// Most stripes a striped cell gets, whatever the number of CPUs: bounds the
+/// memory of a counter incremented from many threads (64 bytes a stripe).
+const MAX_STRIPES: usize = 16;
+
+thread_local! {
+    /// This thread's stripe, `usize::MAX` until first used.
+    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// The stripe of the calling thread, in `0..stripes()`. Threads take stripes
+/// round-robin in the order they first increment a striped cell, so the
+/// first `stripes()` threads never share one.
+#[inline]
+pub(crate) fn thread_stripe() -> usize {
+    STRIPE.with(|s| {
+        let v = s.get();
+        if v != usize::MAX {
+            v
+        } else {
+            let v = assign_stripe();
+            s.set(v);
+            v
+        }
+    })
+}
+
+#[cold]
+fn assign_stripe() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    (NEXT.fetch_add(1, Ordering::Relaxed) % stripes() as u64) as usize
+}
+
+/// How many stripes a striped cell has: the CPUs this process may run on,
+/// rounded up to a power of two, at most `MAX_STRIPES`.
+pub(crate) fn stripes() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .next_power_of_two()
+            .min(MAX_STRIPES)
+    })
+}
+
+/// A number that only goes up, split over per-thread stripes so that threads
+/// incrementing it at once do not move one cache line between their cores.
+///
+/// Stripe 0 lives inline; the others are allocated together the first time
+/// a thread whose stripe is not 0 adds, so a cell only ever touched by one
+/// thread costs two cache lines (128 bytes) and one touched by several
+/// `64 × (1 + stripes())` bytes. Reading sums the stripes: integers are
+/// exact (wrapping), floats are each thread's exact running sum added
+/// together at read time.
+#[derive(Debug)]
+pub(crate) struct Striped<N: Number> {
+    first: Padded<N::Atomic>,
+    rest: std::sync::OnceLock<Box<[Padded<N::Atomic>]>>,
+}
+
+impl<N: Number> Striped<N> {
+    pub(crate) fn new() -> Self {
+        Striped {
+            first: Padded(N::new_atomic(N::ZERO)),
+            rest: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Adds `v` to the calling thread's stripe.
+    #[inline]
+    pub(crate) fn add(&self, v: N) {
+        let s = thread_stripe();
+        if s == 0 {
+            N::add(&self.first.0, v);
+        } else {
+            self.add_rest(s, v);
+        }
+    }
+
+    #[inline]
+    fn add_rest(&self, s: usize, v: N) {
+        let rest = self.rest.get_or_init(|| {
+            (1..stripes())
+                .map(|_| Padded(N::new_atomic(N::ZERO)))
+                .collect()
+        });
+        match rest.get(s - 1) {
+            Some(cell) => N::add(&cell.0, v),
+            None => N::add(&self.first.0, v),
+        }
+    }
+
+    /// The sum of the stripes.
+    pub(crate) fn get(&self) -> N {
+        let mut total = N::get(&self.first.0);
+        if let Some(rest) = self.rest.get() {
+            for cell in rest.iter() {
+                total = total.plus(N::get(&cell.0));
+            }
+        }
+        total
     }
 }

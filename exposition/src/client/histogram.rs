@@ -1,15 +1,17 @@
 //! Histograms: observations counted into buckets.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use super::atomic::add_f64;
+use super::atomic::{add_f64, stripes, thread_stripe};
+use super::exemplar::{ExemplarCell, check_labels};
 use super::metric::{
     ChildLabels, Extra, Fam, MetricWriter, Value, sealed::EncodeMetric, unix_millis, write_created,
 };
 use crate::encode::float;
+use crate::error::Result;
 use crate::model::MetricType;
 
 /// Prometheus's default buckets (client_golang's `DefBuckets`), for
@@ -103,7 +105,12 @@ fn round_sig(v: f64) -> f64 {
 ///
 /// A cheap handle: clones share the buckets. [`observe`](Histogram::observe)
 /// finds the bucket by binary search and does one atomic add for it and a
-/// compare-and-swap loop for the sum; no lock, no allocation.
+/// compare-and-swap loop for the sum; no lock, no allocation (after the
+/// first observation from a second thread). Like a
+/// [`Counter`](super::Counter), the cells are striped per thread: threads
+/// observing one histogram at once each write lines of their own, which
+/// costs `64 × ⌈(buckets + 2) / 8⌉` bytes per stripe (128 bytes for the 11
+/// default buckets) once a second thread observes.
 ///
 /// Written as cumulative `name_bucket{le="..."}` samples ending with
 /// `le="+Inf"`, then `name_count` and `name_sum` (and `name_created` in
@@ -137,6 +144,10 @@ struct Core {
     /// lines: an observation then often moves one line between cores, not
     /// two.
     cells: Box<[Line]>,
+    /// The same cells again for each further stripe (see
+    /// [`Counter`](super::Counter)'s striping), allocated the first time a
+    /// thread whose stripe is not 0 observes.
+    rest: OnceLock<Box<[Box<[Line]>]>>,
     created: i64,
     /// `le="..."` of every bucket, `+Inf` included, rendered once: for
     /// bucket `i`, the text 0.0.4 form ends at `le_ends[2i]` and the
@@ -144,6 +155,9 @@ struct Core {
     /// previous one ends.
     le: Box<[u8]>,
     le_ends: Box<[u32]>,
+    /// One exemplar per bucket (`+Inf` included), allocated by the first
+    /// [`Histogram::observe_with_exemplar`].
+    exemplars: OnceLock<Box<[ExemplarCell]>>,
 }
 
 /// Eight atomic cells on one cache line.
@@ -151,24 +165,53 @@ struct Core {
 #[derive(Default)]
 struct Line([AtomicU64; 8]);
 
+fn cell(lines: &[Line], i: usize) -> Option<&AtomicU64> {
+    lines.get(i / 8).map(|l| &l.0[i % 8])
+}
+
+fn new_lines(bounds: usize) -> Box<[Line]> {
+    (0..(bounds + 2).div_ceil(8))
+        .map(|_| Line(Default::default()))
+        .collect()
+}
+
 impl Core {
-    fn cell(&self, i: usize) -> Option<&AtomicU64> {
-        self.cells.get(i / 8).map(|l| &l.0[i % 8])
-    }
-
-    /// The counter of bucket `i` (`bounds.len()` is `+Inf`).
+    /// The cells the calling thread writes.
     #[inline]
-    fn count(&self, i: usize) -> Option<&AtomicU64> {
-        self.cell(i + 1)
+    fn lines(&self) -> &[Line] {
+        let s = thread_stripe();
+        if s == 0 {
+            return &self.cells;
+        }
+        let rest = self.rest.get_or_init(|| {
+            (1..stripes())
+                .map(|_| new_lines(self.bounds.len()))
+                .collect()
+        });
+        rest.get(s - 1).map_or(&self.cells, |l| l)
     }
 
-    fn counts(&self) -> impl Iterator<Item = &AtomicU64> {
-        (0..=self.bounds.len()).filter_map(|i| self.count(i))
+    fn stripes(&self) -> impl Iterator<Item = &[Line]> {
+        std::iter::once(&*self.cells).chain(self.rest.get().into_iter().flatten().map(|l| &**l))
+    }
+
+    /// Observations in bucket `i` (`bounds.len()` is `+Inf`), not
+    /// cumulative, over every stripe.
+    fn count(&self, i: usize) -> u64 {
+        self.stripes()
+            .filter_map(|l| cell(l, i + 1))
+            .fold(0, |n, c| n.wrapping_add(c.load(Ordering::Relaxed)))
+    }
+
+    fn counts(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..=self.bounds.len()).map(|i| self.count(i))
     }
 
     fn sum(&self) -> f64 {
-        self.cell(0)
-            .map_or(0.0, |c| f64::from_bits(c.load(Ordering::Relaxed)))
+        self.stripes()
+            .filter_map(|l| cell(l, 0))
+            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
+            .sum()
     }
 }
 
@@ -196,17 +239,17 @@ impl Histogram {
         let mut bounds: Vec<f64> = buckets.into_iter().filter(|b| b.is_finite()).collect();
         bounds.sort_by(f64::total_cmp);
         bounds.dedup();
-        let cells = (0..(bounds.len() + 2).div_ceil(8))
-            .map(|_| Line(Default::default()))
-            .collect();
+        let cells = new_lines(bounds.len());
         let (le, le_ends) = render_bounds(&bounds);
         Histogram {
             core: Arc::new(Core {
                 bounds: bounds.into_boxed_slice(),
                 cells,
+                rest: OnceLock::new(),
                 created: unix_millis(created),
                 le,
                 le_ends,
+                exemplars: OnceLock::new(),
             }),
         }
     }
@@ -215,6 +258,12 @@ impl Histogram {
     /// makes the sum NaN), as in client_golang.
     #[inline]
     pub fn observe(&self, v: f64) {
+        self.observe_at(v);
+    }
+
+    /// Records the observation; returns its bucket.
+    #[inline]
+    fn observe_at(&self, v: f64) -> usize {
         let core = &*self.core;
         // First bound >= v; NaN goes past every bound.
         let i = if v.is_nan() {
@@ -222,12 +271,59 @@ impl Histogram {
         } else {
             core.bounds.partition_point(|&b| b < v)
         };
-        if let Some(c) = core.count(i) {
+        let lines = core.lines();
+        if let Some(c) = cell(lines, i + 1) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(sum) = core.cell(0) {
+        if let Some(sum) = cell(lines, 0) {
             add_f64(sum, v);
         }
+        i
+    }
+
+    /// Records one observation and `labels` (a trace id) as the exemplar of
+    /// the bucket it falls in, replacing that bucket's previous one;
+    /// OpenMetrics writes it on that bucket's line
+    /// (`le="0.5"} 3 # {trace_id="…"} 0.27 1700000000.123`).
+    ///
+    /// The observation always counts; the exemplar is refused (the
+    /// previous one kept) with an error when its label names are invalid or
+    /// repeat, or names and values together exceed 128 characters
+    /// ([`MAX_EXEMPLAR_CHARS`](super::MAX_EXEMPLAR_CHARS)). The first call
+    /// allocates a slot per bucket; each call takes a short lock of that
+    /// bucket's exemplar (never taken by [`observe`](Histogram::observe)).
+    ///
+    /// ```
+    /// use vigil_exposition::client::{Histogram, Registry};
+    /// use vigil_exposition::Format;
+    ///
+    /// let registry = Registry::new();
+    /// let latency = Histogram::new([0.1, 0.5]);
+    /// registry.register("latency_seconds", "Latency.", latency.clone())?;
+    /// latency.observe_with_exemplar(0.27, &[("trace_id", "4bf92f35")])?;
+    ///
+    /// let mut out = Vec::new();
+    /// registry.encode(Format::OpenMetrics, &mut out);
+    /// let text = String::from_utf8(out).unwrap();
+    /// assert!(text.contains("latency_seconds_bucket{le=\"0.5\"} 1 # {trace_id=\"4bf92f35\"} 0.27 "));
+    /// # Ok::<(), vigil_exposition::Error>(())
+    /// ```
+    pub fn observe_with_exemplar<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        v: f64,
+        labels: &[(K, V)],
+    ) -> Result<()> {
+        let i = self.observe_at(v);
+        check_labels(labels)?;
+        let cells = self.core.exemplars.get_or_init(|| {
+            (0..=self.core.bounds.len())
+                .map(|_| ExemplarCell::default())
+                .collect()
+        });
+        if let Some(cell) = cells.get(i) {
+            cell.set(labels, v);
+        }
+        Ok(())
     }
 
     /// The upper bounds, without the implicit `+Inf`.
@@ -240,7 +336,7 @@ impl Histogram {
         let mut buckets = Vec::with_capacity(self.core.bounds.len() + 1);
         let mut total = 0u64;
         for (i, c) in self.core.counts().enumerate() {
-            total += c.load(Ordering::Relaxed);
+            total = total.wrapping_add(c);
             let bound = self.core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
             buckets.push((bound, total));
         }
@@ -306,7 +402,7 @@ impl EncodeMetric for Histogram {
         let core = &*self.core;
         let mut total = 0u64;
         for (i, c) in core.counts().enumerate() {
-            total += c.load(Ordering::Relaxed);
+            total = total.wrapping_add(c);
             let bound = core.bounds.get(i).copied().unwrap_or(f64::INFINITY);
             let at = |k: usize| core.le_ends.get(k).map_or(0, |&e| e as usize);
             let start = if i == 0 { 0 } else { at(2 * i - 1) };
@@ -315,7 +411,12 @@ impl EncodeMetric for Histogram {
                 &core.le[at(2 * i)..at(2 * i + 1)],
             );
             let extra = Extra::NumberRendered("le", bound, text, om);
-            w.sample(fam, "_bucket", labels, extra, Value::U64(total));
+            match core.exemplars.get().and_then(|e| e.get(i)) {
+                Some(cell) => cell.with(|ex| {
+                    w.sample_ex(fam, "_bucket", labels, extra, Value::U64(total), ex);
+                }),
+                None => w.sample(fam, "_bucket", labels, extra, Value::U64(total)),
+            }
         }
         // OpenMetrics: the sum is a counter, so with a negative bucket it
         // must be left out (and `_count` goes with it); a negative or NaN sum

@@ -8,9 +8,10 @@
 //! bytes rendered once (at registration and child creation), so a scrape
 //! escapes nothing that did not change.
 
+use super::exemplar::StoredExemplar;
 use crate::Format;
 use crate::encode::{Encoder, escape_into, float, write_label_name};
-use crate::model::{MetricFamily, MetricType, Sample};
+use crate::model::{Exemplar, MetricFamily, MetricType, Sample};
 
 pub(crate) mod sealed {
     use super::{ChildLabels, Fam, MetricWriter};
@@ -128,7 +129,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn as_f64(self) -> f64 {
+    pub(crate) fn as_f64(self) -> f64 {
         match self {
             Value::U64(v) => v as f64,
             Value::I64(v) => v as f64,
@@ -243,6 +244,20 @@ impl<'a> MetricWriter<'a> {
         extra: Extra<'_>,
         value: Value,
     ) {
+        self.sample_ex(fam, suffix, child, extra, value, None);
+    }
+
+    /// As [`sample`](MetricWriter::sample), with the sample's exemplar
+    /// (written in OpenMetrics and gathered; text 0.0.4 has none).
+    pub(crate) fn sample_ex(
+        &mut self,
+        fam: &Fam<'_>,
+        suffix: &str,
+        child: &ChildLabels<'_>,
+        extra: Extra<'_>,
+        value: Value,
+        exemplar: Option<&StoredExemplar>,
+    ) {
         match &mut self.sink {
             Sink::Encode(enc) => {
                 let enc_format = enc.format();
@@ -260,11 +275,15 @@ impl<'a> MetricWriter<'a> {
                         Format::OpenMetrics => sw.labels_rendered(om),
                     },
                 };
-                match value {
+                let vw = match value {
                     Value::U64(v) => sw.value_u64(v),
                     Value::I64(v) => sw.value_i64(v),
                     Value::F64(v) => sw.value(v),
                     Value::Millis(ms) => sw.value_ms_as_seconds(ms),
+                };
+                match exemplar {
+                    Some(ex) => vw.exemplar(&ex.labels, ex.value, Some(ex.timestamp_ms)),
+                    None => vw,
                 }
                 .finish();
             }
@@ -284,6 +303,15 @@ impl<'a> MetricWriter<'a> {
                     Extra::Rendered(_, pairs) => labels.extend_from_slice(pairs),
                 }
                 push_sample(out, fam.name, suffix, labels, value.as_f64(), None);
+                if let (Some(ex), Some(sample)) =
+                    (exemplar, out.last_mut().and_then(|f| f.samples.last_mut()))
+                {
+                    sample.exemplar = Some(Exemplar {
+                        labels: ex.labels.clone(),
+                        value: ex.value,
+                        timestamp_ms: Some(ex.timestamp_ms),
+                    });
+                }
             }
         }
     }

@@ -21,9 +21,14 @@
 //! Updating a metric (counter increment, gauge set or add, histogram
 //! observation) and looking up an existing child of a family take no lock
 //! and allocate nothing; a family lookup also writes no memory shared
-//! between threads ([`Family::with`]). Creating a child, registering, and
-//! encoding may lock and allocate. A [`Summary`] with quantiles takes a short
-//! lock per observation.
+//! between threads ([`Family::with`] answers from a small per-thread cache
+//! of children, with no atomic read-modify-write), and a [`Counter`] is
+//! striped per thread, so threads incrementing the same counter each write
+//! a cache line of their own. Creating a child, registering, and encoding
+//! may lock and allocate. A [`Summary`] with quantiles takes a short lock
+//! per observation; recording an exemplar
+//! ([`Counter::inc_with_exemplar`], [`Histogram::observe_with_exemplar`])
+//! takes a short lock of that counter's or bucket's exemplar.
 //!
 //! # Serving `/metrics`
 //!
@@ -99,6 +104,7 @@
 mod atomic;
 mod collector;
 mod counter;
+mod exemplar;
 mod family;
 mod gauge;
 mod histogram;
@@ -112,7 +118,8 @@ mod summary;
 
 pub use collector::{Collector, CollectorWriter, FamilyWriter};
 pub use counter::{Counter, CounterValue};
-pub use family::{Family, FamilyBuilder, FamilyRef};
+pub use exemplar::MAX_EXEMPLAR_CHARS;
+pub use family::{Family, FamilyBuilder, FamilyRef, LabelKey};
 pub use gauge::{Gauge, GaugeValue};
 pub use histogram::{
     DEFAULT_BUCKETS, Histogram, HistogramSnapshot, exponential_buckets, exponential_buckets_range,

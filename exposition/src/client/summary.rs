@@ -26,6 +26,21 @@ use crate::model::MetricType;
 /// Counts observations and sums them; with quantiles configured
 /// ([`Summary::builder`]), also estimates quantiles over a sliding window.
 ///
+/// # Negative observations
+///
+/// As in Prometheus's Go client, a negative observation is accepted: it
+/// counts, lowers the sum, and takes part in the quantiles, so a quantile
+/// can be negative. Text 0.0.4 writes everything, as client_golang does.
+/// OpenMetrics requires the sum and every quantile value of a summary to be
+/// non-negative (client_golang writes them anyway, and parsers that follow
+/// the specification, such as Python's `prometheus_client`, reject its
+/// output); so in OpenMetrics, and in [`gather`](super::Registry::gather),
+/// a negative quantile is left out, and a negative sum is left out with
+/// its count. Observe magnitudes (or use a gauge) when values can be
+/// negative.
+///
+/// # Cost
+///
 /// Without quantiles, [`observe`](Summary::observe) is two atomic operations,
 /// no lock and no allocation. **With quantiles it takes a short lock** (a
 /// mutex around the window, held to insert into one sketch and, once per
@@ -362,7 +377,15 @@ impl EncodeMetric for Summary {
     }
 
     fn encode_child(&self, w: &mut MetricWriter<'_>, fam: &Fam<'_>, labels: &ChildLabels<'_>) {
+        // As client_golang: negative observations count, and the quantiles
+        // are estimated over them. OpenMetrics forbids negative quantile
+        // values, so that format (and gathered families) leaves such a
+        // quantile out; text 0.0.4 writes it, as client_golang does.
+        let om = w.openmetrics_rules();
         for (q, v) in self.quantiles() {
+            if om && v < 0.0 {
+                continue;
+            }
             w.sample(fam, "", labels, Extra::Number("quantile", q), Value::F64(v));
         }
         // OpenMetrics: count and sum are counters; a negative or NaN sum
@@ -415,6 +438,41 @@ mod tests {
         s.observe(-10.0);
         s.observe(3.0);
         assert!((s.quantiles()[0].1 + 10.0).abs() < 0.11);
+    }
+
+    #[test]
+    fn negative_quantiles_are_written_in_text_and_left_out_of_openmetrics() {
+        use crate::Format;
+        use crate::client::Registry;
+        use crate::parse::{Mode, parse_families};
+
+        let r = Registry::new();
+        let s = summary(&[0.0, 0.5, 1.0]);
+        r.register("temperature_delta", "Changes.", s.clone())
+            .unwrap();
+        for v in [-4.0, -2.0, 3.0] {
+            s.observe(v);
+        }
+        let mut text = Vec::new();
+        r.encode(Format::Text, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("temperature_delta{quantile=\"0\"} -"),
+            "{text}"
+        );
+        assert!(text.contains("temperature_delta_sum -3\n"), "{text}");
+        let mut om = Vec::new();
+        r.encode(Format::OpenMetrics, &mut om);
+        let fams = parse_families(&om, Format::OpenMetrics, Mode::Strict).unwrap();
+        let quantiles: Vec<&str> = fams[0]
+            .samples
+            .iter()
+            .filter_map(|s| s.labels.iter().find(|(n, _)| n == "quantile"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(quantiles, ["1.0"], "{}", String::from_utf8_lossy(&om));
+        let gathered = r.gather();
+        assert_eq!(gathered[0].samples.len(), 2, "{gathered:?}"); // 1.0 and _created
     }
 
     #[test]
