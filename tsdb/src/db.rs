@@ -73,6 +73,10 @@ pub struct Db {
     /// mapping alive after compaction or retention removes it.
     blocks: RwLock<Vec<Arc<Block>>>,
     damaged: Vec<(PathBuf, Error)>,
+    /// Held by each merge, so two threads compacting at once cannot both
+    /// merge the same sources (the second would write a duplicate block and
+    /// then fail to delete sources already gone).
+    merging: parking_lot::Mutex<()>,
 }
 
 impl Db {
@@ -92,6 +96,7 @@ impl Db {
             head,
             blocks: RwLock::new(blocks.into_iter().map(Arc::new).collect()),
             damaged,
+            merging: parking_lot::Mutex::new(()),
         })
     }
 
@@ -214,6 +219,7 @@ impl Db {
     /// deduplicate and the planner merges first. False when a block of
     /// `dirs` is gone (another compaction took it).
     fn merge_blocks(&self, dirs: &[PathBuf]) -> Result<bool, Error> {
+        let _merging = self.merging.lock();
         let chosen: Vec<Arc<Block>> = {
             let blocks = self.blocks.read();
             let chosen: Vec<Arc<Block>> = blocks

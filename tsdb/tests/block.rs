@@ -229,3 +229,57 @@ fn a_file_truncated_while_mapped_gives_an_error_not_a_crash() {
     let msg = e.to_string();
     assert!(msg.contains("chunks") && msg.contains("truncated"), "{msg}");
 }
+
+/// The index is read in the map at query time: truncated in place after
+/// the block opened, it gives an error naming it.
+#[test]
+fn an_index_truncated_while_mapped_gives_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
+    let b = Block::open(&path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("index"))
+        .unwrap();
+    f.set_len(100).unwrap();
+    let e = read_all(&b, i64::MIN, i64::MAX).expect_err("the index is cut");
+    assert!(e.to_string().contains("index"), "{e}");
+    assert!(b.label_names(&[]).is_err());
+    assert!(b.label_values("k", &[]).is_err());
+}
+
+/// Selecting lists series without reading chunks: with one series' chunk
+/// damaged, the other series of the block are listed and read; the damaged
+/// one fails only when it is read.
+#[test]
+fn select_series_reads_no_chunk_until_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
+    // The chunks of series k=0 come first in the file (label order): flip
+    // a byte inside its first chunk.
+    let p = path.join("chunks");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[12] ^= 0x55;
+    std::fs::write(&p, &bytes).unwrap();
+    let b = Block::open(&path).unwrap();
+    let all = b
+        .select_series(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    let mut buf = Vec::new();
+    b.read_series(&all[3], i64::MIN, i64::MAX, &mut buf)
+        .unwrap();
+    let want: Vec<(i64, u64)> = sample_data()[3].1.clone();
+    let got: Vec<(i64, u64)> = buf.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+    assert_eq!(got, want);
+    buf.clear();
+    let e = b
+        .read_series(&all[0], i64::MIN, i64::MAX, &mut buf)
+        .expect_err("k=0's chunk is damaged");
+    assert!(e.to_string().contains("chunks"), "{e}");
+    // The eager select reports it in that series only.
+    let eager = b
+        .select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert!(eager[0].1.is_err() && eager[1..].iter().all(|(_, r)| r.is_ok()));
+}
