@@ -672,4 +672,54 @@ mod tests {
         let e = IndexReader::open(&p).err().unwrap().to_string();
         assert!(e.contains("index version 1") && e.contains("index"), "{e}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Random label sets and matchers: the mapped index selects, and
+        /// lists names and values, exactly as the in-memory index.
+        #[test]
+        fn random_sets_and_matchers_agree_with_the_in_memory_index(
+            sets in proptest::collection::vec(
+                proptest::collection::vec((0u8..4, 0u8..5), 1..4), 0..40),
+            ms in proptest::collection::vec((0u8..5, 0u8..4, 0u8..6), 0..4),
+        ) {
+            let names = ["a", "b", "c", "d", "e"];
+            let values = ["", "x", "y", "xy", "z"];
+            let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+            for pairs in sets {
+                let pairs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|&(n, v)| (names[n as usize], values[v as usize]))
+                    .collect();
+                let mut seen = std::collections::HashSet::new();
+                let pairs: Vec<(&str, &str)> = pairs.into_iter().filter(|p| seen.insert(p.0)).collect();
+                let l = Labels::new(pairs).unwrap();
+                if !entries.iter().any(|(x, _)| *x == l) {
+                    entries.push((l, Vec::new()));
+                }
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("index");
+            std::fs::write(&p, encode(&entries, &p).unwrap()).unwrap();
+            let r = IndexReader::open(&p).unwrap();
+            let mut mem = Index::new();
+            for (i, (l, _)) in entries.iter().enumerate() {
+                mem.add(i as u64, l);
+            }
+            let pats = ["", "x", "x.*", "y|z", ".+", "xy"];
+            let ops = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex];
+            let ms: Vec<Matcher> = ms
+                .iter()
+                .map(|&(n, o, v)| Matcher::new(names[n as usize], ops[o as usize], pats[v as usize]).unwrap())
+                .collect();
+            let want: Vec<u32> = mem.select(&ms).iter().map(|&x| x as u32).collect();
+            proptest::prop_assert_eq!(r.select(&ms).unwrap(), want);
+            proptest::prop_assert_eq!(r.label_names(&ms).unwrap(), mem.label_names(&ms));
+            for n in names {
+                proptest::prop_assert_eq!(r.label_values(n, &ms).unwrap(), mem.label_values(n, &ms));
+            }
+        }
+    }
 }
