@@ -45,7 +45,7 @@ mod wal;
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::Reader;
-pub use wal::{RecoverySummary, Repair, Snapshot, TornTail, Wal};
+pub use wal::{RecoverySummary, Repair, Snapshot, Stats, TornTail, Wal};
 
 /// A log sequence number: the position of a record in the log's total order.
 /// The first record of a new log gets 1.
