@@ -265,3 +265,43 @@ impl<N: Number> Striped<N> {
         total
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripes_add_up_exactly_from_many_threads() {
+        let ints = Striped::<u64>::new();
+        let floats = Striped::<f64>::new();
+        let threads = 2 * stripes() + 1;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        ints.add(3);
+                        floats.add(0.5);
+                    }
+                });
+            }
+        });
+        assert_eq!(ints.get(), 3000 * threads as u64);
+        assert_eq!(floats.get(), 500.0 * threads as f64);
+        // More threads than stripes: every stripe was used, so the others
+        // were allocated (when the machine has more than one CPU).
+        assert_eq!(ints.rest.get().is_some(), stripes() > 1);
+        assert!(thread_stripe() < stripes());
+    }
+
+    #[test]
+    fn integer_stripes_wrap_like_one_cell() {
+        let c = Striped::<u64>::new();
+        std::thread::scope(|s| {
+            for _ in 0..stripes() + 1 {
+                s.spawn(|| c.add(u64::MAX));
+            }
+        });
+        let n = (stripes() + 1) as u64;
+        assert_eq!(c.get(), u64::MAX.wrapping_mul(n));
+    }
+}
