@@ -974,6 +974,38 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_closure_leaves_the_cache_usable() {
+        let f = Family::<[&'static str; 1], Counter>::with_label_names(&["k"]);
+        f.with(&["a"], |c| c.inc());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f.with(&["a"], |_| panic!("in the closure"));
+        }));
+        assert!(caught.is_err());
+        f.with(&["a"], |c| c.inc());
+        f.with(&["b"], |c| c.inc());
+        assert_eq!(f.get(&["a"]).map(|c| c.get()), Some(2));
+        assert_eq!(f.get(&["b"]).map(|c| c.get()), Some(1));
+    }
+
+    #[test]
+    fn the_cache_hash_matches_for_borrowed_and_owned_keys() {
+        let owned = ["GET".to_owned(), "200".to_owned()];
+        assert_eq!(
+            cache::hash::<_, [String; 2]>(&["GET", "200"]),
+            cache::hash::<_, [String; 2]>(&owned)
+        );
+        assert_ne!(
+            cache::hash::<_, [String; 2]>(&["GET", "200"]),
+            cache::hash::<_, [String; 2]>(&["GET2", "00"])
+        );
+        let pairs = vec![("a".to_owned(), "1".to_owned())];
+        assert_eq!(
+            cache::hash::<_, Vec<(String, String)>>(&[("a", "1")]),
+            cache::hash::<_, Vec<(String, String)>>(&pairs)
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "does not give one value per label name")]
     fn with_panics_on_a_wrong_value_count() {
         let f = Family::<[&'static str; 1], Counter>::with_label_names(&["a", "b"]);
