@@ -122,6 +122,17 @@ pub(crate) fn center(xs: &[i64], scratch: &mut Vec<i64>) -> Center {
         }
     }
     let n = xs.len();
+    if min == max {
+        // A constant column (a regular scrape's time deltas, a counter's
+        // steady rate): nothing to count. Half the cost of sealing such
+        // chunks was clearing and scanning the counts below.
+        return Center {
+            min,
+            max,
+            mode: min,
+            median: min,
+        };
+    }
     let range = (max as u64).wrapping_sub(min as u64);
     if range < COUNT_RANGE {
         let mut counts = [0u16; COUNT_RANGE as usize];

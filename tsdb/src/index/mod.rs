@@ -82,6 +82,12 @@ impl Symbols {
                 id
             }
             None => {
+                if self.spans.len() == self.spans.capacity() {
+                    // An eighth at a time, as the arena.
+                    let more = (self.spans.len() / 8).max(64);
+                    self.spans.reserve_exact(more);
+                    self.refs.reserve_exact(more);
+                }
                 self.spans.push(span);
                 self.refs.push(1);
                 u32::try_from(self.spans.len() - 1).expect("fewer than 2^32 distinct strings")
@@ -247,7 +253,7 @@ pub struct Index {
     /// Series ids by the hash of their label set.
     by_labels: HashTable<SeriesId>,
     /// `(name, value)` → sorted ids.
-    postings: HashMap<(u32, u32), List, RandomState>,
+    postings: postings::Map,
     /// name → its values (symbols), in no order.
     values: HashMap<u32, Vec<u32>, RandomState>,
     /// Every id, sorted.
@@ -315,12 +321,8 @@ impl Index {
         for (n, v) in labels.iter() {
             let n = self.syms.intern(n);
             let v = self.syms.intern(v);
-            match self.postings.entry((n, v)) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(List::One(id));
-                    self.values.entry(n).or_default().push(v);
-                }
+            if self.postings.insert(n, v, id) {
+                self.values.entry(n).or_default().push(v);
             }
             put_uvarint(&mut self.label_bytes, n);
             put_uvarint(&mut self.label_bytes, v);
@@ -352,9 +354,7 @@ impl Index {
 
     /// Heap bytes by part (see [`IndexMemory`]).
     pub fn memory(&self) -> IndexMemory {
-        let postings = table_bytes(self.postings.capacity(), 8 + std::mem::size_of::<List>())
-            + self.postings.values().map(List::heap_bytes).sum::<usize>()
-            + self.all.heap_bytes();
+        let postings = self.postings.heap_bytes() + self.all.heap_bytes();
         IndexMemory {
             symbols: self.syms.heap_bytes(),
             symbol_text: self.syms.arena.capacity(),
@@ -379,7 +379,7 @@ impl Index {
         let name_sym = self.syms.get(crate::labels::METRIC_NAME);
         let mut by_name = Vec::new();
         let mut by_pair = Vec::with_capacity(self.postings.len());
-        for (&(n, v), list) in &self.postings {
+        for (n, v, list) in self.postings.iter() {
             let count = list.len() as u64;
             if Some(n) == name_sym {
                 by_name.push((self.syms.str(v).to_string(), count));
@@ -440,14 +440,11 @@ impl Index {
             e.remove();
         }
         for &(n, v) in &pairs {
-            if let Some(list) = self.postings.get_mut(&(n, v)) {
-                if list.remove(id) {
-                    self.postings.remove(&(n, v));
-                    if let Some(vals) = self.values.get_mut(&n) {
-                        vals.retain(|&x| x != v);
-                        if vals.is_empty() {
-                            self.values.remove(&n);
-                        }
+            if self.postings.remove(n, v, id) {
+                if let Some(vals) = self.values.get_mut(&n) {
+                    vals.retain(|&x| x != v);
+                    if vals.is_empty() {
+                        self.values.remove(&n);
                     }
                 }
             }
@@ -536,10 +533,7 @@ impl Index {
 
     fn postings_of(&self, name: &str, value: &str) -> Vec<SeriesId> {
         match (self.syms.get(name), self.syms.get(value)) {
-            (Some(n), Some(v)) => self
-                .postings
-                .get(&(n, v))
-                .map_or_else(Vec::new, List::to_vec),
+            (Some(n), Some(v)) => self.postings.get(n, v).map_or_else(Vec::new, List::to_vec),
             _ => Vec::new(),
         }
     }
@@ -557,7 +551,7 @@ impl Index {
         for list in vals
             .iter()
             .filter(|&&v| keep(self.syms.str(v)))
-            .filter_map(|&v| self.postings.get(&(n, v)))
+            .filter_map(|&v| self.postings.get(n, v))
         {
             list.extend_into(&mut out);
             lists += 1;

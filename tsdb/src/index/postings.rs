@@ -1,6 +1,136 @@
 //! Sorted id lists: insert, remove, intersect, subtract.
 
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
 use super::SeriesId;
+
+/// One `name=value` pair's postings.
+struct Pair {
+    name: u32,
+    value: u32,
+    list: List,
+}
+
+/// Postings by `(name, value)` symbol pair: the pairs in one vector, found
+/// through a table of 4-byte indexes. A map from pair to list put a
+/// 40-byte entry in each of about twice as many buckets as pairs.
+#[derive(Default)]
+pub(super) struct Map {
+    pairs: Vec<Pair>,
+    /// Indexes of `pairs` slots whose pair was removed (its list empty).
+    free: Vec<u32>,
+    table: HashTable<u32>,
+    hasher: RandomState,
+    len: usize,
+}
+
+impl Map {
+    fn hash(&self, name: u32, value: u32) -> u64 {
+        self.hasher
+            .hash_one((u64::from(name) << 32) | u64::from(value))
+    }
+
+    fn find(&self, name: u32, value: u32) -> Option<u32> {
+        let h = self.hash(name, value);
+        self.table
+            .find(h, |&i| {
+                let p = &self.pairs[i as usize];
+                p.name == name && p.value == value
+            })
+            .copied()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn get(&self, name: u32, value: u32) -> Option<&List> {
+        self.find(name, value).map(|i| &self.pairs[i as usize].list)
+    }
+
+    /// Adds `id` to the pair's list; true when the pair is new.
+    pub(super) fn insert(&mut self, name: u32, value: u32, id: SeriesId) -> bool {
+        if let Some(i) = self.find(name, value) {
+            self.pairs[i as usize].list.insert(id);
+            return false;
+        }
+        let pair = Pair {
+            name,
+            value,
+            list: List::One(id),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.pairs[i as usize] = pair;
+                i
+            }
+            None => {
+                if self.pairs.len() == self.pairs.capacity() {
+                    // Grow by an eighth rather than double.
+                    self.pairs.reserve_exact((self.pairs.len() / 8).max(64));
+                }
+                self.pairs.push(pair);
+                u32::try_from(self.pairs.len() - 1).expect("fewer than 2^32 label pairs")
+            }
+        };
+        let h = self.hash(name, value);
+        let Map {
+            pairs,
+            table,
+            hasher,
+            ..
+        } = self;
+        table.insert_unique(h, i, |&j| {
+            let p = &pairs[j as usize];
+            hasher.hash_one((u64::from(p.name) << 32) | u64::from(p.value))
+        });
+        self.len += 1;
+        true
+    }
+
+    /// Removes `id` from the pair's list; true when that emptied (and
+    /// removed) the pair.
+    pub(super) fn remove(&mut self, name: u32, value: u32, id: SeriesId) -> bool {
+        let Some(i) = self.find(name, value) else {
+            return false;
+        };
+        if !self.pairs[i as usize].list.remove(id) {
+            return false;
+        }
+        let h = self.hash(name, value);
+        if let Ok(e) = self.table.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        self.pairs[i as usize].list = List::default();
+        self.free.push(i);
+        self.len -= 1;
+        true
+    }
+
+    /// Every pair with its list.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, u32, &List)> {
+        let free: std::collections::HashSet<u32> = self.free.iter().copied().collect();
+        self.pairs
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| !free.contains(&(*i as u32)))
+            .map(|(_, p)| (p.name, p.value, &p.list))
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * std::mem::size_of::<Pair>()
+            + self
+                .pairs
+                .iter()
+                .map(|p| p.list.heap_bytes())
+                .sum::<usize>()
+            + self.free.capacity() * 4
+            + super::table_bytes(self.table.capacity(), 4)
+    }
+}
 
 /// One postings list, sized for what most lists are: a single series
 /// (a label value unique to it) is kept inline; longer lists hold 4-byte
