@@ -12,7 +12,10 @@ use parking_lot::RwLock;
 
 use crate::Error;
 use crate::block::plan::{PlanBlock, compaction_ranges, plan};
-use crate::block::{Block, BlockSeries, Samples, delete_block, open_blocks, write_block};
+use crate::block::{
+    Block, BlockSeries, Samples, SeriesData, delete_block, open_blocks, write_block,
+    write_block_data,
+};
 use crate::head::{self, Head, HeadOptions};
 use crate::index::Matcher;
 use crate::labels::Labels;
@@ -234,18 +237,41 @@ impl Db {
         };
         let mint = chosen.iter().map(|b| b.meta().mint).min().unwrap_or(0);
         let maxt = chosen.iter().map(|b| b.meta().maxt).max().unwrap_or(0);
-        let mut parts = Vec::with_capacity(chosen.len());
-        for b in &chosen {
-            parts.push(b.select(&[], mint, maxt)?);
+        let mut by_labels: BTreeMap<Labels, Vec<(usize, BlockSeries)>> = BTreeMap::new();
+        for (i, b) in chosen.iter().enumerate() {
+            for s in b.select_series(&[], mint, maxt)? {
+                by_labels.entry(s.labels.clone()).or_default().push((i, s));
+            }
         }
-        let merged: Vec<(Labels, Samples)> = merge(parts)?
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let new = if merged.is_empty() {
+        let mut list: Vec<(Labels, SeriesData)> = Vec::with_capacity(by_labels.len());
+        let mut buf: Samples = Vec::new();
+        for (labels, sources) in by_labels {
+            // A series in one source block, nothing of it deleted: its
+            // chunks are copied whole.
+            if let [(i, s)] = sources.as_slice()
+                && let Some(raw) = chosen[*i].raw_chunks(s)?
+            {
+                list.push((labels, SeriesData::Chunks(raw)));
+                continue;
+            }
+            let mut all: Vec<(i64, f64, usize)> = Vec::new();
+            for (i, s) in &sources {
+                buf.clear();
+                chosen[*i].read_series(s, mint, maxt, &mut buf)?;
+                all.extend(buf.iter().map(|&(t, v)| (t, v, *i)));
+            }
+            // One sample per timestamp, the later block's value.
+            all.sort_by_key(|&(t, _, src)| (t, std::cmp::Reverse(src)));
+            all.dedup_by_key(|x| x.0);
+            if !all.is_empty() {
+                let samples = all.into_iter().map(|(t, v, _)| (t, v)).collect();
+                list.push((labels, SeriesData::Samples(samples)));
+            }
+        }
+        let new = if list.is_empty() {
             None
         } else {
-            let path = write_block(&self.dir.join("blocks"), mint, maxt, merged)?;
+            let path = write_block_data(&self.dir.join("blocks"), mint, maxt, list)?;
             Some(Arc::new(Block::open(&path)?))
         };
         let mut blocks = self.blocks.write();
@@ -597,32 +623,6 @@ impl Iterator for DbSamples<'_> {
         }
         Some(Ok((t, v)))
     }
-}
-
-/// One source's series, each with its samples or the error reading them.
-type Part = crate::block::Selected;
-
-/// Merges per-source series lists: same labels joined, samples sorted by
-/// time, a repeated timestamp kept once (the later source's value).
-fn merge(parts: Vec<Part>) -> Result<Vec<(Labels, Samples)>, Error> {
-    let mut all: std::collections::BTreeMap<Labels, Vec<(i64, f64, usize)>> =
-        std::collections::BTreeMap::new();
-    for (source, part) in parts.into_iter().enumerate() {
-        for (labels, samples) in part {
-            let samples = samples?;
-            all.entry(labels)
-                .or_default()
-                .extend(samples.into_iter().map(|(t, v)| (t, v, source)));
-        }
-    }
-    Ok(all
-        .into_iter()
-        .map(|(l, mut v)| {
-            v.sort_by_key(|&(t, _, src)| (t, std::cmp::Reverse(src)));
-            v.dedup_by_key(|x| x.0);
-            (l, v.into_iter().map(|(t, v, _)| (t, v)).collect())
-        })
-        .collect())
 }
 
 fn dir_size(dir: &Path) -> u64 {

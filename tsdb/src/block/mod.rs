@@ -71,6 +71,37 @@ pub fn write_block(
     maxt: i64,
     series: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>,
 ) -> Result<PathBuf, Error> {
+    let list = series
+        .into_iter()
+        .map(|(l, v)| (l, SeriesData::Samples(v)))
+        .collect();
+    write_block_data(parent, mint, maxt, list)
+}
+
+/// A chunk copied as it is from a block (its CRC checked when read).
+pub(crate) struct RawChunk {
+    mint: i64,
+    maxt: i64,
+    samples: u64,
+    bytes: Vec<u8>,
+}
+
+/// What [`write_block_data`] writes for a series.
+pub(crate) enum SeriesData {
+    /// Samples in time order, cut into chunks by the default policy.
+    Samples(Samples),
+    /// Chunks taken whole from another block (compaction of a series that
+    /// lives in one source block only): no decoding, no re-encoding.
+    Chunks(Vec<RawChunk>),
+}
+
+/// [`write_block`] for samples or whole chunks; each series once.
+pub(crate) fn write_block_data(
+    parent: &Path,
+    mint: i64,
+    maxt: i64,
+    mut list: Vec<(Labels, SeriesData)>,
+) -> Result<PathBuf, Error> {
     // Unique among the blocks of a directory: the range, then the time of
     // writing in nanoseconds and the process id.
     let nanos = std::time::SystemTime::now()
@@ -82,7 +113,6 @@ pub fn write_block(
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
 
-    let mut list: Vec<(Labels, Vec<(i64, f64)>)> = series.into_iter().collect();
     list.sort_by(|a, b| a.0.cmp(&b.0));
     let mut chunks: Vec<u8> = Vec::new();
     chunks.extend_from_slice(CHUNKS_MAGIC);
@@ -90,31 +120,44 @@ pub fn write_block(
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
     let (mut n_samples, mut n_chunks) = (0u64, 0u64);
     let policy = ChunkPolicy::default();
-    for (labels, samples) in list {
+    let frame = |chunks: &mut Vec<u8>, metas: &mut Vec<ChunkMeta>, lo, hi, bytes: &[u8]| {
+        metas.push(ChunkMeta {
+            mint: lo,
+            maxt: hi,
+            offset: chunks.len() as u64,
+        });
+        put_uvarint(chunks, bytes.len() as u64);
+        chunks.extend_from_slice(bytes);
+        chunks.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    };
+    for (labels, data) in list {
         let mut metas = Vec::new();
-        let mut w = ChunkWriter::new();
-        let flush = |w: &mut ChunkWriter, metas: &mut Vec<ChunkMeta>, chunks: &mut Vec<u8>| {
-            if let (Some(first), Some(last)) = (w.first_time(), w.last_time()) {
-                let bytes = w.seal();
-                metas.push(ChunkMeta {
-                    mint: first,
-                    maxt: last,
-                    offset: chunks.len() as u64,
-                });
-                put_uvarint(chunks, bytes.len() as u64);
-                chunks.extend_from_slice(&bytes);
-                chunks.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+        match data {
+            SeriesData::Chunks(raw) => {
+                for c in raw {
+                    frame(&mut chunks, &mut metas, c.mint, c.maxt, &c.bytes);
+                    n_samples += c.samples;
+                }
             }
-            *w = ChunkWriter::new();
-        };
-        for (t, v) in samples.into_iter().filter(|&(t, _)| t >= mint && t < maxt) {
-            if policy.should_cut(&w, t) {
+            SeriesData::Samples(samples) => {
+                let mut w = ChunkWriter::new();
+                let flush =
+                    |w: &mut ChunkWriter, metas: &mut Vec<ChunkMeta>, chunks: &mut Vec<u8>| {
+                        if let (Some(first), Some(last)) = (w.first_time(), w.last_time()) {
+                            frame(chunks, metas, first, last, &w.seal());
+                        }
+                        *w = ChunkWriter::new();
+                    };
+                for (t, v) in samples.into_iter().filter(|&(t, _)| t >= mint && t < maxt) {
+                    if policy.should_cut(&w, t) {
+                        flush(&mut w, &mut metas, &mut chunks);
+                    }
+                    w.append(t, v)?;
+                    n_samples += 1;
+                }
                 flush(&mut w, &mut metas, &mut chunks);
             }
-            w.append(t, v)?;
-            n_samples += 1;
         }
-        flush(&mut w, &mut metas, &mut chunks);
         if !metas.is_empty() {
             n_chunks += metas.len() as u64;
             entries.push((labels, metas));
@@ -385,13 +428,40 @@ impl Block {
         self.index.label_values(name, matchers)
     }
 
-    fn read_chunk(&self, offset: u64, out: &mut Vec<(i64, f64)>) -> Result<(), Error> {
-        let file = || self.dir.join("chunks");
-        let bad = |at: u64, what: &str| Error::BadBlock {
-            file: file(),
+    /// The chunks of `s` copied whole, or `None` when a tombstone names
+    /// the series (its chunks must then be decoded and filtered). For
+    /// compaction of a series that lives in this block only.
+    pub(crate) fn raw_chunks(&self, s: &BlockSeries) -> Result<Option<Vec<RawChunk>>, Error> {
+        if self.tombstones.read().iter().any(|x| x.0 == s.number) {
+            return Ok(None);
+        }
+        self.chunks.check_len()?;
+        let mut out = Vec::with_capacity(s.chunks.len());
+        for m in &s.chunks {
+            let (bytes, at) = self.chunk_bytes(m.offset)?;
+            let chunk = Chunk::new(bytes).map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?;
+            out.push(RawChunk {
+                mint: m.mint,
+                maxt: m.maxt,
+                samples: chunk.len() as u64,
+                bytes: bytes.to_vec(),
+            });
+        }
+        Ok(Some(out))
+    }
+
+    fn bad_chunk(&self, at: u64, what: &str) -> Error {
+        Error::BadBlock {
+            file: self.dir.join("chunks"),
             offset: at,
             what: what.into(),
-        };
+        }
+    }
+
+    /// The bytes of the chunk framed at `offset`, CRC-32 checked, and where
+    /// they start in the file.
+    fn chunk_bytes(&self, offset: u64) -> Result<(&[u8], usize), Error> {
+        let bad = |at: u64, what: &str| self.bad_chunk(at, what);
         let b = self.chunks.bytes();
         let mut at = usize::try_from(offset).map_err(|_| bad(offset, "offset"))?;
         let (mut len, mut shift) = (0u64, 0);
@@ -419,9 +489,14 @@ impl Block {
         if crc32fast::hash(bytes) != crc {
             return Err(bad(offset, "chunk checksum mismatch"));
         }
-        let chunk = Chunk::new(bytes).map_err(|e| bad(at as u64, &e.to_string()))?;
+        Ok((bytes, at))
+    }
+
+    fn read_chunk(&self, offset: u64, out: &mut Vec<(i64, f64)>) -> Result<(), Error> {
+        let (bytes, at) = self.chunk_bytes(offset)?;
+        let chunk = Chunk::new(bytes).map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?;
         for sample in chunk.iter() {
-            out.push(sample.map_err(|e| bad(at as u64, &e.to_string()))?);
+            out.push(sample.map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?);
         }
         Ok(())
     }
