@@ -3,7 +3,8 @@
 //! lazily with one decoded): time per open and per select, and the heap a
 //! block keeps once open (counted by a global allocator wrapper, printed
 //! once before the timings). Mapped file pages are page cache, not heap,
-//! and are not counted.
+//! and are not counted. Then compaction of three blocks (samples per
+//! second merged).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vigil_tsdb::block::{Block, write_block};
+use vigil_tsdb::db::{Db, DbOptions};
 use vigil_tsdb::index::Matcher;
 use vigil_tsdb::labels::Labels;
 
@@ -119,6 +121,68 @@ fn bench(c: &mut Criterion) {
             black_box(&buf);
         })
     });
+    g.finish();
+    compaction(c);
+}
+
+/// Compaction of three adjacent 2 h blocks of 20,000 series × 480 samples:
+/// the same series in all three (decoded, merged, re-encoded), or different
+/// series in each (chunks copied whole). Each iteration copies the three
+/// blocks into a fresh store first (not timed).
+fn compaction(c: &mut Criterion) {
+    const N: usize = 20_000;
+    const RANGE: i64 = SAMPLES * 15_000;
+    let src = tempfile::tempdir().unwrap();
+    for (kind, offset) in [("same", [0, 0, 0]), ("disjoint", [0, N, 2 * N])] {
+        let dir = src.path().join(kind);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (b, off) in offset.iter().enumerate() {
+            let start = b as i64 * RANGE;
+            let series = (0..N).map(|i| {
+                let s: Vec<(i64, f64)> = (0..SAMPLES)
+                    .map(|k| (start + k * 15_000, (k * (i as i64 % 17 + 1)) as f64))
+                    .collect();
+                (labels(i + off), s)
+            });
+            write_block(&dir, start, start + RANGE, series).unwrap();
+        }
+    }
+    let mut g = c.benchmark_group("tsdb_compact");
+    g.sample_size(10);
+    g.throughput(criterion::Throughput::Elements(
+        3 * N as u64 * SAMPLES as u64,
+    ));
+    for kind in ["same", "disjoint"] {
+        g.bench_function(format!("3_blocks_20k_series_{kind}"), |b| {
+            b.iter_batched(
+                || {
+                    let store = tempfile::tempdir().unwrap();
+                    let blocks = store.path().join("blocks");
+                    for e in std::fs::read_dir(src.path().join(kind)).unwrap() {
+                        let from = e.unwrap().path();
+                        let to = blocks.join(from.file_name().unwrap());
+                        std::fs::create_dir_all(&to).unwrap();
+                        for f in std::fs::read_dir(&from).unwrap() {
+                            let f = f.unwrap().path();
+                            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+                        }
+                    }
+                    let opts = DbOptions {
+                        block_range_ms: RANGE,
+                        retention_ms: None,
+                        ..DbOptions::default()
+                    };
+                    let db = Db::open(store.path(), opts).unwrap();
+                    (store, db)
+                },
+                |(store, db)| {
+                    assert!(db.compact_oldest(3).unwrap());
+                    (store, db)
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 
