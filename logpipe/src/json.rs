@@ -92,7 +92,7 @@ pub fn from_serde(v: serde_json::Value) -> Value {
             Some(i) => Value::Int(i),
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        serde_json::Value::String(s) => Value::Str(s),
+        serde_json::Value::String(s) => Value::from(s),
         serde_json::Value::Array(a) => Value::Array(a.into_iter().map(from_serde).collect()),
         serde_json::Value::Object(o) => {
             Value::Map(o.into_iter().map(|(k, v)| (k, from_serde(v))).collect())

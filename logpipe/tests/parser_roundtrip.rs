@@ -15,7 +15,7 @@ fn leaf() -> impl Strategy<Value = Value> {
         (-1e9f64..1e9)
             .prop_filter("fraction", |x| x.fract() != 0.0)
             .prop_map(Value::Float),
-        any::<String>().prop_map(Value::Str),
+        any::<String>().prop_map(Value::from),
     ]
 }
 

@@ -3,7 +3,7 @@
 //! length against the bytes left and never panics; the WAL's CRC already
 //! guards the bytes, so damage here means a bug or a foreign file.
 
-use crate::record::{Fields, Record, Value};
+use crate::record::{Fields, Record, Text, Value};
 
 /// Version byte at the start of every chunk record.
 pub const CHUNK_VERSION: u8 = 1;
@@ -138,11 +138,13 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<Text, String> {
         let n = self.u32()? as usize;
         let at = self.pos;
         let s = self.take(n)?;
-        String::from_utf8(s.to_vec()).map_err(|_| format!("invalid UTF-8 at byte {at}"))
+        std::str::from_utf8(s)
+            .map(Text::from)
+            .map_err(|_| format!("invalid UTF-8 at byte {at}"))
     }
 
     fn fields(&mut self, depth: u32) -> Result<Fields, String> {
@@ -198,7 +200,7 @@ mod tests {
             any::<f64>()
                 .prop_filter("NaN is not equal to itself", |x| !x.is_nan())
                 .prop_map(Value::Float),
-            ".{0,20}".prop_map(Value::Str),
+            ".{0,40}".prop_map(Value::from),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
@@ -216,7 +218,7 @@ mod tests {
             proptest::collection::vec(("[a-z_]{1,6}", value()), 0..5),
         )
             .prop_map(|(tag, time_ns, kv)| Record {
-                tag,
+                tag: tag.into(),
                 time_ns,
                 fields: kv.into_iter().collect(),
                 origin: None,

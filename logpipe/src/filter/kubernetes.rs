@@ -18,7 +18,7 @@ use super::{Action, COMMON_KEYS, Filter};
 use crate::Result;
 use crate::config::Section;
 use crate::parser::parse_json_object;
-use crate::record::{Fields, Record, Value};
+use crate::record::{Fields, Record, Text, Value};
 
 /// What the path says about a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub struct Kubernetes {
     merge_log: bool,
     merge_log_key: Option<String>,
     keep_log: bool,
-    last: Option<(String, Option<Value>)>,
+    last: Option<(Text, Option<Value>)>,
 }
 
 /// fluent-bit keys about the API server and enrichment we do not do:

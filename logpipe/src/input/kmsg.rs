@@ -42,7 +42,7 @@
 use super::{Emitter, now_ns};
 use crate::config::Section;
 use crate::error::{Error, Result};
-use crate::record::{Fields, Record, Value};
+use crate::record::{Fields, Record, Text, Value};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -302,13 +302,13 @@ impl Kmsg {
                 Value::Map(
                     e.dict
                         .into_iter()
-                        .map(|(k, v)| (k, Value::Str(v)))
+                        .map(|(k, v)| (k, Value::from(v)))
                         .collect(),
                 ),
             );
         }
         Record {
-            tag: self.tag.clone(),
+            tag: Text::from(self.tag.as_str()),
             time_ns,
             fields,
             origin: None,

@@ -22,7 +22,7 @@ use super::{Emitter, line_text, now_ns, split_lines};
 use crate::config::Section;
 use crate::error::{Error, Result};
 use crate::offsets::{self, Entry, FINGERPRINT_BYTES, OffsetsDb};
-use crate::record::{Fields, Origin, Record, Value};
+use crate::record::{Fields, Origin, Record, Text, Value};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
@@ -193,7 +193,7 @@ pub fn expand_tag(pattern: &str, path: &Path) -> String {
 struct Stream {
     id: u64,
     path: PathBuf,
-    tag: String,
+    tag: Text,
     file: File,
     dev: u64,
     ino: u64,
@@ -426,14 +426,25 @@ impl Tail {
             None => 0,
         };
         let tag = expand_tag(&self.opts.tag, &path);
-        self.open(path, tag, file, dev, ino, offset, n as u32, fp, None, emit);
+        self.open(
+            path,
+            tag.into(),
+            file,
+            dev,
+            ino,
+            offset,
+            n as u32,
+            fp,
+            None,
+            emit,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         path: PathBuf,
-        tag: String,
+        tag: Text,
         file: File,
         dev: u64,
         ino: u64,
@@ -505,7 +516,7 @@ impl Tail {
                 let fp = offsets::fingerprint(&head[..n]);
                 self.open(
                     path,
-                    tag,
+                    tag.into(),
                     file,
                     e.dev,
                     e.ino,
@@ -591,11 +602,11 @@ impl Tail {
         let mut make = |line: &[u8], end: usize, records: &mut Vec<Record>| {
             // Collected, not pushed, so the fields vector is allocated at
             // its exact size (pushing reserves four entries at once).
-            let text = (opts.key.clone(), Value::Str(line_text(line)));
+            let text = (opts.key.clone(), Value::from(line_text(line)));
             let path = opts
                 .path_key
                 .as_ref()
-                .map(|k| (k.clone(), Value::Str(s.path.to_string_lossy().into_owned())));
+                .map(|k| (k.clone(), Value::from(s.path.to_string_lossy().as_ref())));
             let offset = opts
                 .offset_key
                 .as_ref()

@@ -210,7 +210,7 @@ impl Output for FileOut {
         let mut start = 0;
         while start < records.len() {
             let tag = &records[start].tag;
-            let same_file = |r: &Record| self.file.is_some() || &r.tag == tag;
+            let same_file = |r: &Record| self.file.is_some() || r.tag == *tag;
             let end = start
                 + records[start..]
                     .iter()

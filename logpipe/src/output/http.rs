@@ -269,7 +269,7 @@ impl Output for HttpOut {
                         .position(|r| r.tag != tag)
                         .unwrap_or(records.len() - start);
                 let mut headers = self.headers.clone();
-                headers.push((h.clone(), tag));
+                headers.push((h.clone(), tag.to_string()));
                 let res = self.send(&records[start..end], &headers);
                 if res != Flush::Ok {
                     return res;

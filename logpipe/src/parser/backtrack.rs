@@ -24,6 +24,16 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 pub(crate) struct Backtracker {
     insts: Vec<Inst>,
     classes: Vec<ByteSet>,
+    /// Per class: the one to three bytes it excludes, when that is all it
+    /// excludes (`[^ ]`, `[^\]]`, `[^"]`): a run of it ends at the first of
+    /// them, found with memchr instead of a test per byte.
+    stops: Vec<Option<Stop>>,
+    /// Per instruction (set for runs): the bytes the rest of the pattern
+    /// must start with after the run, when it cannot match empty there. A
+    /// run backtracking to a length followed by another byte would fail at
+    /// once, so those lengths are skipped: a lazy `[^"]*?` before `"`
+    /// jumps from quote to quote instead of trying every length.
+    follow: Vec<Option<ByteSet>>,
     /// Capture slots: two per group, group 0 included.
     slots: usize,
     /// The match can only start at offset 0.
@@ -36,6 +46,37 @@ pub(crate) struct Backtracker {
 /// 256 bits: which bytes a class matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct ByteSet([u64; 4]);
+
+/// The bytes a negated class stops at.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    One(u8),
+    Two(u8, u8),
+    Three(u8, u8, u8),
+}
+
+impl Stop {
+    fn of(set: &ByteSet) -> Option<Stop> {
+        let out: Vec<u8> = (0..=255u8).filter(|&b| !set.contains(b)).collect();
+        match out[..] {
+            [a] => Some(Stop::One(a)),
+            [a, b] => Some(Stop::Two(a, b)),
+            [a, b, c] => Some(Stop::Three(a, b, c)),
+            _ => None,
+        }
+    }
+
+    /// Length of the run at the start of `hay`.
+    #[inline]
+    fn run(self, hay: &[u8]) -> usize {
+        match self {
+            Stop::One(a) => memchr::memchr(a, hay),
+            Stop::Two(a, b) => memchr::memchr2(a, b, hay),
+            Stop::Three(a, b, c) => memchr::memchr3(a, b, c, hay),
+        }
+        .unwrap_or(hay.len())
+    }
+}
 
 impl ByteSet {
     fn insert_range(&mut self, lo: u8, hi: u8) {
@@ -117,9 +158,22 @@ impl Backtracker {
         } else {
             first_bytes(&hir)
         };
+        let stops = c.classes.iter().map(Stop::of).collect();
+        let follow = (0..c.insts.len())
+            .map(|pc| match c.insts[pc] {
+                Inst::Run { .. } => {
+                    let mut set = ByteSet::default();
+                    let mut seen = vec![false; c.insts.len()];
+                    first_set(&c.insts, &c.classes, pc + 1, &mut seen, &mut set).then_some(set)
+                }
+                _ => None,
+            })
+            .collect();
         Ok(Backtracker {
             insts: c.insts,
             classes: c.classes,
+            stops,
+            follow,
             slots,
             anchored,
             first,
@@ -204,10 +258,16 @@ impl Backtracker {
                     let (min, max) = (min as usize, max as usize);
                     if greedy {
                         let limit = text.len().min(pos.saturating_add(max));
-                        let mut end = pos;
-                        while end < limit && set.contains(text[end]) {
-                            end += 1;
-                        }
+                        let end = match self.stops[class as usize] {
+                            Some(stop) => pos + stop.run(&text[pos..limit]),
+                            None => {
+                                let mut end = pos;
+                                while end < limit && set.contains(text[end]) {
+                                    end += 1;
+                                }
+                                end
+                            }
+                        };
                         *budget = budget.saturating_sub(((end - pos) / 16) as u64);
                         if end - pos < min {
                             false
@@ -228,20 +288,25 @@ impl Backtracker {
                         while end - pos < min && end < text.len() && set.contains(text[end]) {
                             end += 1;
                         }
-                        if end - pos < min {
-                            false
-                        } else {
-                            if end - pos < max {
-                                stack.push(Frame::RunForward {
-                                    pc: pc as u32 + 1,
-                                    class,
-                                    high: pos.saturating_add(max),
-                                    at: end,
-                                });
+                        let high = pos.saturating_add(max);
+                        match (end - pos >= min)
+                            .then(|| self.lazy_next(text, pc, class, end, high))
+                            .flatten()
+                        {
+                            Some(at) => {
+                                if at < high {
+                                    stack.push(Frame::RunForward {
+                                        pc: pc as u32 + 1,
+                                        class,
+                                        high,
+                                        at,
+                                    });
+                                }
+                                pos = at;
+                                pc += 1;
+                                true
                             }
-                            pos = end;
-                            pc += 1;
-                            true
+                            None => false,
                         }
                     }
                 }
@@ -290,7 +355,13 @@ impl Backtracker {
                         break;
                     }
                     Frame::RunBack { pc: p, low, at } => {
-                        let at = at - 1;
+                        let mut at = at - 1;
+                        // Lengths the rest cannot follow are skipped.
+                        if let Some(follow) = &self.follow[p as usize - 1] {
+                            while at > low && !text.get(at).is_some_and(|&b| follow.contains(b)) {
+                                at -= 1;
+                            }
+                        }
                         if at > low {
                             stack.push(Frame::RunBack { pc: p, low, at });
                         }
@@ -304,8 +375,13 @@ impl Backtracker {
                         high,
                         at,
                     } => {
-                        if at < text.len() && self.classes[class as usize].contains(text[at]) {
-                            let at = at + 1;
+                        // One byte more than the length that failed, then on
+                        // to the next length the rest can follow.
+                        let next = (at < text.len()
+                            && self.classes[class as usize].contains(text[at]))
+                        .then(|| self.lazy_next(text, p as usize - 1, class, at + 1, high))
+                        .flatten();
+                        if let Some(at) = next {
                             if at < high {
                                 stack.push(Frame::RunForward {
                                     pc: p,
@@ -323,6 +399,73 @@ impl Backtracker {
                 *budget = budget.saturating_sub(1);
             }
         }
+    }
+}
+
+impl Backtracker {
+    /// The first run end at or after `at` (and at most `high`) where the
+    /// rest of the pattern can start, extending the lazy run of `class`
+    /// (instruction `pc`) byte by byte; `None` when the run cannot reach
+    /// one.
+    #[inline]
+    fn lazy_next(
+        &self,
+        text: &[u8],
+        pc: usize,
+        class: u32,
+        mut at: usize,
+        high: usize,
+    ) -> Option<usize> {
+        let Some(follow) = &self.follow[pc] else {
+            return Some(at);
+        };
+        let set = &self.classes[class as usize];
+        loop {
+            match text.get(at) {
+                Some(&b) if follow.contains(b) => return Some(at),
+                Some(&b) if at < high && set.contains(b) => at += 1,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Adds to `out` the bytes a match starting at `pc` can begin with; false
+/// when it can reach the end of the pattern, or `$`, without consuming one
+/// (then there is nothing to skip by).
+fn first_set(
+    insts: &[Inst],
+    classes: &[ByteSet],
+    pc: usize,
+    seen: &mut [bool],
+    out: &mut ByteSet,
+) -> bool {
+    if seen[pc] {
+        // Already added (or being added higher up this path).
+        return true;
+    }
+    seen[pc] = true;
+    match insts[pc] {
+        Inst::Byte(b) => {
+            out.insert_range(b, b);
+            true
+        }
+        Inst::Class(i) => {
+            out.union(&classes[i as usize]);
+            true
+        }
+        Inst::Run { class, min, .. } => {
+            out.union(&classes[class as usize]);
+            min > 0 || first_set(insts, classes, pc + 1, seen, out)
+        }
+        Inst::Split { first, second } => {
+            let a = first_set(insts, classes, first as usize, seen, out);
+            let b = first_set(insts, classes, second as usize, seen, out);
+            a && b
+        }
+        Inst::Jump(to) => first_set(insts, classes, to as usize, seen, out),
+        Inst::Save(_) | Inst::AssertStart => first_set(insts, classes, pc + 1, seen, out),
+        Inst::AssertEnd | Inst::Match => false,
     }
 }
 

@@ -172,7 +172,7 @@ fn emit(slot: &mut Pending, stream: &str, partial: bool) -> Parsed {
     let mut fields = Fields::new();
     fields.push("stream", stream);
     fields.push("_p", if partial { "P" } else { "F" });
-    fields.push("log", Value::Str(std::mem::take(&mut slot.text)));
+    fields.push("log", Value::from(std::mem::take(&mut slot.text)));
     Parsed {
         fields,
         time_ns: slot.time_ns.take(),

@@ -57,7 +57,7 @@ impl DockerJoiner {
             return Err(fail("docker", "no string \"log\" field"));
         };
         let stream = match parsed.fields.get("stream") {
-            Some(Value::Str(s)) => s.clone(),
+            Some(Value::Str(s)) => s.to_string(),
             _ => "stdout".to_owned(),
         };
         let slot = &mut self.pending[usize::from(stream == "stderr")];
@@ -94,7 +94,7 @@ impl DockerJoiner {
 fn emit(slot: &mut Pending, stream: String) -> Parsed {
     slot.active = false;
     let mut fields = Fields::new();
-    fields.push("log", Value::Str(std::mem::take(&mut slot.log)));
+    fields.push("log", Value::from(std::mem::take(&mut slot.log)));
     fields.push("stream", stream);
     if let Some(t) = slot.time.take() {
         fields.push("time", t);

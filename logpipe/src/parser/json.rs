@@ -11,7 +11,7 @@
 
 use super::{LineParser, Parsed, TimeAndTypes, fail};
 use crate::Result;
-use crate::record::{Fields, Value};
+use crate::record::{Fields, Text, Value};
 use crate::strftime::TimeFormat;
 
 /// Deepest nesting accepted.
@@ -120,7 +120,7 @@ impl Reader<'_> {
         }
         self.eat(b'{')?;
         // A plain vector moved into Fields at the end (collect reuses it).
-        let mut fields: Vec<(String, Value)> = Vec::with_capacity(8);
+        let mut fields: Vec<(Text, Value)> = Vec::with_capacity(8);
         self.ws();
         if self.peek() == Some(b'}') {
             self.p += 1;
@@ -239,19 +239,19 @@ impl Reader<'_> {
             .map_err(|_| self.err("bad number"))
     }
 
-    fn string(&mut self) -> std::result::Result<String, String> {
+    fn string(&mut self) -> std::result::Result<Text, String> {
         self.p += 1;
         let start = self.p;
         // Fast path: no escapes, one copy.
         match memchr::memchr2(b'"', b'\\', &self.b[self.p..]) {
             Some(i) if self.b[self.p + i] == b'"' => {
                 self.p += i + 1;
-                return Ok(self.s[start..start + i].to_owned());
+                return Ok(Text::from(&self.s[start..start + i]));
             }
             Some(_) => {}
             None => return Err(self.err("unterminated string")),
         }
-        let mut out = String::new();
+        let mut out = Text::default();
         loop {
             let Some(i) = memchr::memchr2(b'"', b'\\', &self.b[self.p..]) else {
                 return Err(self.err("unterminated string"));

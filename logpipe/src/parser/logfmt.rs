@@ -8,7 +8,7 @@
 
 use super::{LineParser, Parsed, TimeAndTypes, fail};
 use crate::Result;
-use crate::record::{Fields, Value};
+use crate::record::{Fields, Text, Value};
 
 /// A `Format logfmt` parser.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
     let b = text.as_bytes();
     let mut p = 0;
     // A plain vector moved into Fields at the end (collect reuses it).
-    let mut fields: Vec<(String, Value)> = Vec::with_capacity(8);
+    let mut fields: Vec<(Text, Value)> = Vec::with_capacity(8);
     loop {
         while p < b.len() && is_space(b[p]) {
             p += 1;
@@ -70,7 +70,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
             if no_bare_keys {
                 return Err(format!("key '{key}' has no value (Logfmt_No_Bare_Keys)"));
             }
-            fields.push((key.to_owned(), Value::Bool(true)));
+            fields.push((Text::from(key), Value::Bool(true)));
             continue;
         }
         if b[p] == b'"' {
@@ -114,7 +114,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
                 p += 2;
                 run = p;
             }
-            fields.push((key.to_owned(), Value::Str(val)));
+            fields.push((Text::from(key), Value::from(val)));
             if p < b.len() && !is_space(b[p]) {
                 return Err(format!(
                     "expected a space after the value of '{key}' at byte {p}"
@@ -125,7 +125,7 @@ pub fn parse_fields(text: &str, no_bare_keys: bool) -> std::result::Result<Field
             while p < b.len() && !is_space(b[p]) {
                 p += 1;
             }
-            fields.push((key.to_owned(), Value::Str(text[vs..p].to_owned())));
+            fields.push((Text::from(key), Value::from(&text[vs..p])));
         }
     }
     Ok(fields.into_iter().collect())

@@ -51,7 +51,7 @@ pub fn parse_fields(text: &str) -> std::result::Result<Fields, String> {
         if label.is_empty() {
             return Err(format!("field {} has an empty label", i + 1));
         }
-        fields.push(label, Value::Str(value.to_owned()));
+        fields.push(label, Value::from(value));
     }
     if fields.is_empty() {
         return Err("no label:value pairs".into());

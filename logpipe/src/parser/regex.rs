@@ -10,7 +10,7 @@
 use super::backtrack::{Backtracker, Frame};
 use super::{LineParser, Parsed, TimeAndTypes, fail};
 use crate::Result;
-use crate::record::{Fields, Value};
+use crate::record::{Fields, Text, Value};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,7 +59,7 @@ pub struct RegexParser {
     fast: Option<Backtracker>,
     /// (capture group index, field name) of every named group, in pattern
     /// order.
-    groups: Vec<(usize, String)>,
+    groups: Vec<(usize, Text)>,
     skip_empty: bool,
     post: TimeAndTypes,
     /// Identifies this parser's capture slots in the per-thread cache.
@@ -95,10 +95,10 @@ impl RegexParser {
                 None,
             ),
         };
-        let groups: Vec<(usize, String)> = re
+        let groups: Vec<(usize, Text)> = re
             .capture_names()
             .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_owned())))
+            .filter_map(|(i, n)| n.map(|n| (i, Text::from(n))))
             .collect();
         if groups.is_empty() {
             return Err(format!(
@@ -149,7 +149,7 @@ impl RegexParser {
     fn fields(&self, text: &str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Fields {
         // Built as a vector of the right size, then moved into Fields
         // (collect reuses the allocation): no regrowth per record.
-        let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.groups.len());
+        let mut fields: Vec<(Text, Value)> = Vec::with_capacity(self.groups.len());
         for (i, name) in &self.groups {
             if let Some((s, e)) = span(*i) {
                 if s == e && self.skip_empty {
@@ -158,8 +158,8 @@ impl RegexParser {
                 // A byte-level `.` can end a capture inside a multi-byte
                 // character; such a capture is kept lossily.
                 let v = match text.get(s..e) {
-                    Some(v) => v.to_owned(),
-                    None => String::from_utf8_lossy(&text.as_bytes()[s..e]).into_owned(),
+                    Some(v) => Text::from(v),
+                    None => Text::from(String::from_utf8_lossy(&text.as_bytes()[s..e])),
                 };
                 fields.push((name.clone(), Value::Str(v)));
             }
