@@ -1018,10 +1018,12 @@ fn query_limits_hold() {
     // One query at a time: a long one holds the slot until its own 1.5 s
     // timeout stops it; another waits 0.3 s for the slot and gives up.
     let f = Arc::new(start(|o| o.max_concurrency = 1));
-    // A 1 ms subquery over an hour: millions of steps, far beyond 1.5 s.
+    // A 1 ms subquery over an hour of 1 ms subqueries over 5 minutes:
+    // about 10^12 steps, far beyond 1.5 s on any machine (one level alone,
+    // 3.6 M steps, now answers within the 0.3 s of the second request).
     let slow = format!(
         "/api/v1/query?query={}&timeout=1.5",
-        enc("count_over_time(up[1h:1ms])")
+        enc("count_over_time(count_over_time(up[5m:1ms])[1h:1ms])")
     );
     let f2 = Arc::clone(&f);
     let long = std::thread::spawn(move || f2.error(&slow));
@@ -1045,7 +1047,7 @@ fn requests_past_the_connection_cap_get_503_at_once() {
     let f = Arc::new(start(|o| o.max_connections = 1));
     let slow = format!(
         "/api/v1/query?query={}&timeout=1",
-        enc("count_over_time(up[1h:1ms])")
+        enc("count_over_time(count_over_time(up[5m:1ms])[1h:1ms])")
     );
     let f2 = Arc::clone(&f);
     let long = std::thread::spawn(move || f2.error(&slow));

@@ -383,6 +383,11 @@ fn upkeep_loop(monitor: std::sync::Weak<Monitor>, stop: Arc<(Mutex<bool>, Condva
             Ok(_) => {}
             Err(e) => eprintln!("level=error msg=\"cutting blocks failed\" err=\"{e}\""),
         }
+        // Merges blocks as Prometheus's leveled compactor does (overlaps
+        // first, then 3x ranges), until nothing is left to plan.
+        if let Err(e) = m.db.compact() {
+            eprintln!("level=error msg=\"compaction failed\" err=\"{e}\"");
+        }
         if since_checkpoint >= CHECKPOINT_EVERY {
             since_checkpoint = Duration::ZERO;
             if let Err(e) = m.db.head().checkpoint() {
