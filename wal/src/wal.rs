@@ -80,9 +80,8 @@ pub(crate) struct State {
     pub(crate) durable_off: u64,
     pub(crate) segments: Vec<SegmentInfo>,
     leader: bool,
-    /// Appenders the next group under `Always` can expect: those the last
-    /// fsync released plus those that queued while it ran.
-    expect: usize,
+    gathering: bool,
+    last_group_calls: usize,
     sync_ewma: Duration,
     epoch: u64,
     failures: VecDeque<Failure>,
@@ -127,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Appenders waiting for durability, and threads waiting for the leader.
     cv: Condvar,
+    /// A leader gathering the next group.
+    cv_gather: Condvar,
     /// The background flusher (Batch).
     cv_flush: Condvar,
     /// Readers in follow mode.
@@ -136,11 +137,6 @@ pub(crate) struct Shared {
     /// without the lock.
     durable_hint: std::sync::atomic::AtomicU64,
     epoch_hint: std::sync::atomic::AtomicU64,
-    /// Copies of `leader` and `pending_calls`, for the same purpose: a
-    /// waiting appender takes over a queue that no one leads, and a gathering
-    /// leader sees its group fill up, without taking the lock.
-    leader_hint: std::sync::atomic::AtomicBool,
-    queued_hint: std::sync::atomic::AtomicUsize,
     /// Truncation keeps every segment holding a record at or above this
     /// sequence number (`u64::MAX`: no hold); see [`Wal::hold_front`].
     hold: std::sync::atomic::AtomicU64,
@@ -772,7 +768,8 @@ impl Wal {
             durable_off: writer.offset,
             segments,
             leader: false,
-            expect: 0,
+            gathering: false,
+            last_group_calls: 0,
             sync_ewma: Duration::from_micros(300),
             epoch: 0,
             failures: VecDeque::new(),
@@ -790,13 +787,12 @@ impl Wal {
             opts: shared_opts,
             state: Mutex::new(state),
             cv: Condvar::new(),
+            cv_gather: Condvar::new(),
             cv_flush: Condvar::new(),
             cv_readers: Condvar::new(),
             writer: Mutex::new(writer),
             durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
             epoch_hint: std::sync::atomic::AtomicU64::new(0),
-            leader_hint: std::sync::atomic::AtomicBool::new(false),
-            queued_hint: std::sync::atomic::AtomicUsize::new(0),
             hold: std::sync::atomic::AtomicU64::new(u64::MAX),
             _lock: lock,
         });
@@ -891,8 +887,6 @@ impl Wal {
         }
         st.next_lsn = first + records.len() as u64;
         st.pending_calls += 1;
-        sh.queued_hint
-            .store(st.pending_calls, std::sync::atomic::Ordering::Release);
         if st.pending_since.is_none() {
             st.pending_since = Some(Instant::now());
         }
@@ -900,6 +894,9 @@ impl Wal {
         let epoch = st.epoch;
         match sh.opts.sync {
             SyncPolicy::Always => {
+                if st.gathering && st.pending_calls >= st.last_group_calls {
+                    sh.cv_gather.notify_one();
+                }
                 sh.wait_durable(&mut st, last, epoch)?;
             }
             SyncPolicy::Batch { max_bytes, .. } => {
@@ -1307,19 +1304,29 @@ impl Shared {
                 };
             }
             if !st.leader {
-                // Lead one group (it holds this thread's records), then
-                // return to the caller at once: under `Always` the caller is
-                // an appender the next group expects back. Records queued
-                // meanwhile are led by one of their appenders, which are
-                // polling (`spin_wait` sees that no one leads) or parked
-                // (woken below).
-                if let Err(e) = self.lead(st, true) {
-                    if !matches!(self.opts.sync, SyncPolicy::Always) {
-                        self.wake_parked(st, true);
-                        return Err(e);
+                // Lead, and keep leading while others' records are queued:
+                // this thread is already running, while handing over would
+                // cost a wake-up. A few rounds at most, to bound the wait of
+                // this thread's own caller.
+                for _ in 0..4 {
+                    // `lead` releases the lock while it wakes waiters, so
+                    // another thread may have taken over meanwhile.
+                    if st.leader {
+                        break;
+                    }
+                    if let Err(e) = self.lead(st, true) {
+                        if !matches!(self.opts.sync, SyncPolicy::Always) {
+                            self.wake_parked(st, true);
+                            return Err(e);
+                        }
+                        break;
+                    }
+                    if st.pending.is_empty() || st.epoch != epoch {
+                        break;
                     }
                 }
-                if !st.pending.is_empty() && !st.leader {
+                if !st.pending.is_empty() {
+                    // Someone must lead the queued records: wake them all.
                     self.wake_parked(st, true);
                 }
                 continue;
@@ -1355,9 +1362,7 @@ impl Shared {
         MutexGuard::unlocked(st, || {
             let start = Instant::now();
             loop {
-                if self.durable_hint.load(Acquire) >= last
-                    || self.epoch_hint.load(Acquire) != epoch
-                    || !self.leader_hint.load(Acquire)
+                if self.durable_hint.load(Acquire) >= last || self.epoch_hint.load(Acquire) != epoch
                 {
                     return true;
                 }
@@ -1393,8 +1398,6 @@ impl Shared {
     fn lead(&self, st: &mut MutexGuard<'_, State>, fsync: bool) -> Result<()> {
         debug_assert!(!st.leader);
         st.leader = true;
-        self.leader_hint
-            .store(true, std::sync::atomic::Ordering::Release);
         if fsync && matches!(self.opts.sync, SyncPolicy::Always) {
             self.gather(st);
         }
@@ -1406,8 +1409,6 @@ impl Shared {
         let since = st.pending_since;
         st.pending_first = st.next_lsn;
         st.pending_calls = 0;
-        self.queued_hint
-            .store(0, std::sync::atomic::Ordering::Release);
         st.pending_since = None;
         let policy = self.opts.sync;
         let (result, rolled, lost, view, took) = MutexGuard::unlocked(st, || {
@@ -1418,8 +1419,6 @@ impl Shared {
             (r, w.rolled.take(), w.lost.take(), view, t.elapsed())
         });
         st.leader = false;
-        self.leader_hint
-            .store(false, std::sync::atomic::Ordering::Release);
         if let Some(r) = rolled {
             if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
                 s.sealed_len = Some(r.old_len);
@@ -1444,9 +1443,7 @@ impl Shared {
                         st.stats.sync_time += took;
                     }
                 }
-                // Those just released come back; those queued meanwhile
-                // are waiting already.
-                st.expect = calls + st.pending_calls;
+                st.last_group_calls = calls;
                 let mut buf = buf;
                 if buf.capacity() <= (8 << 20) && st.spare.capacity() < buf.capacity() {
                     buf.clear();
@@ -1519,14 +1516,11 @@ impl Shared {
         outcome
     }
 
-    /// Under `Always`, give the appenders that the previous fsync released
-    /// (and those already queued) a moment to come back, so that one fsync
-    /// covers them all. Bounded by a fraction of the measured fsync time. The
-    /// leader polls, yielding the processor to the appenders it waits for,
-    /// instead of sleeping: waking it would cost a scheduler round trip.
+    /// Under `Always`, give the appenders of the previous group a moment to
+    /// return, so that one fsync covers them all. Bounded by a fraction of the
+    /// measured fsync time.
     fn gather(&self, st: &mut MutexGuard<'_, State>) {
-        use std::sync::atomic::Ordering::Acquire;
-        let want = st.expect;
+        let want = st.last_group_calls;
         if want <= 1 || st.pending_calls >= want || self.opts.gather_fraction <= 0.0 {
             return;
         }
@@ -1534,12 +1528,14 @@ impl Shared {
             .sync_ewma
             .mul_f64(self.opts.gather_fraction)
             .clamp(Duration::from_micros(5), Duration::from_millis(2));
-        MutexGuard::unlocked(st, || {
-            let start = Instant::now();
-            while self.queued_hint.load(Acquire) < want && start.elapsed() < budget {
-                std::thread::yield_now();
+        let deadline = Instant::now() + budget;
+        st.gathering = true;
+        while st.pending_calls < want {
+            if self.cv_gather.wait_until(st, deadline).timed_out() {
+                break;
             }
-        });
+        }
+        st.gathering = false;
     }
 
     /// The background flusher of `SyncPolicy::Batch`.
