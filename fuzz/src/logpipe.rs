@@ -1,6 +1,8 @@
 //! Fuzz logic for vigil-logpipe's readers of outside text: the fluent-bit
 //! configuration reader (and everything built from what it accepts), and
-//! every line parser, chosen by the first byte. None may panic; the JSON
+//! every line parser, chosen by the first byte; and the regex parser on
+//! arbitrary patterns, whose fields must be the regex crate's captures
+//! (the parser runs its own backtracker on most patterns). None may panic; the JSON
 //! reader must accept every object serde_json accepts and agree with it on
 //! the values; what logfmt reads must survive write → read.
 
@@ -8,8 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 use vigil_logpipe::config::parse_str;
 use vigil_logpipe::filter;
+use vigil_logpipe::parser::regex::RegexParser;
 use vigil_logpipe::parser::{
-    CriJoiner, DockerJoiner, Multiline, Parsers, logfmt, parse_json_object,
+    CriJoiner, DockerJoiner, LineParser, Multiline, Parsers, TimeAndTypes, logfmt,
+    parse_json_object,
 };
 use vigil_logpipe::router::{TagMatch, expand_tag};
 use vigil_logpipe::strftime::TimeFormat;
@@ -168,4 +172,47 @@ fn logfmt_round_trip(text: &str) {
     let back = logfmt::parse_fields(&out, true)
         .unwrap_or_else(|e| panic!("re-read failed ({e}): {out:?}"));
     assert_eq!(back, fields, "logfmt round trip of {line:?} via {out:?}");
+}
+
+/// A pattern (its length in the first byte) and lines: the regex parser's
+/// fields must be exactly the non-empty named captures of the regex crate
+/// built the way the parser builds it first (bytes, Unicode off), and a
+/// line must fail to parse exactly when the crate finds no match.
+pub fn run_regex(data: &[u8]) {
+    let Some((&k, rest)) = data.split_first() else {
+        return;
+    };
+    let k = usize::from(k).min(rest.len());
+    let pattern = String::from_utf8_lossy(&rest[..k]);
+    let text = String::from_utf8_lossy(&rest[k..]);
+    let Ok(reference) = regex::bytes::RegexBuilder::new(&pattern)
+        .unicode(false)
+        .size_limit(1 << 20)
+        .build()
+    else {
+        return;
+    };
+    let Ok(parser) = RegexParser::new("fuzz", &pattern, TimeAndTypes::default()) else {
+        return;
+    };
+    for line in text.split('\n') {
+        let got = parser.parse(line);
+        match reference.captures(line.as_bytes()) {
+            None => assert!(got.is_err(), "{pattern:?} matched {line:?}: {got:?}"),
+            Some(caps) => {
+                let got = match got {
+                    Ok(p) => p.fields,
+                    Err(e) => panic!("{pattern:?} on {line:?}: {e}"),
+                };
+                for name in reference.capture_names().flatten() {
+                    let want = caps
+                        .name(name)
+                        .filter(|m| !m.is_empty())
+                        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned());
+                    let have = got.get(name).and_then(Value::as_str).map(str::to_owned);
+                    assert_eq!(have, want, "{pattern:?} on {line:?}, group {name}");
+                }
+            }
+        }
+    }
 }

@@ -27,3 +27,8 @@ fn logpipe_config() {
 fn logpipe_parsers() {
     replay("logpipe_parsers", logpipe::run_parsers);
 }
+
+#[test]
+fn logpipe_regex() {
+    replay("logpipe_regex", logpipe::run_regex);
+}

@@ -23,11 +23,6 @@ use vigil_examples::stack::sidecar::Sidecar;
 use vigil_logpipe::config;
 use vigil_logpipe::engine::Pipeline;
 
-// Records are allocated by the input thread and freed by the output thread;
-// glibc's allocator spent a third of the pipeline's CPU on that pattern.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: vigil-sidecar -c FILE [--dry-run] [--web.listen-address=ADDR]
 
 Runs a fluent-bit classic configuration with vigil-logpipe.

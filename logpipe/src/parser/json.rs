@@ -70,17 +70,19 @@ pub fn parse_object(text: &str) -> std::result::Result<Fields, String> {
         s: text,
         b: text.as_bytes(),
         p: 0,
+        pairs: SCRATCH.with(|c| c.take()),
     };
-    r.ws();
-    if r.peek() != Some(b'{') {
-        return Err(r.err("expected a JSON object"));
-    }
-    let fields = r.object(0)?;
-    r.ws();
-    if r.p != r.b.len() {
-        return Err(r.err("text after the JSON object"));
-    }
-    Ok(fields)
+    let out = r.document();
+    r.pairs.clear();
+    SCRATCH.with(|c| c.replace(std::mem::take(&mut r.pairs)));
+    out
+}
+
+thread_local! {
+    // The pairs of the objects being read, reused from line to line so a
+    // record's field vector is allocated once at its exact size instead of
+    // growing (and reallocating) as keys arrive.
+    static SCRATCH: std::cell::RefCell<Vec<(Text, Value)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct Reader<'a> {
@@ -88,9 +90,25 @@ struct Reader<'a> {
     b: &'a [u8],
     /// INVARIANT: p <= b.len() and p is on a char boundary of s.
     p: usize,
+    /// A stack of the pairs of the objects being read (nested objects push
+    /// above their parent's and take theirs off when they end).
+    pairs: Vec<(Text, Value)>,
 }
 
 impl Reader<'_> {
+    fn document(&mut self) -> std::result::Result<Fields, String> {
+        self.ws();
+        if self.peek() != Some(b'{') {
+            return Err(self.err("expected a JSON object"));
+        }
+        let fields = self.object(0)?;
+        self.ws();
+        if self.p != self.b.len() {
+            return Err(self.err("text after the JSON object"));
+        }
+        Ok(fields)
+    }
+
     fn err(&self, what: &str) -> String {
         format!("{what} at byte {}", self.p)
     }
@@ -119,8 +137,7 @@ impl Reader<'_> {
             return Err(self.err("JSON nested too deep"));
         }
         self.eat(b'{')?;
-        // A plain vector moved into Fields at the end (collect reuses it).
-        let mut fields: Vec<(Text, Value)> = Vec::with_capacity(8);
+        let base = self.pairs.len();
         self.ws();
         if self.peek() == Some(b'}') {
             self.p += 1;
@@ -136,13 +153,14 @@ impl Reader<'_> {
             self.eat(b':')?;
             self.ws();
             let v = self.value(depth + 1)?;
-            fields.push((key, v));
+            self.pairs.push((key, v));
             self.ws();
             match self.peek() {
                 Some(b',') => self.p += 1,
                 Some(b'}') => {
                     self.p += 1;
-                    return Ok(fields.into_iter().collect());
+                    // An exact-size iterator: one allocation of the final size.
+                    return Ok(self.pairs.drain(base..).collect());
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
