@@ -10,7 +10,7 @@
 use super::{Accessor, Action, COMMON_KEYS, Filter, split_kv, text_of};
 use crate::Result;
 use crate::config::Section;
-use crate::record::Record;
+use crate::record::{Fields, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -19,11 +19,46 @@ enum Op {
     Or,
 }
 
+/// One `Regex` or `Exclude` rule (log_to_metrics reads the same keys).
 #[derive(Debug)]
-struct Rule {
-    exclude: bool,
+pub(super) struct Rule {
+    /// An `Exclude` rule.
+    pub(super) exclude: bool,
     key: Accessor,
     re: regex::Regex,
+}
+
+impl Rule {
+    /// The section's `Regex FIELD PATTERN` and `Exclude FIELD PATTERN`
+    /// entries, in order.
+    pub(super) fn read_all(s: &Section) -> Result<Vec<Rule>> {
+        let mut rules = Vec::new();
+        for e in &s.entries {
+            let exclude = if e.key.eq_ignore_ascii_case("regex") {
+                false
+            } else if e.key.eq_ignore_ascii_case("exclude") {
+                true
+            } else {
+                continue;
+            };
+            let (key, pattern) = split_kv(&e.value)
+                .ok_or_else(|| s.error(Some(e), format!("{} wants KEY REGEX", e.key)))?;
+            let key = Accessor::parse(key)
+                .ok_or_else(|| s.error(Some(e), format!("bad record accessor '{key}'")))?;
+            let re = regex::Regex::new(pattern)
+                .map_err(|err| s.error(Some(e), format!("bad regex: {err}")))?;
+            rules.push(Rule { exclude, key, re });
+        }
+        Ok(rules)
+    }
+
+    /// Whether the rule's field exists and its text matches (before
+    /// `exclude` is applied).
+    pub(super) fn hit(&self, fields: &Fields) -> bool {
+        self.key
+            .get(fields)
+            .is_some_and(|v| self.re.is_match(&text_of(v)))
+    }
 }
 
 /// The grep filter.
@@ -50,23 +85,7 @@ impl Grep {
                 ));
             }
         };
-        let mut rules = Vec::new();
-        for e in &s.entries {
-            let exclude = if e.key.eq_ignore_ascii_case("regex") {
-                false
-            } else if e.key.eq_ignore_ascii_case("exclude") {
-                true
-            } else {
-                continue;
-            };
-            let (key, pattern) = split_kv(&e.value)
-                .ok_or_else(|| s.error(Some(e), format!("{} wants KEY REGEX", e.key)))?;
-            let key = Accessor::parse(key)
-                .ok_or_else(|| s.error(Some(e), format!("bad record accessor '{key}'")))?;
-            let re = regex::Regex::new(pattern)
-                .map_err(|err| s.error(Some(e), format!("bad regex: {err}")))?;
-            rules.push(Rule { exclude, key, re });
-        }
+        let rules = Rule::read_all(s)?;
         if rules.is_empty() {
             return Err(s.error(None, "grep filter without Regex or Exclude rules"));
         }
@@ -82,11 +101,7 @@ impl Grep {
 
 impl Filter for Grep {
     fn filter(&mut self, rec: &mut Record) -> Action {
-        let hit = |r: &Rule| {
-            r.key
-                .get(&rec.fields)
-                .is_some_and(|v| r.re.is_match(&text_of(v)))
-        };
+        let hit = |r: &Rule| r.hit(&rec.fields);
         let keep = match self.op {
             Op::Legacy => self.rules.iter().all(|r| hit(r) != r.exclude),
             Op::And => {

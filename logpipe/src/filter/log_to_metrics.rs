@@ -43,6 +43,7 @@
 //! (a later `Exclude` is not consulted), every `Regex` must match and no
 //! `Exclude` may, as in the grep filter's default logic.
 
+use super::grep::Rule;
 use super::{Accessor, Action, COMMON_KEYS, Filter, split_kv, text_of};
 use crate::Result;
 use crate::config::{Entry, Section};
@@ -360,13 +361,6 @@ impl LogMetrics {
     }
 }
 
-#[derive(Debug)]
-struct Rule {
-    exclude: bool,
-    key: Accessor,
-    re: regex::Regex,
-}
-
 /// The filter: counts, measures or records the last value of matching
 /// records into a [`LogMetric`]; passes every record on unchanged (or drops
 /// all with `Discard_Logs`).
@@ -620,23 +614,7 @@ impl LogToMetrics {
             }
         }
 
-        let mut rules = Vec::new();
-        for e in &s.entries {
-            let exclude = if e.key.eq_ignore_ascii_case("regex") {
-                false
-            } else if e.key.eq_ignore_ascii_case("exclude") {
-                true
-            } else {
-                continue;
-            };
-            let (key, pattern) = split_kv(&e.value)
-                .ok_or_else(|| s.error(Some(e), format!("{} wants FIELD REGEX", e.key)))?;
-            let key = Accessor::parse(key)
-                .ok_or_else(|| s.error(Some(e), format!("bad record accessor '{key}'")))?;
-            let re = regex::Regex::new(pattern)
-                .map_err(|err| s.error(Some(e), format!("bad regex: {err}")))?;
-            rules.push(Rule { exclude, key, re });
-        }
+        let rules = Rule::read_all(s)?;
 
         let max_label_sets = match s.get_usize("max_label_sets")? {
             Some(0) => {
@@ -673,13 +651,7 @@ impl LogToMetrics {
     }
 
     fn matches(&self, fields: &Fields) -> bool {
-        self.rules.iter().all(|r| {
-            let hit = r
-                .key
-                .get(fields)
-                .is_some_and(|v| r.re.is_match(&text_of(v)));
-            hit != r.exclude
-        })
+        self.rules.iter().all(|r| r.hit(fields) != r.exclude)
     }
 }
 
