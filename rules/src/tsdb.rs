@@ -26,20 +26,32 @@ fn matchers(ms: &[Matcher]) -> Result<Vec<vigil_tsdb::index::Matcher>, Error> {
         .collect()
 }
 
-/// Series from the blocks and the head, merged by the store.
+/// Series from the blocks and the head, merged by the store. Each series'
+/// chunks are decoded straight into the evaluator's points (the store's
+/// lazy [`select_series`](vigil_tsdb::db::Db::select_series)), so no
+/// intermediate vector of samples is built per series.
 impl Queryable for vigil_tsdb::db::Db {
     fn select(&self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<StoredSeries>, Error> {
-        let got = vigil_tsdb::db::Db::select(self, &matchers(ms)?, mint, maxt).map_err(storage)?;
-        Ok(got
-            .into_iter()
-            .map(|(labels, samples)| {
-                let pairs: Vec<(&str, &str)> = labels.iter().collect();
-                StoredSeries {
-                    labels: Labels::from_pairs(&pairs),
-                    floats: samples.into_iter().map(|(t, v)| FPoint { t, v }).collect(),
-                }
-            })
-            .collect())
+        let got =
+            vigil_tsdb::db::Db::select_series(self, &matchers(ms)?, mint, maxt).map_err(storage)?;
+        let mut out = Vec::with_capacity(got.len());
+        for s in got {
+            let floats = s
+                .samples()
+                .map(|r| r.map(|(t, v)| FPoint { t, v }))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage)?;
+            // A chunk can overlap the range without a sample in it.
+            if floats.is_empty() {
+                continue;
+            }
+            let pairs: Vec<(&str, &str)> = s.labels.iter().collect();
+            out.push(StoredSeries {
+                labels: Labels::from_pairs(&pairs),
+                floats,
+            });
+        }
+        Ok(out)
     }
 
     /// Label names in the head and every block.
