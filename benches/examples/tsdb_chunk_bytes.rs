@@ -274,11 +274,112 @@ fn top(data: &Dataset) {
     }
 }
 
+/// Bytes per sample of the data written as the store writes it: 2 h blocks
+/// (`block::write_block`), the `chunks` files counted whole (file header,
+/// each chunk's length, bytes and CRC-32). Beside it, what the same chunks
+/// take with every timestamp section kept (a version 1 `chunks` file: the
+/// same cuts, sealed one by one and framed). Every block is read back and
+/// compared bit for bit.
+fn blocks(data: &Dataset) {
+    use vigil_tsdb::block::{Block, write_block};
+    use vigil_tsdb::index::Matcher;
+    use vigil_tsdb::labels::Labels;
+
+    const RANGE: i64 = 7_200_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let labelled: Vec<(Labels, &[(i64, f64)])> = data
+        .series
+        .iter()
+        .map(|s| {
+            let l = Labels::new([("__name__", "s".to_owned()), ("key", s.key.clone())])
+                .expect("labels");
+            (l, &s.samples[..])
+        })
+        .collect();
+    let lo = labelled
+        .iter()
+        .filter_map(|(_, s)| s.first())
+        .map(|x| x.0)
+        .min()
+        .unwrap();
+    let hi = labelled
+        .iter()
+        .filter_map(|(_, s)| s.last())
+        .map(|x| x.0)
+        .max()
+        .unwrap();
+    let (mut v2, mut v1, mut index) = (0u64, 0u64, 0u64);
+    let mut start = lo.div_euclid(RANGE) * RANGE;
+    let policy = ChunkPolicy::default();
+    while start <= hi {
+        let end = start + RANGE;
+        let part: Vec<(Labels, Vec<(i64, f64)>)> = labelled
+            .iter()
+            .map(|(l, s)| {
+                let a = s.partition_point(|x| x.0 < start);
+                let b = s.partition_point(|x| x.0 < end);
+                (l.clone(), s[a..b].to_vec())
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        // The version 1 size: 8 bytes of header, then each chunk framed.
+        v1 += 8;
+        for (_, s) in &part {
+            let mut w = vigil_tsdb::chunk::ChunkWriter::new();
+            let mut frame = |w: &vigil_tsdb::chunk::ChunkWriter| {
+                let len = w.seal().len() as u64;
+                v1 += len + 4 + (64 - len.leading_zeros()).div_ceil(7).max(1) as u64;
+            };
+            for &(t, v) in s {
+                if policy.should_cut(&w, t) {
+                    frame(&w);
+                    w = vigil_tsdb::chunk::ChunkWriter::new();
+                }
+                w.append(t, v).expect("append");
+            }
+            frame(&w);
+        }
+        let path = write_block(dir.path(), start, end, part.clone()).expect("write block");
+        v2 += std::fs::metadata(path.join("chunks"))
+            .expect("chunks")
+            .len();
+        index += std::fs::metadata(path.join("index")).expect("index").len();
+        let b = Block::open(&path).expect("open block");
+        let mut back = b
+            .select(&[Matcher::equal("__name__", "s")], i64::MIN, i64::MAX)
+            .expect("select");
+        let mut want = part;
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        back.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(back.len(), want.len());
+        for ((lb, got), (lw, w)) in back.iter().zip(&want) {
+            assert_eq!(lb, lw);
+            assert!(
+                same(got.as_ref().expect("read series"), w),
+                "block round trip"
+            );
+        }
+        start = end;
+    }
+    let n = data.samples();
+    println!(
+        "
+blocks (2 h, as the store writes them), `chunks` files whole: {} bytes/sample \
+         (timestamp sections shared between chunks with equal timestamps); \
+         {} with every chunk's own timestamps (version 1 framing); index files {}",
+        per_sample(v2 as usize, n),
+        per_sample(v1 as usize, n),
+        per_sample(index as usize, n)
+    );
+}
+
 fn main() {
     let generated = tsdb_data::node_exporter_day();
     report(&generated);
+    blocks(&generated);
     top(&generated);
     let real = tsdb_data::real_series();
     report(&real);
+    blocks(&real);
     top(&real);
 }

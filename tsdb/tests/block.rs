@@ -95,6 +95,173 @@ proptest! {
     }
 }
 
+/// Series that share one timestamp vector (as the series of one scrape
+/// target do), with their own values; some start later or end earlier, so
+/// their chunks' timestamps differ from the others'.
+fn shared_series() -> impl Strategy<Value = SeriesData> {
+    (
+        proptest::collection::vec((1i64..40_000, -3i64..=3), 1..700),
+        proptest::collection::vec((0usize..3, any::<u64>()), 1..10),
+    )
+        .prop_map(|(steps, per)| {
+            let mut t = 0i64;
+            let ts: Vec<i64> = steps
+                .iter()
+                .map(|&(d, j)| {
+                    t += d;
+                    t + j
+                })
+                .collect();
+            per.into_iter()
+                .enumerate()
+                .map(|(k, (skip, seed))| {
+                    let l =
+                        Labels::new([("__name__", "m".to_owned()), ("k", k.to_string())]).unwrap();
+                    let from = (skip * 100).min(ts.len() - 1);
+                    let samples = ts[from..]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| {
+                            let x = seed.wrapping_mul(i as u64 + 1) >> 40;
+                            (t, ((x % 500) as f64 * 0.25).to_bits())
+                        })
+                        .collect();
+                    (l, samples)
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Chunks that share a timestamp section in the `chunks` file (version
+    /// 2) read back bit for bit, also after a copy into a compacted block.
+    #[test]
+    fn shared_timestamp_chunks_read_back(data in shared_series()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &data, i64::MIN, i64::MAX);
+        let b = Block::open(&path).unwrap();
+        let mut want = data.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        prop_assert_eq!(read_all(&b, i64::MIN, i64::MAX).unwrap(), want);
+    }
+}
+
+/// Five series scraped together: one timestamp vector, jittered by a few
+/// milliseconds, each series its own values.
+fn shared_data() -> SeriesData {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let ts: Vec<i64> = (0..500)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i * 15_000 + (x % 7) as i64 - 3
+        })
+        .collect();
+    (0..5)
+        .map(|k| {
+            let l = Labels::new([("__name__", "m".to_owned()), ("k", k.to_string())]).unwrap();
+            let samples = ts
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, ((i as i64 * (k + 1)) as f64).to_bits()))
+                .collect();
+            (l, samples)
+        })
+        .collect()
+}
+
+#[test]
+fn series_scraped_together_store_their_timestamps_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared_data();
+    let shared = write(&dir.path().join("a"), &data, 0, i64::MAX);
+    // The same values, each series 1 ms later than the one before: no two
+    // chunks have equal timestamps.
+    let apart: SeriesData = data
+        .iter()
+        .enumerate()
+        .map(|(k, (l, s))| {
+            (
+                l.clone(),
+                s.iter().map(|&(t, v)| (t + k as i64, v)).collect(),
+            )
+        })
+        .collect();
+    let separate = write(&dir.path().join("b"), &apart, 0, i64::MAX);
+    let size = |p: &Path| std::fs::metadata(p.join("chunks")).unwrap().len();
+    let (a, b) = (size(&shared), size(&separate));
+    // Timestamps are about half of these chunks: four of five series
+    // drop theirs.
+    assert!(a * 10 < b * 7, "shared {a} B, separate {b} B");
+    assert_eq!(
+        read_all(&Block::open(&shared).unwrap(), i64::MIN, i64::MAX).unwrap(),
+        data
+    );
+    assert_eq!(
+        read_all(&Block::open(&separate).unwrap(), i64::MIN, i64::MAX).unwrap(),
+        apart
+    );
+}
+
+/// What sharing costs: a damaged chunk whose timestamps other chunks use
+/// fails those series too (in this block only), with the file named.
+#[test]
+fn a_damaged_shared_timestamp_section_fails_the_series_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = shared_data();
+    // k=5 on its own timestamps.
+    let l = Labels::new([("__name__", "m".to_owned()), ("k", "5".to_owned())]).unwrap();
+    data.push((
+        l,
+        (0..500).map(|i| (i * 15_000 + 1, 1f64.to_bits())).collect(),
+    ));
+    let path = write(dir.path(), &data, 0, i64::MAX);
+    let p = path.join("chunks");
+    let mut bytes = std::fs::read(&p).unwrap();
+    // k=0 is written first; its first chunk holds the timestamps the other
+    // four refer to.
+    bytes[12] ^= 0x10;
+    std::fs::write(&p, &bytes).unwrap();
+    let b = Block::open(&path).unwrap();
+    let got = b
+        .select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(got.len(), 6);
+    for (l, r) in &got[..5] {
+        let e = r.as_ref().expect_err("reads the damaged chunk");
+        assert!(e.to_string().contains("chunks"), "{l:?}: {e}");
+    }
+    let own = got[5].1.as_ref().expect("k=5 shares nothing");
+    assert_eq!(own.len(), 500);
+}
+
+/// A `chunks` file of version 1 (written before shared timestamps) still
+/// reads; a shared-timestamp chunk in one is refused by name.
+#[test]
+fn version_1_chunks_files_read_and_refuse_shared_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(&dir.path().join("a"), &sample_data(), 0, i64::MAX);
+    let p = plain.join("chunks");
+    let mut bytes = std::fs::read(&p).unwrap();
+    assert_eq!(bytes[4], 2);
+    bytes[4] = 1;
+    std::fs::write(&p, &bytes).unwrap();
+    assert_eq!(
+        read_all(&Block::open(&plain).unwrap(), i64::MIN, i64::MAX).unwrap(),
+        sample_data()
+    );
+    let shared = write(&dir.path().join("b"), &shared_data(), 0, i64::MAX);
+    let p = shared.join("chunks");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[4] = 1;
+    std::fs::write(&p, &bytes).unwrap();
+    let e = read_all(&Block::open(&shared).unwrap(), i64::MIN, i64::MAX).unwrap_err();
+    assert!(e.to_string().contains("version 1"), "{e}");
+}
+
 fn sample_data() -> SeriesData {
     (0..5)
         .map(|k| {
@@ -111,9 +278,14 @@ fn sample_data() -> SeriesData {
 
 #[test]
 fn damage_is_reported_with_file_and_offset_and_never_panics() {
+    damage_run(sample_data());
+    damage_run(shared_data());
+}
+
+fn damage_run(data: SeriesData) {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), &sample_data(), 0, i64::MAX);
-    let good = write(&dir.path().join("other"), &sample_data(), 0, i64::MAX);
+    let path = write(dir.path(), &data, 0, i64::MAX);
+    let good = write(&dir.path().join("other"), &data, 0, i64::MAX);
     for file in ["chunks", "index", "meta.json"] {
         let p = path.join(file);
         let orig = std::fs::read(&p).unwrap();
@@ -147,7 +319,7 @@ fn damage_is_reported_with_file_and_offset_and_never_panics() {
     }
     assert_eq!(
         read_all(&Block::open(&path).unwrap(), i64::MIN, i64::MAX).unwrap(),
-        sample_data()
+        data
     );
     // The other block is unaffected by anything done to the first.
     assert!(Block::open(&good).is_ok());

@@ -9,7 +9,9 @@
 //! files are mapped read-only; opening a block checks the index's CRC and
 //! its table of contents and builds nothing in memory. Chunk CRCs are
 //! checked as chunks are read, so one damaged chunk fails only the series
-//! that reads it.
+//! that read it: its own, and those whose chunks share its timestamp
+//! section (`shared`: series scraped together store their timestamps once
+//! per block).
 
 use std::fs;
 use std::io::Write;
@@ -27,6 +29,7 @@ use crate::labels::Labels;
 mod index;
 mod mapped;
 pub mod plan;
+mod shared;
 
 use index::{ChunkMeta, IndexReader};
 use mapped::Mapped;
@@ -34,12 +37,15 @@ use mapped::Mapped;
 const CHUNKS_MAGIC: &[u8; 4] = b"VTSC";
 const TOMBSTONES_MAGIC: &[u8; 4] = b"VTST";
 const VERSION: u8 = 1;
+/// The `chunks` file's version: 2 adds shared timestamp sections (`0x03`
+/// chunks); version 1 files (written before) are read as they are.
+const CHUNKS_VERSION: u8 = 2;
 
 /// A series' samples, oldest first.
 pub type Samples = Vec<(i64, f64)>;
 
 /// Series with their samples, or the error reading them (a damaged chunk
-/// fails only its series).
+/// fails only the series that read it).
 pub type Selected = Vec<(Labels, Result<Samples, Error>)>;
 
 /// The blocks that opened, and the directories that did not with why.
@@ -116,16 +122,20 @@ pub(crate) fn write_block_data(
     list.sort_by(|a, b| a.0.cmp(&b.0));
     let mut chunks: Vec<u8> = Vec::new();
     chunks.extend_from_slice(CHUNKS_MAGIC);
-    chunks.extend_from_slice(&[VERSION, 0, 0, 0]);
+    chunks.extend_from_slice(&[CHUNKS_VERSION, 0, 0, 0]);
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
     let (mut n_samples, mut n_chunks) = (0u64, 0u64);
     let policy = ChunkPolicy::default();
-    let frame = |chunks: &mut Vec<u8>, metas: &mut Vec<ChunkMeta>, lo, hi, bytes: &[u8]| {
+    let mut dedup = shared::Dedup::default();
+    let mut frame = |chunks: &mut Vec<u8>, metas: &mut Vec<ChunkMeta>, lo, hi, bytes: &[u8]| {
+        let offset = chunks.len() as u64;
         metas.push(ChunkMeta {
             mint: lo,
             maxt: hi,
-            offset: chunks.len() as u64,
+            offset,
         });
+        let rewritten = dedup.rewrite(bytes, offset);
+        let bytes = rewritten.as_deref().unwrap_or(bytes);
         put_uvarint(chunks, bytes.len() as u64);
         chunks.extend_from_slice(bytes);
         chunks.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
@@ -141,7 +151,7 @@ pub(crate) fn write_block_data(
             }
             SeriesData::Samples(samples) => {
                 let mut w = ChunkWriter::new();
-                let flush =
+                let mut flush =
                     |w: &mut ChunkWriter, metas: &mut Vec<ChunkMeta>, chunks: &mut Vec<u8>| {
                         if let (Some(first), Some(last)) = (w.first_time(), w.last_time()) {
                             frame(chunks, metas, first, last, &w.seal());
@@ -259,7 +269,8 @@ impl Block {
         }
         let chunks = Mapped::open(&dir.join("chunks"))?;
         chunks.check_len()?;
-        if chunks.bytes().get(..4) != Some(CHUNKS_MAGIC) || chunks.bytes().get(4) != Some(&VERSION)
+        if chunks.bytes().get(..4) != Some(CHUNKS_MAGIC)
+            || !matches!(chunks.bytes().get(4), Some(&VERSION | &CHUNKS_VERSION))
         {
             return Err(Error::BadBlock {
                 file: dir.join("chunks"),
@@ -342,8 +353,9 @@ impl Block {
         // under the mapping (see `mapped`).
         self.chunks.check_len()?;
         let start = out.len();
+        let mut buf = Vec::new();
         for m in &s.chunks {
-            self.read_chunk(m.offset, out)?;
+            self.read_chunk(m.offset, &mut buf, out)?;
         }
         let dead: Vec<(i64, i64)> = self
             .tombstones
@@ -366,7 +378,7 @@ impl Block {
 
     /// The series all `matchers` select with samples in `[mint, maxt]`, in
     /// label order, with their samples (chunk CRCs are checked as read; a
-    /// damaged chunk fails only its series). Fails as a whole only when the
+    /// damaged chunk fails only the series that read it). Fails as a whole only when the
     /// index cannot be read.
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Selected, Error> {
         Ok(self
@@ -437,8 +449,11 @@ impl Block {
         }
         self.chunks.check_len()?;
         let mut out = Vec::with_capacity(s.chunks.len());
+        let mut buf = Vec::new();
         for m in &s.chunks {
-            let (bytes, at) = self.chunk_bytes(m.offset)?;
+            // A shared-timestamp chunk is handed out sealed again: the
+            // block it goes to shares by its own offsets.
+            let (bytes, at) = self.chunk_at(m.offset, &mut buf)?;
             let chunk = Chunk::new(bytes).map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?;
             out.push(RawChunk {
                 mint: m.mint,
@@ -492,8 +507,42 @@ impl Block {
         Ok((bytes, at))
     }
 
-    fn read_chunk(&self, offset: u64, out: &mut Vec<(i64, f64)>) -> Result<(), Error> {
+    /// The chunk framed at `offset` as the codec reads it: its own bytes,
+    /// or for a shared-timestamp (`0x03`) chunk the sealed chunk put back
+    /// together in `buf` from the chunk it refers to (FORMAT.md, `chunks`).
+    fn chunk_at<'s>(
+        &'s self,
+        offset: u64,
+        buf: &'s mut Vec<u8>,
+    ) -> Result<(&'s [u8], usize), Error> {
         let (bytes, at) = self.chunk_bytes(offset)?;
+        if bytes.first() != Some(&shared::ENC_SHARED_TS) {
+            return Ok((bytes, at));
+        }
+        let bad = |w: &str| self.bad_chunk(at as u64, w);
+        if self.chunks.bytes().get(4) != Some(&CHUNKS_VERSION) {
+            return Err(bad("shared-timestamp chunk in a version 1 chunks file"));
+        }
+        let (first, layouts, values) = shared::parse_shared(bytes, offset).map_err(bad)?;
+        let (base, base_at) = self.chunk_bytes(first)?;
+        let parts = shared::split_sealed(base).ok_or_else(|| {
+            self.bad_chunk(
+                base_at as u64,
+                "the chunk a shared-timestamp chunk refers to is not a sealed chunk",
+            )
+        })?;
+        shared::join(&parts, layouts, values, buf).map_err(bad)?;
+        let buf: &'s Vec<u8> = buf;
+        Ok((buf.as_slice(), at))
+    }
+
+    fn read_chunk(
+        &self,
+        offset: u64,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<(i64, f64)>,
+    ) -> Result<(), Error> {
+        let (bytes, at) = self.chunk_at(offset, buf)?;
         let chunk = Chunk::new(bytes).map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?;
         for sample in chunk.iter() {
             out.push(sample.map_err(|e| self.bad_chunk(at as u64, &e.to_string()))?);
