@@ -53,7 +53,7 @@ fn ingest(sets: &[Labels], rounds: usize) -> Duration {
     };
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
-    ingest::ingest(&head, sets, rounds);
+    ingest::ingest(&head, sets, rounds, 1);
     let took = start.elapsed();
     drop(head);
     took
@@ -62,7 +62,7 @@ fn ingest(sets: &[Labels], rounds: usize) -> Duration {
 /// Prints the head's heap bytes per series after `rounds` rounds.
 fn report_memory(sets: &[Labels], rounds: usize) {
     let head = Head::in_memory(HeadOptions::default());
-    ingest::ingest(&head, sets, rounds);
+    ingest::ingest(&head, sets, rounds, 1);
     let m = head.memory();
     let n = m.series as f64;
     let per = |b: usize| b as f64 / n;

@@ -1,10 +1,22 @@
 //! The workload of `promtool tsdb bench write` (../shared/corpus/bench), shared
 //! by the criterion bench `tsdb_ingest` and the example `tsdb_ingest_full`:
 //! label sets as the shared generator writes them, one sample per series per
-//! round (timestamps +30 s, values +1000 a round), one commit per round.
+//! round (timestamps +30 s, values +1000 a round), split as promtool splits
+//! it (Prometheus's cmd/promtool/tsdb.go, `ingestScrapes`): the series in
+//! shards of 1,000, and for each block of 100 rounds every shard appends
+//! its 100 rounds on its own, one commit per shard and round (commits of
+//! 1,000 samples). promtool runs the shards as goroutines; here `threads`
+//! OS threads take the shards of each block of rounds between them.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vigil_tsdb::head::Head;
 use vigil_tsdb::labels::Labels;
+
+/// Series per shard, and rounds per block, as promtool.
+const SHARD: usize = 1_000;
+const BLOCK_ROUNDS: usize = 100;
 
 /// Label sets from the generator's JSON lines.
 pub fn parse_label_sets(json_lines: &str, n: usize) -> Vec<Labels> {
@@ -22,19 +34,44 @@ pub fn parse_label_sets(json_lines: &str, n: usize) -> Vec<Labels> {
         .collect()
 }
 
-/// Creates the series (round 0), then appends `rounds - 1` more rounds.
-pub fn ingest(head: &Head, sets: &[Labels], rounds: usize) {
-    let mut app = head.appender();
-    let refs: Vec<_> = sets
-        .iter()
-        .map(|l| app.append(l, 0, 0.0).unwrap())
-        .collect();
-    app.commit().unwrap();
-    for round in 1..rounds {
-        let mut app = head.appender_with_capacity(refs.len());
-        for &r in &refs {
-            app.append_ref(r, round as i64 * 30_000, round as f64 * 1000.0)
-                .unwrap();
+/// Appends `rounds` rounds to every series of `sets` from `threads`
+/// threads (at least 1); round 0 creates the series (by labels, as
+/// promtool's first append of a shard), later rounds append by reference.
+pub fn ingest(head: &Head, sets: &[Labels], rounds: usize, threads: usize) {
+    let shards: Vec<&[Labels]> = sets.chunks(SHARD).collect();
+    // A shard's series references; one thread at a time works on a shard.
+    let refs: Vec<Mutex<Vec<u64>>> = shards.iter().map(|_| Mutex::default()).collect();
+    let threads = threads.clamp(1, shards.len().max(1));
+    for block in (0..rounds).step_by(BLOCK_ROUNDS) {
+        let end = (block + BLOCK_ROUNDS).min(rounds);
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let (Some(shard), Some(refs)) = (shards.get(i), refs.get(i)) else {
+                break;
+            };
+            shard_rounds(head, shard, &mut refs.lock().unwrap(), block..end);
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+}
+
+/// One shard's rounds `range`: a commit of one sample per series a round.
+fn shard_rounds(head: &Head, sets: &[Labels], refs: &mut Vec<u64>, range: std::ops::Range<usize>) {
+    for round in range {
+        let (t, v) = (round as i64 * 30_000, round as f64 * 1000.0);
+        let mut app = head.appender_with_capacity(sets.len());
+        if refs.is_empty() {
+            *refs = sets.iter().map(|l| app.append(l, t, v).unwrap()).collect();
+        } else {
+            for &r in refs.iter() {
+                app.append_ref(r, t, v).unwrap();
+            }
         }
         app.commit().unwrap();
     }

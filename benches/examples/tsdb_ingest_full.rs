@@ -2,12 +2,16 @@
 //! workload on the vigil head, as one process, to be timed and measured
 //! (peak RSS) beside promtool by `scripts/bench-tsdb-ingest`:
 //!
-//!     cargo run --release -p vigil-benches --example tsdb_ingest_full -- LABELS.json [SERIES] [ROUNDS]
+//!     cargo run --release -p vigil-benches --example tsdb_ingest_full -- LABELS.json [SERIES] [ROUNDS] [THREADS]
 //!
 //! LABELS.json is the output of ../shared/corpus/bench/gen_bench_series.py.
-//! Prints samples/s, the head's series count, the process's peak RSS, and
-//! the restart time: replaying the whole WAL, and loading a checkpoint.
-//! With `HEAD_MEMORY=1` it measures the head's own memory instead (no WAL).
+//! The series are appended in promtool's shards of 1,000 (`common/ingest.rs`)
+//! from THREADS threads (default: the number of cores, as promtool's
+//! goroutines run on all of them). Prints samples/s, the thread count, the
+//! head's series count, the process's peak RSS, and the restart time:
+//! replaying the whole WAL, and loading a checkpoint.
+//! With `HEAD_MEMORY=1` it measures the head's own memory instead (no WAL);
+//! with `INGEST_ONLY=1` it stops after the ingest (for profiling it).
 
 #[path = "../common/ingest.rs"]
 mod ingest;
@@ -64,7 +68,8 @@ fn rss_kib() -> u64 {
 fn head_memory(sets: &[Labels], rounds: usize) {
     let before = rss_kib();
     let head = Head::in_memory(HeadOptions::default());
-    ingest::ingest(&head, sets, rounds);
+    // One thread: the figure is about the head, not about scheduling.
+    ingest::ingest(&head, sets, rounds, 1);
     let grew = rss_kib().saturating_sub(before) * 1024;
     let label_bytes: usize = sets
         .iter()
@@ -116,9 +121,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let file = args
         .get(1)
-        .expect("usage: tsdb_ingest_full LABELS.json [SERIES] [ROUNDS]");
+        .expect("usage: tsdb_ingest_full LABELS.json [SERIES] [ROUNDS] [THREADS]");
     let series: usize = args.get(2).map_or(10_000, |s| s.parse().unwrap());
     let rounds: usize = args.get(3).map_or(3_000, |s| s.parse().unwrap());
+    let threads: usize = args.get(4).map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |s| s.parse().unwrap(),
+    );
     let sets = ingest::parse_label_sets(&std::fs::read_to_string(file).unwrap(), series);
     if std::env::var_os("HEAD_MEMORY").is_some() {
         head_memory(&sets, rounds);
@@ -135,12 +144,12 @@ fn main() {
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
     let cpu = cpu_secs();
-    ingest::ingest(&head, &sets, rounds);
+    ingest::ingest(&head, &sets, rounds, threads);
     let took = start.elapsed();
     let cpu = cpu_secs() - cpu;
     let samples = sets.len() * rounds;
     println!(
-        "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {} series; peak RSS {} MiB; \
+        "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {threads} threads; {} series; peak RSS {} MiB; \
          {cpu:.2} CPU-s = {:.2} M samples/CPU-s",
         took.as_secs_f64(),
         samples as f64 / took.as_secs_f64() / 1e6,
@@ -148,6 +157,9 @@ fn main() {
         peak_rss_kib() / 1024,
         samples as f64 / cpu / 1e6
     );
+    if std::env::var_os("INGEST_ONLY").is_some() {
+        return;
+    }
     // Restart: open the same directory again, which replays the whole WAL.
     let opts = HeadOptions::default();
     drop(head);

@@ -91,7 +91,6 @@ impl ChunkPolicy {
 #[derive(Debug, Clone)]
 pub struct ChunkWriter {
     app: XorAppender,
-    first: i64,
 }
 
 impl Default for ChunkWriter {
@@ -105,7 +104,6 @@ impl ChunkWriter {
     pub fn new() -> Self {
         Self {
             app: XorAppender::new(),
-            first: 0,
         }
     }
 
@@ -115,8 +113,6 @@ impl ChunkWriter {
             if t <= last {
                 return Err(Error::OutOfOrder { t, last });
             }
-        } else {
-            self.first = t;
         }
         if self.len() >= MAX_SAMPLES {
             return Err(Error::Full(self.len()));
@@ -137,7 +133,7 @@ impl ChunkWriter {
 
     /// Timestamp of the first sample.
     pub fn first_time(&self) -> Option<i64> {
-        (!self.is_empty()).then_some(self.first)
+        self.app.first_t()
     }
 
     /// Timestamp of the last sample.
@@ -147,12 +143,12 @@ impl ChunkWriter {
 
     /// Heap bytes the open chunk holds (its buffer's capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.app.w.buf.capacity()
+        self.app.buf.capacity()
     }
 
     /// The open chunk's bytes (encoding `0x01`), readable by [`Chunk`].
     pub fn bytes(&self) -> &[u8] {
-        &self.app.w.buf
+        &self.app.buf
     }
 
     /// The sealed form of the samples so far (see [`Encoder`]).

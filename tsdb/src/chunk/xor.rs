@@ -154,14 +154,21 @@ const MAX_SAMPLE_BYTES: usize = 20;
 /// How much an open chunk's buffer grows at a time.
 const GROW: usize = 48;
 
-/// Appender state of an open (encoding `0x01`) chunk.
+/// Appender state of an open (encoding `0x01`) chunk. A head keeps one per
+/// series, so the bit writer's and the XOR coder's fields are kept here
+/// flat: nested, each struct's padding made it 72 bytes, flat it is 56.
 #[derive(Debug, Clone)]
 pub(crate) struct XorAppender {
-    pub(crate) w: BitWriter,
-    pub(crate) count: u16,
+    pub(crate) buf: Vec<u8>,
     t: i64,
     delta: u64,
-    vals: XorState,
+    /// [`XorState`]'s fields.
+    prev: u64,
+    pub(crate) count: u16,
+    lead: u8,
+    trail: u8,
+    /// Unused low bits of the last byte of `buf` (see `BitWriter`).
+    free: u8,
 }
 
 impl XorAppender {
@@ -172,11 +179,14 @@ impl XorAppender {
         let mut buf = Vec::with_capacity(GROW);
         buf.extend_from_slice(&[super::ENC_XOR, 0, 0]);
         Self {
-            w: BitWriter::from_vec(buf),
-            count: 0,
+            buf,
             t: 0,
             delta: 0,
-            vals: XorState::default(),
+            prev: 0,
+            count: 0,
+            lead: 0,
+            trail: 0,
+            free: 0,
         }
     }
 
@@ -184,34 +194,62 @@ impl XorAppender {
         (self.count > 0).then_some(self.t)
     }
 
+    /// The first sample's timestamp, read back from the stream (the first
+    /// thing in it, a zigzag varint right after the header), so that it
+    /// costs no field.
+    pub(crate) fn first_t(&self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut v = 0u64;
+        for (i, &b) in self.buf.get(XOR_HEADER..)?.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(super::bits::unzigzag(v));
+            }
+        }
+        None
+    }
+
     /// Appends; the caller has checked order and capacity.
     pub(crate) fn append(&mut self, t: i64, v: f64) {
         let bits = v.to_bits();
-        if self.w.buf.capacity() - self.w.buf.len() < MAX_SAMPLE_BYTES {
-            self.w.buf.reserve_exact(GROW);
+        if self.buf.capacity() - self.buf.len() < MAX_SAMPLE_BYTES {
+            self.buf.reserve_exact(GROW);
         }
+        let mut w = BitWriter::resume(std::mem::take(&mut self.buf), u32::from(self.free));
+        let mut vals = XorState {
+            prev: self.prev,
+            lead: self.lead,
+            trail: self.trail,
+        };
         match self.count {
             0 => {
-                self.w.write_uvarint(zigzag(t));
-                self.w.write(bits, 64);
-                self.vals = XorState::new(bits);
+                w.write_uvarint(zigzag(t));
+                w.write(bits, 64);
+                vals = XorState::new(bits);
             }
             1 => {
                 self.delta = (t as u64).wrapping_sub(self.t as u64);
-                self.w.write_uvarint(self.delta);
-                self.vals.write(&mut self.w, bits);
+                w.write_uvarint(self.delta);
+                vals.write(&mut w, bits);
             }
             _ => {
                 let delta = (t as u64).wrapping_sub(self.t as u64);
-                write_dod(&mut self.w, delta.wrapping_sub(self.delta) as i64);
+                write_dod(&mut w, delta.wrapping_sub(self.delta) as i64);
                 self.delta = delta;
-                self.vals.write(&mut self.w, bits);
+                vals.write(&mut w, bits);
             }
         }
+        let (buf, free) = w.into_parts();
+        self.buf = buf;
+        // Always below 8.
+        self.free = free as u8;
+        (self.prev, self.lead, self.trail) = (vals.prev, vals.lead, vals.trail);
         self.t = t;
         self.count += 1;
         let [hi, lo] = self.count.to_be_bytes();
-        self.w.buf[1] = hi;
-        self.w.buf[2] = lo;
+        self.buf[1] = hi;
+        self.buf[2] = lo;
     }
 }

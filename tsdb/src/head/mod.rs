@@ -15,6 +15,7 @@ mod series;
 mod snapshot;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
 use std::path::Path;
@@ -239,6 +240,10 @@ pub struct Head {
     /// Held from a commit's WAL write until its samples are applied, and by
     /// a checkpoint, so that a checkpoint's state and WAL position agree.
     commit: parking_lot::Mutex<()>,
+    /// Series collections so far ([`Head::gc_series`]): a commit whose
+    /// appends all came after the last one need not look for collected
+    /// series.
+    gc_epoch: AtomicU64,
 }
 
 impl Head {
@@ -249,6 +254,7 @@ impl Head {
             opts,
             state: RwLock::new(State::new()),
             commit: parking_lot::Mutex::new(()),
+            gc_epoch: AtomicU64::new(0),
         }
     }
 
@@ -270,6 +276,7 @@ impl Head {
             opts,
             state: RwLock::new(state),
             commit: parking_lot::Mutex::new(()),
+            gc_epoch: AtomicU64::new(0),
         })
     }
 
@@ -402,6 +409,9 @@ impl Head {
             st.index.remove(id);
             st.series.remove(id);
         }
+        if !dead.is_empty() {
+            self.gc_epoch.fetch_add(1, Ordering::Release);
+        }
         dead.len()
     }
 
@@ -468,6 +478,7 @@ impl Head {
         Appender {
             head: self,
             samples: Vec::with_capacity(samples),
+            gc_epoch: self.gc_epoch.load(Ordering::Acquire),
         }
     }
 
@@ -521,6 +532,9 @@ impl State {
 pub struct Appender<'h> {
     head: &'h Head,
     samples: Vec<(SeriesId, i64, f64)>,
+    /// `Head::gc_epoch` when the appender was made: every series it
+    /// appended to existed at or after this collection.
+    gc_epoch: u64,
 }
 
 impl Appender<'_> {
@@ -571,7 +585,9 @@ impl Appender<'_> {
         // The commit lock keeps series collection out until the batch is
         // applied; a series collected since its append_ref is left out of
         // the WAL too, so a replay never meets a sample without its series.
-        {
+        // No collection since the appender was made: nothing to look for
+        // (a pass over every sample's series, each a cache miss).
+        if self.head.gc_epoch.load(Ordering::Acquire) != self.gc_epoch {
             let st = self.head.state.read();
             let before = self.samples.len();
             self.samples.retain(|s| st.series.contains(s.0));
@@ -581,17 +597,21 @@ impl Appender<'_> {
         if let Some(wal) = &self.head.wal {
             let series: Vec<(SeriesId, Labels)> = {
                 let st = self.head.state.read();
-                let mut ids: Vec<SeriesId> = self
-                    .samples
-                    .iter()
-                    .map(|s| s.0)
-                    .filter(|id| st.unlogged.contains(id))
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                ids.into_iter()
-                    .filter_map(|id| st.index.labels(id).map(|l| (id, l)))
-                    .collect()
+                if st.unlogged.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut ids: Vec<SeriesId> = self
+                        .samples
+                        .iter()
+                        .map(|s| s.0)
+                        .filter(|id| st.unlogged.contains(id))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.into_iter()
+                        .filter_map(|id| st.index.labels(id).map(|l| (id, l)))
+                        .collect()
+                }
             };
             let mut recs: Vec<Vec<u8>> = Vec::with_capacity(2);
             if !series.is_empty() {

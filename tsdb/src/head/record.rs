@@ -9,7 +9,14 @@ use crate::labels::Labels;
 const SERIES: u8 = 1;
 const SAMPLES: u8 = 2;
 const DELETE: u8 = 3;
-const VERSION: u8 = 1;
+/// The version written: 2 (samples with integer values as varints).
+/// Version 1 records (every value as 8 raw bytes) are still read.
+const VERSION: u8 = 2;
+const V1: u8 = 1;
+
+/// Integer-valued samples up to this magnitude are written as varints:
+/// every integer below 2^53 is an exact `f64`.
+const EXACT_INT: u64 = 1 << 53;
 
 /// A decoded WAL record of the head.
 #[derive(Debug, PartialEq)]
@@ -54,18 +61,34 @@ pub(crate) fn encode_series(series: &[(u64, Labels)], out: &mut Vec<u8>) {
 }
 
 /// Samples: ids and timestamps as deltas from the previous sample's (zigzag
-/// varints), values as their 8 raw bytes, so every NaN payload survives.
+/// varints); a value that is an integer of magnitude below 2^53 (counters,
+/// 0/1 gauges: most scraped values) as `ivarint + 1`, any other as `0` and
+/// its 8 raw bytes, so every NaN payload and `-0.0` survive. An integer
+/// value takes 1–4 bytes instead of 8, which is most of a sample's WAL
+/// bytes, and so of what commit copies and checksums.
 pub(crate) fn encode_samples(samples: &[(u64, i64, f64)], out: &mut Vec<u8>) {
     out.extend_from_slice(&[SAMPLES, VERSION]);
     put_uvarint(out, samples.len() as u64);
+    // At most 10 + 10 + 10 (or 1 + 8) bytes a sample.
+    out.reserve(samples.len() * 30);
     let (mut pid, mut pt) = (0i64, 0i64);
     for &(id, t, v) in samples {
         put_varint(out, (id as i64).wrapping_sub(pid));
         put_varint(out, t.wrapping_sub(pt));
-        out.extend_from_slice(&v.to_bits().to_le_bytes());
+        let i = v as i64;
+        if (i as f64).to_bits() == v.to_bits() && i.unsigned_abs() < EXACT_INT {
+            put_uvarint(out, zigzag(i) + 1);
+        } else {
+            out.push(0);
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
         pid = id as i64;
         pt = t;
     }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// Deletions: `uvarint n`, then `n` × (`uvarint id`, `ivarint mint`,
@@ -113,6 +136,26 @@ impl Reader<'_> {
     pub(crate) fn varint(&mut self) -> Result<i64, Error> {
         let u = self.uvarint()?;
         Ok((u >> 1) as i64 ^ -((u & 1) as i64))
+    }
+
+    fn raw_f64(&mut self) -> Result<f64, Error> {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(self.take(8)?);
+        Ok(f64::from_bits(u64::from_le_bytes(v)))
+    }
+
+    /// A version-2 sample value (`encode_samples`).
+    fn value(&mut self) -> Result<f64, Error> {
+        match self.uvarint()? {
+            0 => self.raw_f64(),
+            u => {
+                let i = ((u - 1) >> 1) as i64 ^ -(((u - 1) & 1) as i64);
+                if i.unsigned_abs() >= EXACT_INT {
+                    return Err(self.bad("integer value beyond 2^53"));
+                }
+                Ok(i as f64)
+            }
+        }
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], Error> {
@@ -170,7 +213,7 @@ pub fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
     let mut r = Reader { b, at: 0, lsn };
     let head = r.take(2)?;
     let (kind, version) = (head[0], head[1]);
-    if version != VERSION {
+    if version != VERSION && version != V1 {
         return Err(Error::BadRecord {
             lsn,
             offset: 1,
@@ -188,15 +231,18 @@ pub fn decode(b: &[u8], lsn: u64) -> Result<Record, Error> {
             Record::Series(out)
         }
         SAMPLES => {
-            let n = r.count(10)?;
+            let n = r.count(if version == V1 { 10 } else { 3 })?;
             let mut out = Vec::with_capacity(n);
             let (mut id, mut t) = (0i64, 0i64);
             for _ in 0..n {
                 id = id.wrapping_add(r.varint()?);
                 t = t.wrapping_add(r.varint()?);
-                let mut v = [0u8; 8];
-                v.copy_from_slice(r.take(8)?);
-                out.push((id as u64, t, f64::from_bits(u64::from_le_bytes(v))));
+                let v = if version == V1 {
+                    r.raw_f64()?
+                } else {
+                    r.value()?
+                };
+                out.push((id as u64, t, v));
             }
             Record::Samples(out)
         }
@@ -250,9 +296,104 @@ mod tests {
             assert!(decode(&b[..cut], 2).is_err(), "truncated at {cut}");
         }
         assert!(decode(&[9, 1], 3).is_err());
+        assert!(decode(&[2, 3, 0], 3).is_err(), "unknown version");
         assert!(
             decode(&[2, 1, 0xff, 0xff, 0xff, 0x7f], 3).is_err(),
             "huge count"
         );
+    }
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(samples: &[(u64, i64, f64)]) -> Vec<(u64, i64, u64)> {
+        let mut b = Vec::new();
+        encode_samples(samples, &mut b);
+        let Record::Samples(back) = decode(&b, 1).unwrap() else {
+            panic!("not a samples record")
+        };
+        back.into_iter()
+            .map(|(i, t, v)| (i, t, v.to_bits()))
+            .collect()
+    }
+
+    fn bits(samples: &[(u64, i64, f64)]) -> Vec<(u64, i64, u64)> {
+        samples
+            .iter()
+            .map(|&(i, t, v)| (i, t, v.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn integers_are_short_and_other_values_exact() {
+        let edge = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2_999_000.0,
+            (EXACT_INT - 1) as f64,
+            -((EXACT_INT - 1) as f64),
+            EXACT_INT as f64,
+            1e300,
+            0.5,
+            f64::NAN,
+            f64::from_bits(0x7ff0_0000_0000_0002),
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE / 2.0,
+            i64::MIN as f64,
+        ];
+        let samples: Vec<_> = edge
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as u64 + 1, 1000 * i as i64, v))
+            .collect();
+        assert_eq!(round_trip(&samples), bits(&samples));
+        // An integer sample in a run of consecutive ids and equal times:
+        // two one-byte deltas and a 4-byte value.
+        let mut b = Vec::new();
+        encode_samples(&[(1, 5, 7.0), (2, 5, 2_999_000.0)], &mut b);
+        assert_eq!(b.len(), 2 + 1 + (1 + 1 + 1) + (1 + 1 + 4));
+    }
+
+    #[test]
+    fn version_1_records_are_still_read() {
+        // type 2, version 1, one sample: id +3, t +2 (zigzag 4), 1.5 raw.
+        let mut b = vec![SAMPLES, V1, 1, 6, 4];
+        b.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        assert_eq!(decode(&b, 9).unwrap(), Record::Samples(vec![(3, 2, 1.5)]));
+    }
+
+    #[test]
+    fn damaged_integer_value_is_an_error() {
+        // A value varint of 2^54 + 1 decodes to an integer beyond 2^53.
+        let mut b = vec![SAMPLES, VERSION, 1, 2, 2];
+        put_uvarint(&mut b, (1 << 54) + 1);
+        assert!(decode(&b, 1).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn samples_round_trip_bit_for_bit(
+            samples in proptest::collection::vec(
+                (any::<u64>(), any::<i64>(), prop_oneof![
+                    any::<u64>().prop_map(f64::from_bits),
+                    any::<i32>().prop_map(f64::from),
+                    (-(1i64 << 53)..(1i64 << 53)).prop_map(|i| i as f64),
+                ]),
+                0..50,
+            )
+        ) {
+            prop_assert_eq!(round_trip(&samples), bits(&samples));
+            let mut b = Vec::new();
+            encode_samples(&samples, &mut b);
+            for cut in 0..b.len() {
+                prop_assert!(decode(&b[..cut], 1).is_err());
+            }
+        }
     }
 }
