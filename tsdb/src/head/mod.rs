@@ -580,6 +580,12 @@ impl Appender<'_> {
     /// Samples that turn out to be out of order against another appender's
     /// commit are refused with an error; the others are kept.
     pub fn commit(mut self) -> Result<CommitSummary, Error> {
+        // The samples record is encoded before the commit lock is taken,
+        // so beside another thread's commit.
+        let mut samples_rec = Vec::new();
+        if self.head.wal.is_some() && !self.samples.is_empty() {
+            record::encode_samples(&self.samples, &mut samples_rec);
+        }
         let _commit = self.head.commit.lock();
         let mut summary = CommitSummary::default();
         // The commit lock keeps series collection out until the batch is
@@ -592,6 +598,12 @@ impl Appender<'_> {
             let before = self.samples.len();
             self.samples.retain(|s| st.series.contains(s.0));
             summary.unknown_series = before - self.samples.len();
+            if summary.unknown_series > 0 {
+                samples_rec.clear();
+                if self.head.wal.is_some() && !self.samples.is_empty() {
+                    record::encode_samples(&self.samples, &mut samples_rec);
+                }
+            }
         }
         let mut logged: Vec<SeriesId> = Vec::new();
         if let Some(wal) = &self.head.wal {
@@ -613,16 +625,14 @@ impl Appender<'_> {
                         .collect()
                 }
             };
-            let mut recs: Vec<Vec<u8>> = Vec::with_capacity(2);
+            let mut series_rec = Vec::new();
+            let mut recs: Vec<&[u8]> = Vec::with_capacity(2);
             if !series.is_empty() {
-                let mut b = Vec::new();
-                record::encode_series(&series, &mut b);
-                recs.push(b);
+                record::encode_series(&series, &mut series_rec);
+                recs.push(&series_rec);
             }
-            if !self.samples.is_empty() {
-                let mut b = Vec::with_capacity(4 + self.samples.len() * 12);
-                record::encode_samples(&self.samples, &mut b);
-                recs.push(b);
+            if !samples_rec.is_empty() {
+                recs.push(&samples_rec);
             }
             if !recs.is_empty() {
                 wal.append_batch(&recs)?;
