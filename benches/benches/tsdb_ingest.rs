@@ -1,7 +1,8 @@
 //! Head ingest: the workload of `promtool tsdb bench write` (see
 //! ../shared/corpus/bench/README.md): label sets from the shared generator,
 //! one sample per series per round, timestamps +30 s and values +1000 per
-//! round, one commit per round, WAL on (`SyncPolicy::Batch`, as Prometheus's
+//! round, split as promtool splits it (`common/ingest.rs`: shards of 1,000
+//! series, a commit per shard and round; one thread here), WAL on (`SyncPolicy::Batch`, as Prometheus's
 //! WAL, which fsyncs segments rather than commits).
 //!
 //! Each criterion iteration ingests `ROUNDS` rounds into a fresh head, so the
