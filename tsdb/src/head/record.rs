@@ -69,8 +69,10 @@ pub(crate) fn encode_series(series: &[(u64, Labels)], out: &mut Vec<u8>) {
 pub(crate) fn encode_samples(samples: &[(u64, i64, f64)], out: &mut Vec<u8>) {
     out.extend_from_slice(&[SAMPLES, VERSION]);
     put_uvarint(out, samples.len() as u64);
-    // At most 10 + 10 + 10 (or 1 + 8) bytes a sample.
-    out.reserve(samples.len() * 30);
+    // A scraped sample takes 3–12 bytes (the most is 30): room for 12,
+    // grown if needed; reserving the most would put a 10,000-sample
+    // record's buffer past the allocator's mmap threshold.
+    out.reserve(12 + samples.len() * 12);
     let (mut pid, mut pt) = (0i64, 0i64);
     for &(id, t, v) in samples {
         put_varint(out, (id as i64).wrapping_sub(pid));
