@@ -12,7 +12,9 @@
 # ../shared/corpus/bench/gen_bench_series.py beside the repository. Honours
 # CARGO_TARGET_DIR. The promtool workload is described in
 # ../shared/corpus/bench/README.md; the vigil example does the same (one
-# sample per series per round, one commit per round, WAL on).
+# sample per series per round, WAL on, split as promtool splits it: shards
+# of 1,000 series, a commit per shard and round, from as many threads as
+# cores; it prints the thread count).
 set -eu
 
 PAIRS=${PAIRS:-1}
