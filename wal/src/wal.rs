@@ -3,10 +3,14 @@
 //!
 //! Design note. One mutex (`State`) guards the queue of encoded frames that are
 //! not yet written, the sequence-number counters and the segment list. An
-//! appender encodes its frames into the queue under that mutex and, depending on
-//! the sync policy, returns or waits. Exactly one thread at a time is the
-//! *leader*: it takes the whole queue, releases the mutex, writes the bytes with
-//! one positional write and (when durability is wanted) one `fdatasync`, then
+//! appender queues its frames under that mutex and, depending on the sync
+//! policy, returns or waits. A call with kilobytes of frames encodes them into
+//! a buffer of its own before it takes the mutex (only sequence numbers and
+//! checksums are filled in under it), so that large appends from many threads
+//! copy their payloads in parallel; small calls copy theirs into a shared
+//! buffer under the mutex. Exactly one thread at a time is the *leader*: it
+//! takes the whole queue, releases the mutex, writes the queue's buffers with
+//! one vectored positional write and (when durability is wanted) one `fdatasync`, then
 //! publishes the new durable position and wakes everyone. Appenders that arrive
 //! while a leader is busy queue up behind it and are all covered by the next
 //! leader's single write and fsync. Under `SyncPolicy::Always` the leader is an
@@ -46,6 +50,30 @@ const LSN_LIMIT: Lsn = 1 << 62;
 /// of its records. Failures are rare; an appender that sleeps through this many
 /// gets a conservative error.
 const FAILURE_HISTORY: usize = 1024;
+/// A call with at least this many bytes of frames encodes them into a buffer
+/// of its own before taking the log's lock; smaller ones are copied into a
+/// shared buffer under it, which costs less than a buffer and an I/O vector
+/// entry per call.
+const OWN_BUFFER_MIN: usize = 4 << 10;
+/// Written buffers kept for reuse, and the largest capacity kept.
+const POOL_BUFFERS: usize = 32;
+const POOL_CAPACITY: usize = 4 << 20;
+
+/// Frames that have their sequence numbers but are not yet written, in LSN
+/// order: a list of buffers that the leader writes with one vectored write.
+#[derive(Default)]
+struct Queue {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    /// The last buffer is a shared one that small calls extend.
+    tail_shared: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+}
 
 /// A segment as readers and truncation see it.
 #[derive(Debug, Clone)]
@@ -65,8 +93,7 @@ struct Failure {
 }
 
 pub(crate) struct State {
-    pending: Vec<u8>,
-    spare: Vec<u8>,
+    pending: Queue,
     /// LSN of the first record in `pending` (equals `next_lsn` when empty).
     pending_first: Lsn,
     /// Appender calls whose records are in `pending`.
@@ -133,6 +160,8 @@ pub(crate) struct Shared {
     /// Readers in follow mode.
     pub(crate) cv_readers: Condvar,
     writer: Mutex<Writer>,
+    /// Written buffers for the next frames to be encoded into.
+    pool: Mutex<Vec<Vec<u8>>>,
     /// Copies of `durable_lsn` and the failure epoch that waiters can poll
     /// without the lock.
     durable_hint: std::sync::atomic::AtomicU64,
@@ -271,7 +300,8 @@ impl Writer {
     fn write_group(
         &mut self,
         sh: &Shared,
-        buf: &[u8],
+        bufs: &[&[u8]],
+        len: usize,
         first: Lsn,
         last: Lsn,
         fsync: bool,
@@ -279,27 +309,27 @@ impl Writer {
         if let Some((len, lsn)) = self.cut_to {
             self.cut(sh, len, lsn).map_err(WriteFailure::Write)?;
         }
-        if !buf.is_empty()
+        if len > 0
             && (self.roll_next
-                || (self.offset > HEADER && self.offset + buf.len() as u64 > sh.opts.segment_size))
+                || (self.offset > HEADER && self.offset + len as u64 > sh.opts.segment_size))
         {
             // Kept in `self.rolled` even if the write below fails: the new
             // segment exists and the old one is sealed either way.
             self.rolled = Some(self.roll(sh, first)?);
         }
-        if !buf.is_empty() {
-            if let Err(e) = self.file.write_at(self.offset, buf) {
+        if len > 0 {
+            if let Err(e) = self.file.write_vectored_at(self.offset, bufs) {
                 self.cut_to = Some((self.offset, self.written_lsn));
                 return Err(WriteFailure::Write(Error::io("write", &self.path, e)));
             }
-            self.offset += buf.len() as u64;
+            self.offset += len as u64;
             self.written_lsn = last;
         }
         if fsync && self.durable_offset < self.offset {
             if let Err(e) = self.file.sync_data() {
                 // This group is the caller's to fail or queue again; records
                 // written before it without an fsync are lost.
-                let lost_end = if buf.is_empty() {
+                let lost_end = if len == 0 {
                     self.written_lsn
                 } else {
                     first - 1
@@ -757,8 +787,7 @@ impl Wal {
         summary.segments = segments.len();
         summary.last_lsn = next_lsn - 1;
         let state = State {
-            pending: Vec::new(),
-            spare: Vec::new(),
+            pending: Queue::default(),
             pending_first: next_lsn,
             pending_calls: 0,
             pending_since: None,
@@ -791,6 +820,7 @@ impl Wal {
             cv_flush: Condvar::new(),
             cv_readers: Condvar::new(),
             writer: Mutex::new(writer),
+            pool: Mutex::new(Vec::new()),
             durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
             epoch_hint: std::sync::atomic::AtomicU64::new(0),
             hold: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -871,6 +901,18 @@ impl Wal {
             &many
         };
 
+        // A large call also copies its payloads outside the lock, into a
+        // buffer of its own that goes into the queue as it is; only the
+        // sequence numbers and checksums are filled in under the lock.
+        let own = (bytes >= OWN_BUFFER_MIN).then(|| {
+            let mut buf = sh.pooled_buffer();
+            buf.reserve(bytes);
+            for (i, r) in records.iter().enumerate() {
+                format::encode_unsealed_frame(&mut buf, r.as_ref(), i + 1 < records.len());
+            }
+            buf
+        });
+
         let mut st = sh.state.lock();
         if records.is_empty() {
             return Ok(st.next_lsn..st.next_lsn);
@@ -880,11 +922,31 @@ impl Wal {
         if first.checked_add(records.len() as u64).is_none() {
             return Err(Error::LsnExhausted);
         }
-        st.pending.reserve(bytes);
-        for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
-            let lsn = first + i as u64;
-            format::encode_frame(&mut st.pending, lsn, r.as_ref(), h, i + 1 < records.len());
+        let queue = &mut st.pending;
+        match own {
+            Some(mut buf) => {
+                let mut at = 0;
+                for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
+                    format::seal_frame(&mut buf[at..], first + i as u64, h);
+                    at += FRAME_HEADER + r.as_ref().len();
+                }
+                queue.bufs.push(buf);
+                queue.tail_shared = false;
+            }
+            None => {
+                if !queue.tail_shared {
+                    queue.bufs.push(sh.pooled_buffer());
+                    queue.tail_shared = true;
+                }
+                let tail = queue.bufs.last_mut().expect("a shared tail buffer");
+                tail.reserve(bytes);
+                for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
+                    let lsn = first + i as u64;
+                    format::encode_frame(tail, lsn, r.as_ref(), h, i + 1 < records.len());
+                }
+            }
         }
+        queue.bytes += bytes;
         st.next_lsn = first + records.len() as u64;
         st.pending_calls += 1;
         if st.pending_since.is_none() {
@@ -900,7 +962,7 @@ impl Wal {
                 sh.wait_durable(&mut st, last, epoch)?;
             }
             SyncPolicy::Batch { max_bytes, .. } => {
-                if st.pending.len() >= max_bytes || st.pending_calls == 1 {
+                if st.pending.bytes >= max_bytes || st.pending_calls == 1 {
                     sh.cv_flush.notify_one();
                 }
             }
@@ -909,7 +971,7 @@ impl Wal {
                 // every append would rewrite the whole growing queue each
                 // time. The queue's bound then refuses appends (with the
                 // cause) until a `sync` succeeds.
-                if st.pending.len() >= sh.opts.write_buffer && !st.leader && st.last_error.is_none()
+                if st.pending.bytes >= sh.opts.write_buffer && !st.leader && st.last_error.is_none()
                 {
                     // The records are queued and acknowledged whatever this
                     // write does; a failure is kept for `sync` to report.
@@ -1258,6 +1320,25 @@ pub(crate) fn scan_segment(map: &[u8], first_lsn: Lsn) -> Scan {
 // ---------------------------------------------------------------------------
 
 impl Shared {
+    /// An empty buffer for frames, with the capacity of one written before.
+    fn pooled_buffer(&self) -> Vec<u8> {
+        self.pool.lock().pop().unwrap_or_default()
+    }
+
+    /// Keep written buffers for reuse (a bounded number, none huge).
+    fn recycle(&self, bufs: Vec<Vec<u8>>) {
+        let mut pool = self.pool.lock();
+        for mut buf in bufs {
+            if pool.len() >= POOL_BUFFERS {
+                break;
+            }
+            if buf.capacity() <= POOL_CAPACITY {
+                buf.clear();
+                pool.push(buf);
+            }
+        }
+    }
+
     /// Refuse or hold back an append when the queue is over its limit (only
     /// reachable under `Batch` and `Never`, when writes keep failing or the
     /// disk cannot keep up).
@@ -1267,7 +1348,7 @@ impl Shared {
             SyncPolicy::Batch { max_bytes, .. } => (max_bytes * 4).max(64 << 20),
             SyncPolicy::Never => (self.opts.write_buffer * 4).max(64 << 20),
         };
-        while !st.pending.is_empty() && st.pending.len() + bytes > limit {
+        while !st.pending.is_empty() && st.pending.bytes + bytes > limit {
             // The queue is full because writes keep failing: refuse with the
             // cause (its I/O kind kept, so `is_disk_full` can tell).
             if let Some(e) = &st.last_error {
@@ -1401,8 +1482,11 @@ impl Shared {
         if fsync && matches!(self.opts.sync, SyncPolicy::Always) {
             self.gather(st);
         }
-        let spare = mem::take(&mut st.spare);
-        let buf = mem::replace(&mut st.pending, spare);
+        let Queue {
+            bufs,
+            bytes,
+            tail_shared: _,
+        } = mem::take(&mut st.pending);
         let first = st.pending_first;
         let last = st.next_lsn - 1;
         let calls = st.pending_calls;
@@ -1411,12 +1495,24 @@ impl Shared {
         st.pending_calls = 0;
         st.pending_since = None;
         let policy = self.opts.sync;
-        let (result, rolled, lost, view, took) = MutexGuard::unlocked(st, || {
+        let (result, rolled, lost, view, took, bufs) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             let t = Instant::now();
-            let r = w.write_group(self, &buf, first, last, fsync);
+            let slices: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+            let r = w.write_group(self, &slices, bytes, first, last, fsync);
             let view = (w.durable_lsn, w.seg_first, w.durable_offset);
-            (r, w.rolled.take(), w.lost.take(), view, t.elapsed())
+            let took = t.elapsed();
+            let (rolled, lost) = (w.rolled.take(), w.lost.take());
+            drop(w);
+            // Written: the buffers go back to the pool. Not written: they
+            // stay the caller's to queue again or drop.
+            let bufs = if r.is_ok() {
+                self.recycle(bufs);
+                Vec::new()
+            } else {
+                bufs
+            };
+            (r, rolled, lost, view, took, bufs)
         });
         st.leader = false;
         if let Some(r) = rolled {
@@ -1444,11 +1540,6 @@ impl Shared {
                     }
                 }
                 st.last_group_calls = calls;
-                let mut buf = buf;
-                if buf.capacity() <= (8 << 20) && st.spare.capacity() < buf.capacity() {
-                    buf.clear();
-                    st.spare = buf;
-                }
                 Ok(())
             }
             Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e))
@@ -1467,7 +1558,8 @@ impl Shared {
                 if st.failures.len() > FAILURE_HISTORY {
                     st.failures.pop_front();
                 }
-                st.pending.clear();
+                self.recycle(bufs);
+                self.recycle(mem::take(&mut st.pending).bufs);
                 st.pending_calls = 0;
                 st.pending_since = None;
                 st.next_lsn = floor + 1;
@@ -1477,9 +1569,12 @@ impl Shared {
             Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e)) => {
                 // Batch and Never acknowledged these records already: keep
                 // them queued, in order, for the next attempt.
-                let mut requeued = buf;
-                requeued.extend_from_slice(&st.pending);
-                st.pending = requeued;
+                let newer = mem::take(&mut st.pending);
+                st.pending = Queue {
+                    tail_shared: newer.tail_shared,
+                    bytes: bytes + newer.bytes,
+                    bufs: bufs.into_iter().chain(newer.bufs).collect(),
+                };
                 st.pending_first = first;
                 st.pending_calls += calls;
                 st.pending_since = since.or(st.pending_since);
@@ -1557,7 +1652,7 @@ impl Shared {
                 continue;
             };
             let due = since + max_delay;
-            if st.pending.len() < max_bytes && Instant::now() < due {
+            if st.pending.bytes < max_bytes && Instant::now() < due {
                 self.cv_flush.wait_until(&mut st, due);
                 continue;
             }
