@@ -75,11 +75,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bound = threads as f64 / fsync;
     println!(
         "{threads} threads, {size} B: {rate:.0} records/s, {:.0} fsyncs/s, {:.2} records per fsync, \
-         writing or syncing {:.0} % of the time; \
+         writing or syncing {:.0} % of the time, {} sleeps, {} slow yields; \
          raw fsync {:.1} / {:.1} us (before / after): bound {bound:.0} records/s, {:.0} %",
         stats.syncs as f64 / took,
         stats.synced_records as f64 / stats.syncs.max(1) as f64,
         100.0 * stats.sync_time.as_secs_f64() / took,
+        stats.sleeps,
+        stats.slow_yields,
         before.as_secs_f64() * 1e6,
         after.as_secs_f64() * 1e6,
         100.0 * rate / bound

@@ -26,6 +26,7 @@ use std::mem;
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,12 @@ const OWN_BUFFER_MIN: usize = 4 << 10;
 /// Written buffers kept for reuse, and the largest capacity kept.
 const POOL_BUFFERS: usize = 32;
 const POOL_CAPACITY: usize = 4 << 20;
+/// A `yield` that takes longer than this gave the processor to another
+/// process for a time slice: the machine has no idle core, and polling only
+/// takes processor time from the threads that would finish the work.
+const SLOW_YIELD: Duration = Duration::from_micros(200);
+/// After a slow yield, waiters sleep instead of polling for this long.
+const NO_POLL_AFTER_SLOW_YIELD: Duration = Duration::from_millis(250);
 
 /// Frames that have their sequence numbers but are not yet written, in LSN
 /// order: a list of buffers that the leader writes with one vectored write.
@@ -73,6 +80,17 @@ impl Queue {
     fn is_empty(&self) -> bool {
         self.bytes == 0
     }
+}
+
+/// What a waiter learnt by polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Poll {
+    /// Its records are durable.
+    Durable,
+    /// Something to look at under the lock (a failure, no leader).
+    Look,
+    /// Nothing yet: sleep until woken.
+    Sleep,
 }
 
 /// A segment as readers and truncation see it.
@@ -144,6 +162,12 @@ pub struct Stats {
     /// its share of the wall time says how much of it the disk was kept
     /// waiting by the log (scheduling, gathering) rather than working.
     pub sync_time: Duration,
+    /// Times an appender slept (parked) waiting for its fsync instead of
+    /// polling for it.
+    pub sleeps: u64,
+    /// Yields that took a time slice (`SLOW_YIELD`): each turned polling
+    /// off for a while because other processes wanted the processors.
+    pub slow_yields: u64,
 }
 
 pub(crate) struct Shared {
@@ -166,6 +190,15 @@ pub(crate) struct Shared {
     /// without the lock.
     durable_hint: std::sync::atomic::AtomicU64,
     epoch_hint: std::sync::atomic::AtomicU64,
+    /// Whether a leader is at work, and the appender calls queued while one
+    /// gathers, for the same waiters.
+    leader_hint: std::sync::atomic::AtomicBool,
+    calls_hint: std::sync::atomic::AtomicUsize,
+    /// Polling (yielding the processor) is off until this many microseconds
+    /// after `born` (see `SLOW_YIELD`).
+    no_poll_until: std::sync::atomic::AtomicU64,
+    slow_yields: std::sync::atomic::AtomicU64,
+    born: Instant,
     /// Truncation keeps every segment holding a record at or above this
     /// sequence number (`u64::MAX`: no hold); see [`Wal::hold_front`].
     hold: std::sync::atomic::AtomicU64,
@@ -823,6 +856,11 @@ impl Wal {
             pool: Mutex::new(Vec::new()),
             durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
             epoch_hint: std::sync::atomic::AtomicU64::new(0),
+            leader_hint: std::sync::atomic::AtomicBool::new(false),
+            calls_hint: std::sync::atomic::AtomicUsize::new(0),
+            no_poll_until: std::sync::atomic::AtomicU64::new(0),
+            slow_yields: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
             hold: std::sync::atomic::AtomicU64::new(u64::MAX),
             _lock: lock,
         });
@@ -956,10 +994,13 @@ impl Wal {
         let epoch = st.epoch;
         match sh.opts.sync {
             SyncPolicy::Always => {
-                if st.gathering && st.pending_calls >= st.last_group_calls {
-                    sh.cv_gather.notify_one();
+                if st.gathering {
+                    sh.calls_hint.store(st.pending_calls, Release);
+                    if st.pending_calls >= st.last_group_calls {
+                        sh.cv_gather.notify_one();
+                    }
                 }
-                sh.wait_durable(&mut st, last, epoch)?;
+                sh.wait_durable(st, last, epoch)?;
             }
             SyncPolicy::Batch { max_bytes, .. } => {
                 if st.pending.bytes >= max_bytes || st.pending_calls == 1 {
@@ -986,10 +1027,11 @@ impl Wal {
     /// sequence number.
     pub fn sync(&self) -> Result<Lsn> {
         let sh = &*self.shared;
-        let mut st = sh.state.lock();
+        let st = sh.state.lock();
         let target = st.next_lsn - 1;
         let epoch = st.epoch;
-        let result = sh.wait_durable(&mut st, target, epoch);
+        let result = sh.wait_durable(st, target, epoch);
+        let mut st = sh.state.lock();
         // A loss reported here once, whichever thread's write ran into it.
         if !st.lost.is_empty() {
             return Err(Error::SyncLost {
@@ -1010,7 +1052,9 @@ impl Wal {
 
     /// Counters of the group commits since the log was opened.
     pub fn stats(&self) -> Stats {
-        self.shared.state.lock().stats
+        let mut stats = self.shared.state.lock().stats;
+        stats.slow_yields = self.shared.slow_yields.load(Relaxed);
+        stats
     }
 
     /// The last sequence number handed out (0 if none ever was).
@@ -1369,7 +1413,8 @@ impl Shared {
 
     /// Wait until every record up to `last` (appended in `epoch`) is durable,
     /// leading group commits while no one else does.
-    fn wait_durable(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> Result<()> {
+    fn wait_durable(&self, st: MutexGuard<'_, State>, last: Lsn, epoch: u64) -> Result<()> {
+        let mut st = st;
         loop {
             if st.epoch == epoch {
                 if st.durable_lsn >= last {
@@ -1395,9 +1440,9 @@ impl Shared {
                     if st.leader {
                         break;
                     }
-                    if let Err(e) = self.lead(st, true) {
+                    if let Err(e) = self.lead(&mut st, true) {
                         if !matches!(self.opts.sync, SyncPolicy::Always) {
-                            self.wake_parked(st, true);
+                            self.wake_parked(&mut st, true);
                             return Err(e);
                         }
                         break;
@@ -1408,12 +1453,24 @@ impl Shared {
                 }
                 if !st.pending.is_empty() {
                     // Someone must lead the queued records: wake them all.
-                    self.wake_parked(st, true);
+                    self.wake_parked(&mut st, true);
                 }
                 continue;
             }
-            if self.spin_wait(st, last, epoch) {
-                continue;
+            if self.opts.spin_fraction > 0.0 && self.may_poll() {
+                let budget = st.sync_ewma.mul_f64(self.opts.spin_fraction);
+                drop(st);
+                let outcome = self.poll_durable(budget, last, epoch);
+                if outcome == Poll::Durable {
+                    // Known without the lock: the caller returns at once
+                    // instead of queueing on the mutex behind the others
+                    // that the same fsync released.
+                    return Ok(());
+                }
+                st = self.state.lock();
+                if outcome == Poll::Look {
+                    continue;
+                }
             }
             // Look again under the lock before parking: a leader that
             // finished between the last poll and now has already woken the
@@ -1424,35 +1481,64 @@ impl Shared {
             let me = std::thread::current();
             let id = me.id();
             st.parked.push((last, me));
-            MutexGuard::unlocked(st, std::thread::park);
+            st.stats.sleeps += 1;
+            MutexGuard::unlocked(&mut st, std::thread::park);
             st.parked.retain(|(_, t)| t.id() != id);
         }
     }
 
-    /// Wait a little without sleeping: yield the processor while polling the
-    /// durable position, for about one fsync. Parking and unparking costs a
-    /// scheduler round trip per appender, which on a machine with fewer cores
-    /// than appenders is longer than the fsync itself. Returns true when the
-    /// outcome may be known (the caller re-checks under the lock).
-    fn spin_wait(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        if self.opts.spin_fraction <= 0.0 {
-            return false;
+    /// Whether waiting threads may poll: not while a recent yield showed
+    /// that other processes want the processors (`SLOW_YIELD`).
+    fn may_poll(&self) -> bool {
+        let now = self.born.elapsed().as_micros() as u64;
+        now >= self.no_poll_until.load(Relaxed)
+    }
+
+    /// Yield the processor once; false (and no polling for a while) if that
+    /// took a time slice, which means the processors are wanted elsewhere.
+    fn yield_once(&self) -> bool {
+        let t = Instant::now();
+        std::thread::yield_now();
+        if t.elapsed() < SLOW_YIELD {
+            return true;
         }
-        let budget = st.sync_ewma.mul_f64(self.opts.spin_fraction);
-        MutexGuard::unlocked(st, || {
-            let start = Instant::now();
-            loop {
-                if self.durable_hint.load(Acquire) >= last || self.epoch_hint.load(Acquire) != epoch
-                {
-                    return true;
-                }
-                if start.elapsed() > budget {
-                    return false;
-                }
-                std::thread::yield_now();
+        let until = self.born.elapsed() + NO_POLL_AFTER_SLOW_YIELD;
+        self.no_poll_until
+            .fetch_max(until.as_micros() as u64, Relaxed);
+        self.slow_yields.fetch_add(1, Relaxed);
+        false
+    }
+
+    /// Wait a little without sleeping, without the lock: yield the processor
+    /// while polling the durable position, for about one fsync (`budget`).
+    /// Parking and unparking costs a scheduler round trip per appender, which
+    /// on a machine with fewer cores than appenders is longer than the fsync
+    /// itself, as long as a core is idle. With the processors busy, a
+    /// woken sleeper is served before a thread that yields, so polling stops
+    /// at the first slow yield.
+    fn poll_durable(&self, budget: Duration, last: Lsn, epoch: u64) -> Poll {
+        let start = Instant::now();
+        loop {
+            // The durable position first: a value at or past `last` read
+            // together with an unchanged epoch means this epoch's records
+            // up to `last` were made durable (records whose write failed are
+            // numbered again only in a later epoch, published before any
+            // durable position that covers them again).
+            if self.durable_hint.load(Acquire) >= last {
+                return if self.epoch_hint.load(Acquire) == epoch {
+                    Poll::Durable
+                } else {
+                    Poll::Look
+                };
             }
-        })
+            if self.epoch_hint.load(Acquire) != epoch || !self.leader_hint.load(Acquire) {
+                // A failure to learn about, or a queue without a leader.
+                return Poll::Look;
+            }
+            if start.elapsed() > budget || !self.yield_once() {
+                return Poll::Sleep;
+            }
+        }
     }
 
     /// Unpark the waiters whose records are now durable (or all of them).
@@ -1479,6 +1565,7 @@ impl Shared {
     fn lead(&self, st: &mut MutexGuard<'_, State>, fsync: bool) -> Result<()> {
         debug_assert!(!st.leader);
         st.leader = true;
+        self.leader_hint.store(true, Release);
         if fsync && matches!(self.opts.sync, SyncPolicy::Always) {
             self.gather(st);
         }
@@ -1515,6 +1602,7 @@ impl Shared {
             (r, rolled, lost, view, took, bufs)
         });
         st.leader = false;
+        self.leader_hint.store(false, Release);
         if let Some(r) = rolled {
             if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
                 s.sealed_len = Some(r.old_len);
@@ -1613,7 +1701,8 @@ impl Shared {
 
     /// Under `Always`, give the appenders of the previous group a moment to
     /// return, so that one fsync covers them all. Bounded by a fraction of the
-    /// measured fsync time.
+    /// measured fsync time. Polls (yielding) while a core is idle, as the
+    /// waiters do, and sleeps on a condition variable otherwise.
     fn gather(&self, st: &mut MutexGuard<'_, State>) {
         let want = st.last_group_calls;
         if want <= 1 || st.pending_calls >= want || self.opts.gather_fraction <= 0.0 {
@@ -1625,6 +1714,15 @@ impl Shared {
             .clamp(Duration::from_micros(5), Duration::from_millis(2));
         let deadline = Instant::now() + budget;
         st.gathering = true;
+        self.calls_hint.store(st.pending_calls, Release);
+        if self.opts.spin_fraction > 0.0 && self.may_poll() {
+            MutexGuard::unlocked(st, || {
+                while self.calls_hint.load(Acquire) < want
+                    && Instant::now() < deadline
+                    && self.yield_once()
+                {}
+            });
+        }
         while st.pending_calls < want {
             if self.cv_gather.wait_until(st, deadline).timed_out() {
                 break;
