@@ -1,7 +1,7 @@
 //! How well concurrent appenders share fsyncs under `SyncPolicy::Always`.
 //!
-//! `cargo run --release -p vigil-wal --example group-commit -- [threads] [seconds] [record bytes] [spin fraction]`
-//! (defaults 8, 3, 100, and `Options`' default spin fraction). N threads each append single records in a loop. It
+//! `cargo run --release -p vigil-wal --example group-commit -- [threads] [seconds] [record bytes] [spin fraction] [gather fraction]`
+//! (defaults 8, 3, 100, and `Options`' default fractions). N threads each append single records in a loop. It
 //! prints the durable records per second, the fsyncs per second and records
 //! per fsync (from [`Wal::stats`]), and the raw latency of a 100 B `pwrite` +
 //! `fdatasync` measured in the same directory just before and after, which
@@ -48,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opts = Options::default().sync(SyncPolicy::Always);
     if let Some(spin) = args.next() {
         opts = opts.spin_fraction(spin.parse()?);
+    }
+    if let Some(gather) = args.next() {
+        opts = opts.gather_fraction(gather.parse()?);
     }
     let root = std::env::temp_dir().join(format!("vigil-wal-group-commit-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;

@@ -64,7 +64,9 @@ const POOL_CAPACITY: usize = 4 << 20;
 /// takes processor time from the threads that would finish the work.
 const SLOW_YIELD: Duration = Duration::from_micros(200);
 /// After a slow yield, waiters sleep instead of polling for this long.
-const NO_POLL_AFTER_SLOW_YIELD: Duration = Duration::from_millis(250);
+/// Each look whether polling pays again costs the time slices of the
+/// threads that yield: long enough to make that rare.
+const NO_POLL_AFTER_SLOW_YIELD: Duration = Duration::from_secs(1);
 
 /// Frames that have their sequence numbers but are not yet written, in LSN
 /// order: a list of buffers that the leader writes with one vectored write.
@@ -1535,7 +1537,8 @@ impl Shared {
                 // A failure to learn about, or a queue without a leader.
                 return Poll::Look;
             }
-            if start.elapsed() > budget || !self.yield_once() {
+            // Stop as soon as any thread found the processors busy.
+            if start.elapsed() > budget || !self.may_poll() || !self.yield_once() {
                 return Poll::Sleep;
             }
         }
@@ -1719,6 +1722,7 @@ impl Shared {
             MutexGuard::unlocked(st, || {
                 while self.calls_hint.load(Acquire) < want
                     && Instant::now() < deadline
+                    && self.may_poll()
                     && self.yield_once()
                 {}
             });
