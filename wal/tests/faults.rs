@@ -497,3 +497,61 @@ fn a_full_disk_under_never_keeps_a_mixed_queue_and_writes_it_once_space_returns(
     assert_eq!(got.len(), sent.len());
     assert!(got.iter().zip(&sent).all(|((_, r), s)| r == s));
 }
+
+/// Many failed groups while eight appenders run, each failure handing the
+/// failed sequence numbers out again: an appender learns its own outcome
+/// (also when it learns it by polling, without the log's lock), so exactly
+/// the acknowledged records, with their bytes, are in the log.
+#[test]
+fn concurrent_appenders_through_repeated_failures_each_learn_their_own_outcome() {
+    for round in 0..16u8 {
+        let spin = [1.0, 0.0, 0.05, 1.0][usize::from(round % 4)];
+        let fs = SimFs::new();
+        let wal = Arc::new(
+            Wal::open(
+                dir(),
+                opts(&fs)
+                    .segment_size(64 << 10)
+                    .sync(SyncPolicy::Always)
+                    .spin_fraction(spin),
+            )
+            .unwrap(),
+        );
+        // The first failure is certain; the appenders arm more as they go.
+        fs.fail_sync_in(2);
+        let handles: Vec<_> = (0..8u8)
+            .map(|t| {
+                let (wal, fs) = (wal.clone(), fs.clone());
+                std::thread::spawn(move || {
+                    let mut rng = common::Rng::new(u64::from(round) << 8 | u64::from(t));
+                    (0..300u16)
+                        .map(|i| {
+                            if i % 25 == 24 {
+                                if rng.below(2) == 0 {
+                                    fs.fail_sync_in(rng.below_u64(6));
+                                } else {
+                                    fs.fail_write_in(rng.below_u64(6));
+                                }
+                            }
+                            let rec = [t, i as u8, (i >> 8) as u8, round];
+                            wal.append(&rec).map(|l| (l, rec.to_vec()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        let mut failed = 0;
+        for h in handles {
+            for r in h.join().unwrap() {
+                match r {
+                    Ok(x) => acked.push(x),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        assert!(failed > 0, "spin {spin}: no append failed");
+        acked.sort();
+        assert_eq!(records(&wal), acked, "spin {spin}");
+    }
+}
