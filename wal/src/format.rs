@@ -111,15 +111,32 @@ pub(crate) fn encode_frame(
     payload_crc: &crc32fast::Hasher,
     continues: bool,
 ) {
+    let start = out.len();
+    encode_unsealed_frame(out, payload, continues);
+    seal_frame(&mut out[start..], lsn, payload_crc);
+}
+
+/// Append a frame whose LSN and CRC are still zero: the part of the encoding
+/// (the payload copy) that an appender does before it has a sequence number
+/// and outside the log's lock. [`seal_frame`] completes it.
+pub(crate) fn encode_unsealed_frame(out: &mut Vec<u8>, payload: &[u8], continues: bool) {
     let len_flags = payload.len() as u32 | if continues { FLAG_CONTINUES } else { 0 };
+    out.extend_from_slice(&len_flags.to_le_bytes());
+    out.extend_from_slice(&[0; FRAME_HEADER - 4]);
+    out.extend_from_slice(payload);
+}
+
+/// Give the frame at the start of `frame` (encoded by
+/// [`encode_unsealed_frame`]) its LSN and CRC; `payload_crc` has seen the
+/// payload. Touches the 12 header bytes only.
+pub(crate) fn seal_frame(frame: &mut [u8], lsn: Lsn, payload_crc: &crc32fast::Hasher) {
+    let len_flags: [u8; 4] = frame[..FH_CRC].try_into().expect("4 bytes");
     let mut h = payload_crc.clone();
-    h.update(&len_flags.to_le_bytes());
+    h.update(&len_flags);
     h.update(&lsn.to_le_bytes());
     let crc = h.finalize();
-    out.extend_from_slice(&len_flags.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&lsn.to_le_bytes());
-    out.extend_from_slice(payload);
+    frame[FH_CRC..FH_LSN].copy_from_slice(&crc.to_le_bytes());
+    frame[FH_LSN..FRAME_HEADER].copy_from_slice(&lsn.to_le_bytes());
 }
 
 /// One step of scanning frames.
@@ -257,6 +274,47 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(&mut out, lsn, payload, &h, continues);
         out
+    }
+
+    proptest::proptest! {
+        /// Frames encoded before their sequence number is known and sealed
+        /// later (as large appends are) read back exactly as frames encoded
+        /// in one go, and as the records they hold.
+        #[test]
+        fn unsealed_frames_sealed_later_read_back(
+            payloads in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..8),
+            first in 1u64..1 << 40,
+        ) {
+            let n = payloads.len();
+            let mut sealed_later = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                encode_unsealed_frame(&mut sealed_later, p, i + 1 < n);
+            }
+            let mut at = 0;
+            let mut in_one_go = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                let mut h = crc32fast::Hasher::new();
+                h.update(p);
+                seal_frame(&mut sealed_later[at..], first + i as u64, &h);
+                at += FRAME_HEADER + p.len();
+                encode_frame(&mut in_one_go, first + i as u64, p, &h, i + 1 < n);
+            }
+            proptest::prop_assert_eq!(&sealed_later, &in_one_go);
+            let mut pos = 0;
+            for (i, p) in payloads.iter().enumerate() {
+                match read_frame(&sealed_later, pos, first + i as u64) {
+                    Frame::Record { lsn, start, end, continues } => {
+                        proptest::prop_assert_eq!(lsn, first + i as u64);
+                        proptest::prop_assert_eq!(&sealed_later[start..end], &p[..]);
+                        proptest::prop_assert_eq!(continues, i + 1 < n);
+                        pos = end;
+                    }
+                    other => proptest::prop_assert!(false, "frame {i}: {other:?}"),
+                }
+            }
+            proptest::prop_assert_eq!(read_frame(&sealed_later, pos, first + n as u64), Frame::End);
+        }
     }
 
     #[test]

@@ -51,6 +51,17 @@ pub trait StorageFile: Send + Sync + std::fmt::Debug {
     /// Write all of `buf` at `offset`. On error any prefix of `buf` may have
     /// been written.
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Write `bufs` one after the other from `offset`, as one write where the
+    /// system has one (`pwritev`). On error any prefix of their concatenation
+    /// may have been written. The default writes them in turn.
+    fn write_vectored_at(&self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        let mut at = offset;
+        for buf in bufs {
+            self.write_at(at, buf)?;
+            at += buf.len() as u64;
+        }
+        Ok(())
+    }
     /// Read into `buf` from `offset`; returns how many bytes were read
     /// (fewer only at the end of the file).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
@@ -144,6 +155,32 @@ impl Storage for StdFs {
 impl StorageFile for StdFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
+    }
+
+    fn write_vectored_at(&self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        // Linux takes at most this many buffers per call (UIO_MAXIOV).
+        const MAX_IOV: usize = 1024;
+        let mut slices: Vec<io::IoSlice<'_>> = bufs
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| io::IoSlice::new(b))
+            .collect();
+        let mut rest = &mut slices[..];
+        let mut at = offset;
+        while !rest.is_empty() {
+            let n = rest.len().min(MAX_IOV);
+            let written = match rustix::io::pwritev(&self.0, &rest[..n], at) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(w) => w,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            at += written as u64;
+            // A short write: skip what was written, resume in the middle of
+            // a buffer if need be.
+            io::IoSlice::advance_slices(&mut rest, written);
+        }
+        Ok(())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -545,6 +582,12 @@ impl Drop for SimLock {
 }
 
 impl StorageFile for SimFile {
+    /// One write, as `pwritev` is: an injected failure or a full disk
+    /// stops it part-way through the concatenated buffers.
+    fn write_vectored_at(&self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        self.write_at(offset, &bufs.concat())
+    }
+
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let mut st = self.state.lock();
         let fail = SimState::countdown(&mut st.fail_write_in);
@@ -720,6 +763,37 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         // What fit was written, as a real short write would.
         assert_eq!(fs.contents(&p("/d/f")).unwrap(), b"okoktoo");
+    }
+
+    #[test]
+    fn a_failed_vectored_write_is_one_write_that_stops_part_way() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let f = fs.open(&p("/d/f"), true).unwrap();
+        fs.record_ops(true);
+        fs.fail_write_in(0);
+        assert!(f.write_vectored_at(0, &[b"abc", b"", b"defgh"]).is_err());
+        // Half of the eight bytes, across the first buffer's end.
+        assert_eq!(fs.contents(&p("/d/f")).unwrap(), b"abcd");
+        f.write_vectored_at(2, &[b"CD", b"EF"]).unwrap();
+        assert_eq!(fs.contents(&p("/d/f")).unwrap(), b"abCDEF");
+        let writes = fs.ops();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+    }
+
+    #[test]
+    fn std_fs_writes_more_buffers_than_one_call_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = StdFs.open(&path, true).unwrap();
+        // More than the 1024 buffers one pwritev takes, with empty ones.
+        let parts: Vec<Vec<u8>> = (0..2500u32)
+            .map(|i| vec![i as u8; (i % 7) as usize])
+            .collect();
+        let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        f.write_vectored_at(10, &slices).unwrap();
+        let want: Vec<u8> = std::iter::repeat_n(0, 10).chain(parts.concat()).collect();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 
     #[test]

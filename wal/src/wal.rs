@@ -3,10 +3,14 @@
 //!
 //! Design note. One mutex (`State`) guards the queue of encoded frames that are
 //! not yet written, the sequence-number counters and the segment list. An
-//! appender encodes its frames into the queue under that mutex and, depending on
-//! the sync policy, returns or waits. Exactly one thread at a time is the
-//! *leader*: it takes the whole queue, releases the mutex, writes the bytes with
-//! one positional write and (when durability is wanted) one `fdatasync`, then
+//! appender queues its frames under that mutex and, depending on the sync
+//! policy, returns or waits. A call with kilobytes of frames encodes them into
+//! a buffer of its own before it takes the mutex (only sequence numbers and
+//! checksums are filled in under it), so that large appends from many threads
+//! copy their payloads in parallel; small calls copy theirs into a shared
+//! buffer under the mutex. Exactly one thread at a time is the *leader*: it
+//! takes the whole queue, releases the mutex, writes the queue's buffers with
+//! one vectored positional write and (when durability is wanted) one `fdatasync`, then
 //! publishes the new durable position and wakes everyone. Appenders that arrive
 //! while a leader is busy queue up behind it and are all covered by the next
 //! leader's single write and fsync. Under `SyncPolicy::Always` the leader is an
@@ -22,6 +26,7 @@ use std::mem;
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,6 +51,49 @@ const LSN_LIMIT: Lsn = 1 << 62;
 /// of its records. Failures are rare; an appender that sleeps through this many
 /// gets a conservative error.
 const FAILURE_HISTORY: usize = 1024;
+/// A call with at least this many bytes of frames encodes them into a buffer
+/// of its own before taking the log's lock; smaller ones are copied into a
+/// shared buffer under it, which costs less than a buffer and an I/O vector
+/// entry per call.
+const OWN_BUFFER_MIN: usize = 4 << 10;
+/// Written buffers kept for reuse, and the largest capacity kept.
+const POOL_BUFFERS: usize = 32;
+const POOL_CAPACITY: usize = 4 << 20;
+/// A `yield` that takes longer than this gave the processor to another
+/// process for a time slice: the machine has no idle core, and polling only
+/// takes processor time from the threads that would finish the work.
+const SLOW_YIELD: Duration = Duration::from_micros(200);
+/// After a slow yield, waiters sleep instead of polling for this long.
+/// Each look whether polling pays again costs the time slices of the
+/// threads that yield: long enough to make that rare.
+const NO_POLL_AFTER_SLOW_YIELD: Duration = Duration::from_secs(1);
+
+/// Frames that have their sequence numbers but are not yet written, in LSN
+/// order: a list of buffers that the leader writes with one vectored write.
+#[derive(Default)]
+struct Queue {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    /// The last buffer is a shared one that small calls extend.
+    tail_shared: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+}
+
+/// What a waiter learnt by polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Poll {
+    /// Its records are durable.
+    Durable,
+    /// Something to look at under the lock (a failure, no leader).
+    Look,
+    /// Nothing yet: sleep until woken.
+    Sleep,
+}
 
 /// A segment as readers and truncation see it.
 #[derive(Debug, Clone)]
@@ -65,8 +113,7 @@ struct Failure {
 }
 
 pub(crate) struct State {
-    pending: Vec<u8>,
-    spare: Vec<u8>,
+    pending: Queue,
     /// LSN of the first record in `pending` (equals `next_lsn` when empty).
     pending_first: Lsn,
     /// Appender calls whose records are in `pending`.
@@ -117,6 +164,12 @@ pub struct Stats {
     /// its share of the wall time says how much of it the disk was kept
     /// waiting by the log (scheduling, gathering) rather than working.
     pub sync_time: Duration,
+    /// Times an appender slept (parked) waiting for its fsync instead of
+    /// polling for it.
+    pub sleeps: u64,
+    /// Yields that took a time slice (`SLOW_YIELD`): each turned polling
+    /// off for a while because other processes wanted the processors.
+    pub slow_yields: u64,
 }
 
 pub(crate) struct Shared {
@@ -133,10 +186,21 @@ pub(crate) struct Shared {
     /// Readers in follow mode.
     pub(crate) cv_readers: Condvar,
     writer: Mutex<Writer>,
+    /// Written buffers for the next frames to be encoded into.
+    pool: Mutex<Vec<Vec<u8>>>,
     /// Copies of `durable_lsn` and the failure epoch that waiters can poll
     /// without the lock.
     durable_hint: std::sync::atomic::AtomicU64,
     epoch_hint: std::sync::atomic::AtomicU64,
+    /// Whether a leader is at work, and the appender calls queued while one
+    /// gathers, for the same waiters.
+    leader_hint: std::sync::atomic::AtomicBool,
+    calls_hint: std::sync::atomic::AtomicUsize,
+    /// Polling (yielding the processor) is off until this many microseconds
+    /// after `born` (see `SLOW_YIELD`).
+    no_poll_until: std::sync::atomic::AtomicU64,
+    slow_yields: std::sync::atomic::AtomicU64,
+    born: Instant,
     /// Truncation keeps every segment holding a record at or above this
     /// sequence number (`u64::MAX`: no hold); see [`Wal::hold_front`].
     hold: std::sync::atomic::AtomicU64,
@@ -271,7 +335,8 @@ impl Writer {
     fn write_group(
         &mut self,
         sh: &Shared,
-        buf: &[u8],
+        bufs: &[&[u8]],
+        len: usize,
         first: Lsn,
         last: Lsn,
         fsync: bool,
@@ -279,27 +344,27 @@ impl Writer {
         if let Some((len, lsn)) = self.cut_to {
             self.cut(sh, len, lsn).map_err(WriteFailure::Write)?;
         }
-        if !buf.is_empty()
+        if len > 0
             && (self.roll_next
-                || (self.offset > HEADER && self.offset + buf.len() as u64 > sh.opts.segment_size))
+                || (self.offset > HEADER && self.offset + len as u64 > sh.opts.segment_size))
         {
             // Kept in `self.rolled` even if the write below fails: the new
             // segment exists and the old one is sealed either way.
             self.rolled = Some(self.roll(sh, first)?);
         }
-        if !buf.is_empty() {
-            if let Err(e) = self.file.write_at(self.offset, buf) {
+        if len > 0 {
+            if let Err(e) = self.file.write_vectored_at(self.offset, bufs) {
                 self.cut_to = Some((self.offset, self.written_lsn));
                 return Err(WriteFailure::Write(Error::io("write", &self.path, e)));
             }
-            self.offset += buf.len() as u64;
+            self.offset += len as u64;
             self.written_lsn = last;
         }
         if fsync && self.durable_offset < self.offset {
             if let Err(e) = self.file.sync_data() {
                 // This group is the caller's to fail or queue again; records
                 // written before it without an fsync are lost.
-                let lost_end = if buf.is_empty() {
+                let lost_end = if len == 0 {
                     self.written_lsn
                 } else {
                     first - 1
@@ -757,8 +822,7 @@ impl Wal {
         summary.segments = segments.len();
         summary.last_lsn = next_lsn - 1;
         let state = State {
-            pending: Vec::new(),
-            spare: Vec::new(),
+            pending: Queue::default(),
             pending_first: next_lsn,
             pending_calls: 0,
             pending_since: None,
@@ -791,8 +855,14 @@ impl Wal {
             cv_flush: Condvar::new(),
             cv_readers: Condvar::new(),
             writer: Mutex::new(writer),
+            pool: Mutex::new(Vec::new()),
             durable_hint: std::sync::atomic::AtomicU64::new(next_lsn - 1),
             epoch_hint: std::sync::atomic::AtomicU64::new(0),
+            leader_hint: std::sync::atomic::AtomicBool::new(false),
+            calls_hint: std::sync::atomic::AtomicUsize::new(0),
+            no_poll_until: std::sync::atomic::AtomicU64::new(0),
+            slow_yields: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
             hold: std::sync::atomic::AtomicU64::new(u64::MAX),
             _lock: lock,
         });
@@ -871,6 +941,18 @@ impl Wal {
             &many
         };
 
+        // A large call also copies its payloads outside the lock, into a
+        // buffer of its own that goes into the queue as it is; only the
+        // sequence numbers and checksums are filled in under the lock.
+        let own = (bytes >= OWN_BUFFER_MIN).then(|| {
+            let mut buf = sh.pooled_buffer();
+            buf.reserve(bytes);
+            for (i, r) in records.iter().enumerate() {
+                format::encode_unsealed_frame(&mut buf, r.as_ref(), i + 1 < records.len());
+            }
+            buf
+        });
+
         let mut st = sh.state.lock();
         if records.is_empty() {
             return Ok(st.next_lsn..st.next_lsn);
@@ -880,11 +962,31 @@ impl Wal {
         if first.checked_add(records.len() as u64).is_none() {
             return Err(Error::LsnExhausted);
         }
-        st.pending.reserve(bytes);
-        for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
-            let lsn = first + i as u64;
-            format::encode_frame(&mut st.pending, lsn, r.as_ref(), h, i + 1 < records.len());
+        let queue = &mut st.pending;
+        match own {
+            Some(mut buf) => {
+                let mut at = 0;
+                for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
+                    format::seal_frame(&mut buf[at..], first + i as u64, h);
+                    at += FRAME_HEADER + r.as_ref().len();
+                }
+                queue.bufs.push(buf);
+                queue.tail_shared = false;
+            }
+            None => {
+                if !queue.tail_shared {
+                    queue.bufs.push(sh.pooled_buffer());
+                    queue.tail_shared = true;
+                }
+                let tail = queue.bufs.last_mut().expect("a shared tail buffer");
+                tail.reserve(bytes);
+                for (i, (r, h)) in records.iter().zip(hashers).enumerate() {
+                    let lsn = first + i as u64;
+                    format::encode_frame(tail, lsn, r.as_ref(), h, i + 1 < records.len());
+                }
+            }
         }
+        queue.bytes += bytes;
         st.next_lsn = first + records.len() as u64;
         st.pending_calls += 1;
         if st.pending_since.is_none() {
@@ -894,13 +996,16 @@ impl Wal {
         let epoch = st.epoch;
         match sh.opts.sync {
             SyncPolicy::Always => {
-                if st.gathering && st.pending_calls >= st.last_group_calls {
-                    sh.cv_gather.notify_one();
+                if st.gathering {
+                    sh.calls_hint.store(st.pending_calls, Release);
+                    if st.pending_calls >= st.last_group_calls {
+                        sh.cv_gather.notify_one();
+                    }
                 }
-                sh.wait_durable(&mut st, last, epoch)?;
+                sh.wait_durable(st, last, epoch)?;
             }
             SyncPolicy::Batch { max_bytes, .. } => {
-                if st.pending.len() >= max_bytes || st.pending_calls == 1 {
+                if st.pending.bytes >= max_bytes || st.pending_calls == 1 {
                     sh.cv_flush.notify_one();
                 }
             }
@@ -909,7 +1014,7 @@ impl Wal {
                 // every append would rewrite the whole growing queue each
                 // time. The queue's bound then refuses appends (with the
                 // cause) until a `sync` succeeds.
-                if st.pending.len() >= sh.opts.write_buffer && !st.leader && st.last_error.is_none()
+                if st.pending.bytes >= sh.opts.write_buffer && !st.leader && st.last_error.is_none()
                 {
                     // The records are queued and acknowledged whatever this
                     // write does; a failure is kept for `sync` to report.
@@ -924,10 +1029,11 @@ impl Wal {
     /// sequence number.
     pub fn sync(&self) -> Result<Lsn> {
         let sh = &*self.shared;
-        let mut st = sh.state.lock();
+        let st = sh.state.lock();
         let target = st.next_lsn - 1;
         let epoch = st.epoch;
-        let result = sh.wait_durable(&mut st, target, epoch);
+        let result = sh.wait_durable(st, target, epoch);
+        let mut st = sh.state.lock();
         // A loss reported here once, whichever thread's write ran into it.
         if !st.lost.is_empty() {
             return Err(Error::SyncLost {
@@ -948,7 +1054,9 @@ impl Wal {
 
     /// Counters of the group commits since the log was opened.
     pub fn stats(&self) -> Stats {
-        self.shared.state.lock().stats
+        let mut stats = self.shared.state.lock().stats;
+        stats.slow_yields = self.shared.slow_yields.load(Relaxed);
+        stats
     }
 
     /// The last sequence number handed out (0 if none ever was).
@@ -1258,6 +1366,25 @@ pub(crate) fn scan_segment(map: &[u8], first_lsn: Lsn) -> Scan {
 // ---------------------------------------------------------------------------
 
 impl Shared {
+    /// An empty buffer for frames, with the capacity of one written before.
+    fn pooled_buffer(&self) -> Vec<u8> {
+        self.pool.lock().pop().unwrap_or_default()
+    }
+
+    /// Keep written buffers for reuse (a bounded number, none huge).
+    fn recycle(&self, bufs: Vec<Vec<u8>>) {
+        let mut pool = self.pool.lock();
+        for mut buf in bufs {
+            if pool.len() >= POOL_BUFFERS {
+                break;
+            }
+            if buf.capacity() <= POOL_CAPACITY {
+                buf.clear();
+                pool.push(buf);
+            }
+        }
+    }
+
     /// Refuse or hold back an append when the queue is over its limit (only
     /// reachable under `Batch` and `Never`, when writes keep failing or the
     /// disk cannot keep up).
@@ -1267,7 +1394,7 @@ impl Shared {
             SyncPolicy::Batch { max_bytes, .. } => (max_bytes * 4).max(64 << 20),
             SyncPolicy::Never => (self.opts.write_buffer * 4).max(64 << 20),
         };
-        while !st.pending.is_empty() && st.pending.len() + bytes > limit {
+        while !st.pending.is_empty() && st.pending.bytes + bytes > limit {
             // The queue is full because writes keep failing: refuse with the
             // cause (its I/O kind kept, so `is_disk_full` can tell).
             if let Some(e) = &st.last_error {
@@ -1288,7 +1415,8 @@ impl Shared {
 
     /// Wait until every record up to `last` (appended in `epoch`) is durable,
     /// leading group commits while no one else does.
-    fn wait_durable(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> Result<()> {
+    fn wait_durable(&self, st: MutexGuard<'_, State>, last: Lsn, epoch: u64) -> Result<()> {
+        let mut st = st;
         loop {
             if st.epoch == epoch {
                 if st.durable_lsn >= last {
@@ -1314,9 +1442,9 @@ impl Shared {
                     if st.leader {
                         break;
                     }
-                    if let Err(e) = self.lead(st, true) {
+                    if let Err(e) = self.lead(&mut st, true) {
                         if !matches!(self.opts.sync, SyncPolicy::Always) {
-                            self.wake_parked(st, true);
+                            self.wake_parked(&mut st, true);
                             return Err(e);
                         }
                         break;
@@ -1327,12 +1455,24 @@ impl Shared {
                 }
                 if !st.pending.is_empty() {
                     // Someone must lead the queued records: wake them all.
-                    self.wake_parked(st, true);
+                    self.wake_parked(&mut st, true);
                 }
                 continue;
             }
-            if self.spin_wait(st, last, epoch) {
-                continue;
+            if self.opts.spin_fraction > 0.0 && self.may_poll() {
+                let budget = st.sync_ewma.mul_f64(self.opts.spin_fraction);
+                drop(st);
+                let outcome = self.poll_durable(budget, last, epoch);
+                if outcome == Poll::Durable {
+                    // Known without the lock: the caller returns at once
+                    // instead of queueing on the mutex behind the others
+                    // that the same fsync released.
+                    return Ok(());
+                }
+                st = self.state.lock();
+                if outcome == Poll::Look {
+                    continue;
+                }
             }
             // Look again under the lock before parking: a leader that
             // finished between the last poll and now has already woken the
@@ -1343,35 +1483,65 @@ impl Shared {
             let me = std::thread::current();
             let id = me.id();
             st.parked.push((last, me));
-            MutexGuard::unlocked(st, std::thread::park);
+            st.stats.sleeps += 1;
+            MutexGuard::unlocked(&mut st, std::thread::park);
             st.parked.retain(|(_, t)| t.id() != id);
         }
     }
 
-    /// Wait a little without sleeping: yield the processor while polling the
-    /// durable position, for about one fsync. Parking and unparking costs a
-    /// scheduler round trip per appender, which on a machine with fewer cores
-    /// than appenders is longer than the fsync itself. Returns true when the
-    /// outcome may be known (the caller re-checks under the lock).
-    fn spin_wait(&self, st: &mut MutexGuard<'_, State>, last: Lsn, epoch: u64) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        if self.opts.spin_fraction <= 0.0 {
-            return false;
+    /// Whether waiting threads may poll: not while a recent yield showed
+    /// that other processes want the processors (`SLOW_YIELD`).
+    fn may_poll(&self) -> bool {
+        let now = self.born.elapsed().as_micros() as u64;
+        now >= self.no_poll_until.load(Relaxed)
+    }
+
+    /// Yield the processor once; false (and no polling for a while) if that
+    /// took a time slice, which means the processors are wanted elsewhere.
+    fn yield_once(&self) -> bool {
+        let t = Instant::now();
+        std::thread::yield_now();
+        if t.elapsed() < SLOW_YIELD {
+            return true;
         }
-        let budget = st.sync_ewma.mul_f64(self.opts.spin_fraction);
-        MutexGuard::unlocked(st, || {
-            let start = Instant::now();
-            loop {
-                if self.durable_hint.load(Acquire) >= last || self.epoch_hint.load(Acquire) != epoch
-                {
-                    return true;
-                }
-                if start.elapsed() > budget {
-                    return false;
-                }
-                std::thread::yield_now();
+        let until = self.born.elapsed() + NO_POLL_AFTER_SLOW_YIELD;
+        self.no_poll_until
+            .fetch_max(until.as_micros() as u64, Relaxed);
+        self.slow_yields.fetch_add(1, Relaxed);
+        false
+    }
+
+    /// Wait a little without sleeping, without the lock: yield the processor
+    /// while polling the durable position, for about one fsync (`budget`).
+    /// Parking and unparking costs a scheduler round trip per appender, which
+    /// on a machine with fewer cores than appenders is longer than the fsync
+    /// itself, as long as a core is idle. With the processors busy, a
+    /// woken sleeper is served before a thread that yields, so polling stops
+    /// at the first slow yield.
+    fn poll_durable(&self, budget: Duration, last: Lsn, epoch: u64) -> Poll {
+        let start = Instant::now();
+        loop {
+            // The durable position first: a value at or past `last` read
+            // together with an unchanged epoch means this epoch's records
+            // up to `last` were made durable (records whose write failed are
+            // numbered again only in a later epoch, published before any
+            // durable position that covers them again).
+            if self.durable_hint.load(Acquire) >= last {
+                return if self.epoch_hint.load(Acquire) == epoch {
+                    Poll::Durable
+                } else {
+                    Poll::Look
+                };
             }
-        })
+            if self.epoch_hint.load(Acquire) != epoch || !self.leader_hint.load(Acquire) {
+                // A failure to learn about, or a queue without a leader.
+                return Poll::Look;
+            }
+            // Stop as soon as any thread found the processors busy.
+            if start.elapsed() > budget || !self.may_poll() || !self.yield_once() {
+                return Poll::Sleep;
+            }
+        }
     }
 
     /// Unpark the waiters whose records are now durable (or all of them).
@@ -1398,11 +1568,15 @@ impl Shared {
     fn lead(&self, st: &mut MutexGuard<'_, State>, fsync: bool) -> Result<()> {
         debug_assert!(!st.leader);
         st.leader = true;
+        self.leader_hint.store(true, Release);
         if fsync && matches!(self.opts.sync, SyncPolicy::Always) {
             self.gather(st);
         }
-        let spare = mem::take(&mut st.spare);
-        let buf = mem::replace(&mut st.pending, spare);
+        let Queue {
+            bufs,
+            bytes,
+            tail_shared: _,
+        } = mem::take(&mut st.pending);
         let first = st.pending_first;
         let last = st.next_lsn - 1;
         let calls = st.pending_calls;
@@ -1411,14 +1585,27 @@ impl Shared {
         st.pending_calls = 0;
         st.pending_since = None;
         let policy = self.opts.sync;
-        let (result, rolled, lost, view, took) = MutexGuard::unlocked(st, || {
+        let (result, rolled, lost, view, took, bufs) = MutexGuard::unlocked(st, || {
             let mut w = self.writer.lock();
             let t = Instant::now();
-            let r = w.write_group(self, &buf, first, last, fsync);
+            let slices: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+            let r = w.write_group(self, &slices, bytes, first, last, fsync);
             let view = (w.durable_lsn, w.seg_first, w.durable_offset);
-            (r, w.rolled.take(), w.lost.take(), view, t.elapsed())
+            let took = t.elapsed();
+            let (rolled, lost) = (w.rolled.take(), w.lost.take());
+            drop(w);
+            // Written: the buffers go back to the pool. Not written: they
+            // stay the caller's to queue again or drop.
+            let bufs = if r.is_ok() {
+                self.recycle(bufs);
+                Vec::new()
+            } else {
+                bufs
+            };
+            (r, rolled, lost, view, took, bufs)
         });
         st.leader = false;
+        self.leader_hint.store(false, Release);
         if let Some(r) = rolled {
             if let Some(s) = st.segments.iter_mut().find(|s| s.first_lsn == r.old_first) {
                 s.sealed_len = Some(r.old_len);
@@ -1444,11 +1631,6 @@ impl Shared {
                     }
                 }
                 st.last_group_calls = calls;
-                let mut buf = buf;
-                if buf.capacity() <= (8 << 20) && st.spare.capacity() < buf.capacity() {
-                    buf.clear();
-                    st.spare = buf;
-                }
                 Ok(())
             }
             Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e))
@@ -1467,7 +1649,8 @@ impl Shared {
                 if st.failures.len() > FAILURE_HISTORY {
                     st.failures.pop_front();
                 }
-                st.pending.clear();
+                self.recycle(bufs);
+                self.recycle(mem::take(&mut st.pending).bufs);
                 st.pending_calls = 0;
                 st.pending_since = None;
                 st.next_lsn = floor + 1;
@@ -1477,9 +1660,12 @@ impl Shared {
             Err(WriteFailure::Write(e)) | Err(WriteFailure::Sync(e)) => {
                 // Batch and Never acknowledged these records already: keep
                 // them queued, in order, for the next attempt.
-                let mut requeued = buf;
-                requeued.extend_from_slice(&st.pending);
-                st.pending = requeued;
+                let newer = mem::take(&mut st.pending);
+                st.pending = Queue {
+                    tail_shared: newer.tail_shared,
+                    bytes: bytes + newer.bytes,
+                    bufs: bufs.into_iter().chain(newer.bufs).collect(),
+                };
                 st.pending_first = first;
                 st.pending_calls += calls;
                 st.pending_since = since.or(st.pending_since);
@@ -1518,7 +1704,8 @@ impl Shared {
 
     /// Under `Always`, give the appenders of the previous group a moment to
     /// return, so that one fsync covers them all. Bounded by a fraction of the
-    /// measured fsync time.
+    /// measured fsync time. Polls (yielding) while a core is idle, as the
+    /// waiters do, and sleeps on a condition variable otherwise.
     fn gather(&self, st: &mut MutexGuard<'_, State>) {
         let want = st.last_group_calls;
         if want <= 1 || st.pending_calls >= want || self.opts.gather_fraction <= 0.0 {
@@ -1530,6 +1717,16 @@ impl Shared {
             .clamp(Duration::from_micros(5), Duration::from_millis(2));
         let deadline = Instant::now() + budget;
         st.gathering = true;
+        self.calls_hint.store(st.pending_calls, Release);
+        if self.opts.spin_fraction > 0.0 && self.may_poll() {
+            MutexGuard::unlocked(st, || {
+                while self.calls_hint.load(Acquire) < want
+                    && Instant::now() < deadline
+                    && self.may_poll()
+                    && self.yield_once()
+                {}
+            });
+        }
         while st.pending_calls < want {
             if self.cv_gather.wait_until(st, deadline).timed_out() {
                 break;
@@ -1557,7 +1754,7 @@ impl Shared {
                 continue;
             };
             let due = since + max_delay;
-            if st.pending.len() < max_bytes && Instant::now() < due {
+            if st.pending.bytes < max_bytes && Instant::now() < due {
                 self.cv_flush.wait_until(&mut st, due);
                 continue;
             }

@@ -346,3 +346,212 @@ fn never_policy_queues_through_a_full_disk_then_refuses_with_the_cause_and_loses
     assert_eq!(records(&wal).len() as u64, acked);
     assert_eq!(wal.append(b"again").unwrap(), acked + 1);
 }
+
+/// Calls of mixed sizes queue as a mix of buffers: small ones share one, a
+/// call with kilobytes of frames brings its own (encoded outside the lock).
+/// Returns the payloads appended, in order.
+fn append_mixed(wal: &Wal, round: u8) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    let small = |i: u8| vec![round ^ i; 20 + i as usize];
+    let large = |i: u8| vec![round ^ i; 5000 + i as usize];
+    for i in 0..3u8 {
+        wal.append(&small(i)).unwrap();
+        sent.push(small(i));
+    }
+    wal.append(&large(3)).unwrap();
+    sent.push(large(3));
+    wal.append(&small(4)).unwrap();
+    sent.push(small(4));
+    let batch = [small(5), large(6), small(7)];
+    wal.append_batch(&batch).unwrap();
+    sent.extend(batch);
+    wal.append(&large(8)).unwrap();
+    sent.push(large(8));
+    sent
+}
+
+#[test]
+fn a_vectored_write_that_fails_part_way_through_the_queue_keeps_it_all_queued() {
+    for policy in [
+        SyncPolicy::Never,
+        SyncPolicy::Batch {
+            max_delay: Duration::from_secs(3600),
+            max_bytes: 1 << 20,
+        },
+    ] {
+        let fs = SimFs::new();
+        let wal = Wal::open(
+            dir(),
+            opts(&fs)
+                .segment_size(1 << 20)
+                .sync(policy)
+                .write_buffer(1 << 20),
+        )
+        .unwrap();
+        let mut sent = append_mixed(&wal, 0);
+        let queued: usize = sent.iter().map(|r| r.len() + 16).sum();
+        fs.record_ops(true);
+        fs.fail_write_in(0);
+        assert!(
+            matches!(wal.sync(), Err(Error::Io { op: "write", .. })),
+            "{policy:?}"
+        );
+        // The whole queue went down in one write, which stopped half-way.
+        let writes: Vec<SimOp> = fs
+            .ops()
+            .into_iter()
+            .filter(|op| matches!(op, SimOp::Write { .. }))
+            .collect();
+        assert_eq!(writes.len(), 1, "{policy:?}: {writes:?}");
+        let SimOp::Write { len, .. } = writes[0] else {
+            unreachable!()
+        };
+        assert_eq!(len, queued / 2, "{policy:?}");
+        assert!(
+            records(&wal).is_empty(),
+            "{policy:?}: nothing is visible before it is durable"
+        );
+        // More calls behind the failed ones, then a sync that works: all of
+        // them, in order, once each.
+        sent.extend(append_mixed(&wal, 1));
+        assert_eq!(wal.sync().unwrap(), sent.len() as u64, "{policy:?}");
+        let check = |got: Vec<(u64, Vec<u8>)>| {
+            assert_eq!(got.len(), sent.len(), "{policy:?}");
+            for (i, ((lsn, r), s)) in got.iter().zip(&sent).enumerate() {
+                assert_eq!((*lsn, r), (i as u64 + 1, s), "{policy:?}");
+            }
+        };
+        check(records(&wal));
+        // The half-written bytes were cut before the retry: after a power
+        // cut the log is exactly the records.
+        let crashed = fs.crash(|n| n);
+        drop(wal);
+        let wal = Wal::open(dir(), opts(&crashed)).unwrap();
+        assert!(wal.recovery().torn_tail.is_none(), "{policy:?}");
+        check(records(&wal));
+    }
+}
+
+#[test]
+fn a_failed_vectored_write_under_always_fails_its_appenders_and_leaves_no_half_frame() {
+    let fs = SimFs::new();
+    let wal = Wal::open(
+        dir(),
+        opts(&fs).segment_size(1 << 20).sync(SyncPolicy::Always),
+    )
+    .unwrap();
+    wal.append(b"one").unwrap();
+    fs.fail_write_in(0);
+    // A call with its own buffer (kilobytes of frames) whose write fails.
+    let big = [vec![1u8; 3000], vec![2u8; 3000]];
+    assert!(matches!(
+        wal.append_batch(&big),
+        Err(Error::Io { op: "write", .. })
+    ));
+    assert_eq!(wal.durable_lsn(), 1);
+    // Its sequence numbers are handed out again, to the next call.
+    assert_eq!(wal.append_batch(&big).unwrap(), 2..4);
+    assert_eq!(wal.append(b"four").unwrap(), 4);
+    let want = vec![
+        (1, b"one".to_vec()),
+        (2, big[0].clone()),
+        (3, big[1].clone()),
+        (4, b"four".to_vec()),
+    ];
+    assert_eq!(records(&wal), want);
+    let crashed = fs.crash(|n| n);
+    drop(wal);
+    let wal = Wal::open(dir(), opts(&crashed)).unwrap();
+    assert_eq!(records(&wal), want);
+}
+
+#[test]
+fn a_full_disk_under_never_keeps_a_mixed_queue_and_writes_it_once_space_returns() {
+    let fs = SimFs::new();
+    let wal = Wal::open(
+        dir(),
+        opts(&fs)
+            .segment_size(1 << 20)
+            .sync(SyncPolicy::Never)
+            .write_buffer(1 << 20),
+    )
+    .unwrap();
+    let mut sent = append_mixed(&wal, 0);
+    wal.sync().unwrap();
+    // The preallocated segment has room; take away room for the next one,
+    // and make the queue not fit in this one.
+    fs.set_capacity(Some(fs.used()));
+    let more = vec![9u8; 300 << 10];
+    for _ in 0..4 {
+        wal.append(&more).unwrap();
+        sent.push(more.clone());
+    }
+    sent.extend(append_mixed(&wal, 2));
+    let e = wal.sync().unwrap_err();
+    assert!(e.is_disk_full(), "{e}");
+    let durable = wal.durable_lsn();
+    assert_eq!(records(&wal).len() as u64, durable);
+    fs.set_capacity(None);
+    assert_eq!(wal.sync().unwrap(), sent.len() as u64);
+    let got = records(&wal);
+    assert_eq!(got.len(), sent.len());
+    assert!(got.iter().zip(&sent).all(|((_, r), s)| r == s));
+}
+
+/// Many failed groups while eight appenders run, each failure handing the
+/// failed sequence numbers out again: an appender learns its own outcome
+/// (also when it learns it by polling, without the log's lock), so exactly
+/// the acknowledged records, with their bytes, are in the log.
+#[test]
+fn concurrent_appenders_through_repeated_failures_each_learn_their_own_outcome() {
+    for round in 0..16u8 {
+        let spin = [1.0, 0.0, 0.05, 1.0][usize::from(round % 4)];
+        let fs = SimFs::new();
+        let wal = Arc::new(
+            Wal::open(
+                dir(),
+                opts(&fs)
+                    .segment_size(64 << 10)
+                    .sync(SyncPolicy::Always)
+                    .spin_fraction(spin),
+            )
+            .unwrap(),
+        );
+        // The first failure is certain; the appenders arm more as they go.
+        fs.fail_sync_in(2);
+        let handles: Vec<_> = (0..8u8)
+            .map(|t| {
+                let (wal, fs) = (wal.clone(), fs.clone());
+                std::thread::spawn(move || {
+                    let mut rng = common::Rng::new(u64::from(round) << 8 | u64::from(t));
+                    (0..300u16)
+                        .map(|i| {
+                            if i % 25 == 24 {
+                                if rng.below(2) == 0 {
+                                    fs.fail_sync_in(rng.below_u64(6));
+                                } else {
+                                    fs.fail_write_in(rng.below_u64(6));
+                                }
+                            }
+                            let rec = [t, i as u8, (i >> 8) as u8, round];
+                            wal.append(&rec).map(|l| (l, rec.to_vec()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        let mut failed = 0;
+        for h in handles {
+            for r in h.join().unwrap() {
+                match r {
+                    Ok(x) => acked.push(x),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        assert!(failed > 0, "spin {spin}: no append failed");
+        acked.sort();
+        assert_eq!(records(&wal), acked, "spin {spin}");
+    }
+}

@@ -110,3 +110,32 @@ fn concurrent_appenders_share_fsyncs_and_the_stats_count_them() {
     assert_eq!(after.synced_calls, stats.synced_calls + 1);
     assert_eq!(after.synced_records, stats.synced_records + 3);
 }
+
+#[test]
+fn appenders_that_may_not_poll_sleep_and_the_stats_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(
+        Wal::open(
+            dir.path(),
+            Options::default()
+                .sync(SyncPolicy::Always)
+                .spin_fraction(0.0),
+        )
+        .unwrap(),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let wal = wal.clone();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    wal.append(b"x").unwrap();
+                }
+            });
+        }
+    });
+    let stats = wal.stats();
+    assert_eq!(stats.synced_records, 400);
+    // Eight appenders and one leader at a time: the others waited, asleep.
+    assert!(stats.sleeps > 0, "{stats:?}");
+    assert_eq!(stats.slow_yields, 0, "no one polled, so no one yielded");
+}

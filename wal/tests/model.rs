@@ -45,6 +45,8 @@ fn record() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => proptest::collection::vec(any::<u8>(), 0..40),
         1 => proptest::collection::vec(any::<u8>(), 200..700),
+        // Calls this large encode their frames into a buffer of their own.
+        1 => proptest::collection::vec(any::<u8>(), 4100..4400),
     ]
 }
 
