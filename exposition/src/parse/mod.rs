@@ -282,28 +282,26 @@ impl<'a> LabelIter<'a> {
     /// comma.
     #[inline]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
-        let b = self.src.as_bytes();
         let start = self.off;
-        if start >= b.len() {
-            return None;
-        }
         // INVARIANT (plain form): a name of label characters, then `="`, a
-        // value without '"' or '\\', then '"'.
+        // value without '"' or '\\', then '"', then ',' or the end.
         let (eq, ve) = if self.k < self.cached {
             let k = 2 * usize::from(self.k);
+            self.k += 1;
             (usize::from(self.ends[k]), usize::from(self.ends[k + 1]))
         } else {
+            let b = self.src.as_bytes();
+            if start >= b.len() {
+                return None;
+            }
             let eq = scan::find_byte(b, start, b'=')?;
             (eq, scan::find_quote_or_backslash(b, eq + 2)?)
         };
-        self.k = self.k.saturating_add(1);
         let name = self.src.get(start..eq)?;
         let value = self.src.get(eq + 2..ve)?;
-        let mut next = ve + 1;
-        if b.get(next) == Some(&b',') {
-            next += 1;
-        }
-        self.advance(next.min(b.len()) - start);
+        // Past the quote and the comma (or the end); `rest` is not used in
+        // the plain form.
+        self.off = ve + 2;
         Some((Str::plain(name), Str::plain(value)))
     }
 }
@@ -477,6 +475,13 @@ pub struct Parser<'a> {
     /// and samples repeat it, so the next line usually starts with these
     /// bytes and a comparison replaces the character checks.
     last_name: &'a [u8],
+    /// The last timestamp the fast path read, as written, and its value:
+    /// the samples of one target in a `/federate` response all carry the
+    /// same one, so a comparison replaces reading thirteen digits.
+    last_ts: &'a [u8],
+    last_ts_ms: i64,
+    /// Label names the fast path has checked (see [`NameCache`]).
+    label_names: Box<NameCache>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -514,6 +519,9 @@ impl<'a> Parser<'a> {
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
             last_name: &[],
+            last_ts: &[],
+            last_ts_ms: 0,
+            label_names: Box::new(NameCache::new()),
         }
     }
 
@@ -626,16 +634,15 @@ impl<'a> Parser<'a> {
             i = open;
             let mut count: u16 = 0;
             let mut cached: u8 = 0;
-            let mut ends = [0u8; 2 * CACHED];
+            // The offsets are gathered in a register and stored once: byte
+            // stores followed by the entry's word copy stalled on store
+            // forwarding.
+            let mut ends = [0u64; 2];
             loop {
                 if *b.get(i)? == b'}' {
                     break;
                 }
-                let ln = label_name_len(b, i);
-                if ln == 0 {
-                    return None;
-                }
-                i += ln;
+                i += self.label_names.name_len(b, i)?;
                 if b.get(i..i + 2)? != b"=\"" {
                     return None;
                 }
@@ -643,10 +650,12 @@ impl<'a> Parser<'a> {
                 if b[q] != b'"' {
                     return None;
                 }
-                let k = usize::from(cached);
-                if k < CACHED && usize::from(count) == k && q - open <= usize::from(u8::MAX) {
-                    ends[2 * k] = (i - open) as u8;
-                    ends[2 * k + 1] = (q - open) as u8;
+                if u16::from(cached) == count
+                    && usize::from(cached) < CACHED
+                    && q - open <= usize::from(u8::MAX)
+                {
+                    let pair = ((i - open) | (q - open) << 8) as u64;
+                    ends[usize::from(cached >> 2)] |= pair << (16 * (cached & 3));
                     cached += 1;
                 }
                 i = q + 1;
@@ -662,7 +671,7 @@ impl<'a> Parser<'a> {
                 len: count,
                 plain: true,
                 cached,
-                ends,
+                ends: (u128::from(ends[0]) | u128::from(ends[1]) << 64).to_le_bytes(),
             };
             i += 1;
         }
@@ -674,7 +683,19 @@ impl<'a> Parser<'a> {
         let mut timestamp_ms = None;
         let mut ts_text = None;
         if b.get(i) == Some(&b' ') {
-            let (ts, tend) = number::parse_ms_prefix(b, i + 1)?;
+            let t = i + 1;
+            let last = self.last_ts;
+            let (ts, tend) = if !last.is_empty()
+                && scan::starts_with_at(b, t, last)
+                && !b.get(t + last.len()).is_some_and(u8::is_ascii_digit)
+            {
+                (self.last_ts_ms, t + last.len())
+            } else {
+                let (ts, tend) = number::parse_ms_prefix(b, t)?;
+                self.last_ts = &b[t..tend];
+                self.last_ts_ms = ts;
+                (ts, tend)
+            };
             timestamp_ms = Some(ts);
             ts_text = Some(text.get(i + 1..tend)?);
             i = tend;
@@ -1367,15 +1388,7 @@ fn name_len(b: &[u8], i: usize) -> usize {
     1 + scan::metric_chars(b, i + 1)
 }
 
-/// Length of a classic label name at `i` (0 if none).
-#[inline]
-fn label_name_len(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
-        _ => return 0,
-    }
-    1 + scan::label_chars(b, i + 1)
-}
+use scan::{NameCache, label_name_len};
 
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -1492,6 +1505,9 @@ mod tests {
                 "{le=\"+Inf\",quantile=\"0.5\",instance=\"127.0.0.1:9100\",job=\"node\"}",
                 "{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\",i=\"9\"}",
                 "{a=\"\u{e9}\"}",
+                // Names around the lengths the name cache keys on (8, 15, 16).
+                "{instance=\"127.0.0.1:9100\",job=\"node\"}",
+                "{abcdefghijklmno=\"x\",abcdefghijklmnop=\"y\",abcdefghijklmnopq=\"z\"}",
             ],
             &[
                 "{a=\"b\\\"c\"}",
@@ -1506,6 +1522,13 @@ mod tests {
                 "{1=\"x\"}",
                 " {a=\"b\"}",
                 "{a=\"b\\\\\"}",
+                // Bad characters in names the cache may hold the good twin of.
+                "{instanc\u{e9}=\"x\"}",
+                "{instance.=\"x\"}",
+                "{abcdefghijklmn-=\"x\"}",
+                "{abcdefgh\u{0}=\"x\"}",
+                "{=\"x\"}",
+                "{9abcdefghij=\"x\"}",
             ],
         );
         let sep = pick(&[" "], &["  ", "\t", ""]);
