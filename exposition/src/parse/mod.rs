@@ -280,7 +280,7 @@ impl<'a> LabelIter<'a> {
 
     /// The next pair of a plain label set: `name="value"` and an optional
     /// comma.
-    #[inline]
+    #[inline(always)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
         let start = self.off;
         // INVARIANT (plain form): a name of label characters, then `="`, a
@@ -309,7 +309,7 @@ impl<'a> LabelIter<'a> {
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (Str<'a>, Str<'a>);
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.plain {
             return self.next_plain();
@@ -606,7 +606,7 @@ impl<'a> Parser<'a> {
     /// The fast path for the common text 0.0.4 lines: `name{a="b",...} value
     /// [timestamp]` with classic names, unescaped values and single spaces,
     /// `# HELP name text` and `# TYPE name type`. Returns the entry and
-    /// where the next line starts; `None` for anything else (or anything
+    /// moves to the next line; `None` for anything else (or anything
     /// wrong), which [`Parser::text_line`] then reads from the start of the
     /// line, so both paths accept and refuse the same input and give the
     /// same entries (checked against each other in debug builds, which the
@@ -615,7 +615,7 @@ impl<'a> Parser<'a> {
     /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
     /// reaching its end ends the line only when it is the end of the input.
     #[inline]
-    fn fast_text_line(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_text_line(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
         let at_end = |i: usize| i == b.len() && b.len() == self.src.len();
@@ -642,11 +642,11 @@ impl<'a> Parser<'a> {
                 if *b.get(i)? == b'}' {
                     break;
                 }
-                i += self.label_names.name_len(b, i)?;
-                if b.get(i..i + 2)? != b"=\"" {
+                let eq = i + self.label_names.name_len(b, i)?;
+                if b.get(eq..eq + 2)? != b"=\"" {
                     return None;
                 }
-                let q = scan::find_value_end(b, i + 2)?;
+                let q = scan::find_value_end(b, eq + 2)?;
                 if b[q] != b'"' {
                     return None;
                 }
@@ -654,7 +654,7 @@ impl<'a> Parser<'a> {
                     && usize::from(cached) < CACHED
                     && q - open <= usize::from(u8::MAX)
                 {
-                    let pair = ((i - open) | (q - open) << 8) as u64;
+                    let pair = ((eq - open) | (q - open) << 8) as u64;
                     ends[usize::from(cached >> 2)] |= pair << (16 * (cached & 3));
                     cached += 1;
                 }
@@ -714,7 +714,11 @@ impl<'a> Parser<'a> {
             line: self.line,
             ts_text,
         };
-        Some((Entry::Sample(sample), next))
+        // Straight into the caller's entry (a tuple with `next` was built
+        // and then copied, 176 bytes per line).
+        self.pos = next;
+        self.line += 1;
+        Some(Entry::Sample(sample))
     }
 
     /// [`name_len`] of a classic metric name at `b[i..]`, first comparing
@@ -741,7 +745,7 @@ impl<'a> Parser<'a> {
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
     /// [`Parser::fast_text_line`]).
     #[inline]
-    fn fast_meta(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
         let kw = b.get(start..start + 7)?;
@@ -798,20 +802,22 @@ impl<'a> Parser<'a> {
             };
             (Entry::Type { name, metric_type }, next)
         };
-        Some((entry, next))
+        self.pos = next;
+        self.line += 1;
+        Some(entry)
     }
 
     /// Debug builds (tests, fuzzing): the general path must read a line the
     /// fast path took to the same entry.
     #[cfg(debug_assertions)]
-    fn cross_check(&mut self, fast: &Entry<'a>, start: usize, next: usize) {
+    fn cross_check(&mut self, fast: &Entry<'a>, start: usize, next: usize, no: u32) {
         let end = if self.src.get(next.wrapping_sub(1)) == Some(&b'\n') && next > start {
             next - 1
         } else {
             next
         };
         let line = &self.text[start..end];
-        let general = self.text_line(line, self.line);
+        let general = self.text_line(line, no);
         match general {
             Ok(Some(g)) => assert!(
                 same_entry(fast, &g),
@@ -1287,11 +1293,11 @@ impl<'a> Iterator for Parser<'a> {
         // compares; the general path then reads the line).
         if !self.om && self.fast {
             let start = self.pos;
-            if let Some((entry, next)) = self.fast_text_line(start) {
+            #[cfg(debug_assertions)]
+            let no = self.line;
+            if let Some(entry) = self.fast_text_line(start) {
                 #[cfg(debug_assertions)]
-                self.cross_check(&entry, start, next);
-                self.pos = next;
-                self.line += 1;
+                self.cross_check(&entry, start, self.pos, no);
                 return Some(Ok(entry));
             }
         }

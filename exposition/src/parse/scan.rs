@@ -13,6 +13,13 @@ fn eq_mask(w: u64, b: u8) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
+/// High bit set in every byte of `w` below `n` (`n` at most 0x80), exact
+/// for the lowest one as in [`eq_mask`].
+#[inline(always)]
+fn lt_mask(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO * u64::from(n)) & !w & HI
+}
+
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u64 {
     let mut a = [0u8; 8];
@@ -54,10 +61,18 @@ pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     let swar_end = b.len().min(from + 64);
     while i + 8 <= swar_end {
+        // One test for all bytes below '#' ('"', line feed, and the blanks
+        // and controls, which a value may hold) and one for '\\': two masks
+        // instead of three.
         let w = word(b, i);
-        let m = eq_mask(w, b'"') | eq_mask(w, b'\\') | eq_mask(w, b'\n');
+        let m = lt_mask(w, b'"' + 1) | eq_mask(w, b'\\');
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            let k = i + (m.trailing_zeros() / 8) as usize;
+            if matches!(b[k], b'"' | b'\\' | b'\n') {
+                return Some(k);
+            }
+            i = k + 1;
+            continue;
         }
         i += 8;
     }
@@ -96,7 +111,7 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
 
 /// Whether `b[i..]` starts with `p`, a word at a time (no library call for
 /// the short names this compares).
-#[inline]
+#[inline(always)]
 pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
     let Some(s) = b.get(i..i + p.len()) else {
         return false;
@@ -310,6 +325,31 @@ mod tests {
                     }
                     let want = (at < len).then_some(at);
                     assert_eq!(find_value_end(&v, 0), want, "len {len} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn value_ends_skip_blanks_and_controls() {
+        // Bytes below '"' other than the line feed, and bytes just above
+        // it, belong to the value; so do bytes of multi-byte characters.
+        let inside = [
+            0u8, b'\t', b'\r', b' ', b'!', b'#', 0x1f, 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        for len in 0..80 {
+            for at in 0..len {
+                for &c in &inside {
+                    let mut v = vec![b'a'; len];
+                    v[at] = c;
+                    assert_eq!(find_value_end(&v, 0), None, "{c:#x} at {at} of {len}");
+                    v.push(b'"');
+                    assert_eq!(find_value_end(&v, 0), Some(len), "{c:#x} at {at} of {len}");
+                    // Followed by a real end in the same word.
+                    if at + 1 < len {
+                        v[at + 1] = b'\n';
+                        assert_eq!(find_value_end(&v, 0), Some(at + 1), "{c:#x} at {at}");
+                    }
                 }
             }
         }
