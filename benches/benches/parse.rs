@@ -5,6 +5,10 @@
 //! every value, so the work compares with a parser that builds owned samples.
 //! `ns/sample` = time per file / samples in it; criterion prints bytes/s.
 //!
+//! The `.om` groups read the same captures as OpenMetrics, as this crate's
+//! encoder writes them (timestamps in seconds, `# EOF`); vigil only, as
+//! prometheus-parse reads text 0.0.4 alone.
+//!
 //! Measured in thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time:
 //! the benchmark machine is shared by several builds at once, and wall time
 //! counts the time other processes hold the core (it varied 4x between runs
@@ -16,6 +20,7 @@ use std::path::PathBuf;
 use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil_exposition::Format;
+use vigil_exposition::encode::encode_families;
 use vigil_exposition::parse::{Entry, Mode, Parser, parse_families};
 
 #[path = "common/cpu_time.rs"]
@@ -82,6 +87,22 @@ fn bench(c: &mut Criterion<CpuTime>) {
                 let lines = black_box(&text).lines().map(|l| Ok(l.to_owned()));
                 black_box(prometheus_parse::Scrape::parse(lines).unwrap())
             })
+        });
+        g.finish();
+
+        let families = parse_families(&input, Format::Text, Mode::Scrape).expect("corpus parses");
+        let mut om = Vec::new();
+        encode_families(&families, Format::OpenMetrics, &mut om);
+        let (om_samples, _) = vigil_parse(&om, Format::OpenMetrics);
+        assert_eq!(
+            om_samples, samples,
+            "{label}: OpenMetrics holds the same samples"
+        );
+        let mut g = c.benchmark_group(format!("parse/{label}.om"));
+        g.throughput(Throughput::Bytes(om.len() as u64));
+        eprintln!("{label}.om: {} bytes, {om_samples} samples", om.len());
+        g.bench_function("vigil", |b| {
+            b.iter(|| black_box(vigil_parse(black_box(&om), Format::OpenMetrics)))
         });
         g.finish();
     }

@@ -280,30 +280,28 @@ impl<'a> LabelIter<'a> {
 
     /// The next pair of a plain label set: `name="value"` and an optional
     /// comma.
-    #[inline]
+    #[inline(always)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
-        let b = self.src.as_bytes();
         let start = self.off;
-        if start >= b.len() {
-            return None;
-        }
         // INVARIANT (plain form): a name of label characters, then `="`, a
-        // value without '"' or '\\', then '"'.
+        // value without '"' or '\\', then '"', then ',' or the end.
         let (eq, ve) = if self.k < self.cached {
             let k = 2 * usize::from(self.k);
+            self.k += 1;
             (usize::from(self.ends[k]), usize::from(self.ends[k + 1]))
         } else {
+            let b = self.src.as_bytes();
+            if start >= b.len() {
+                return None;
+            }
             let eq = scan::find_byte(b, start, b'=')?;
             (eq, scan::find_quote_or_backslash(b, eq + 2)?)
         };
-        self.k = self.k.saturating_add(1);
         let name = self.src.get(start..eq)?;
         let value = self.src.get(eq + 2..ve)?;
-        let mut next = ve + 1;
-        if b.get(next) == Some(&b',') {
-            next += 1;
-        }
-        self.advance(next.min(b.len()) - start);
+        // Past the quote and the comma (or the end); `rest` is not used in
+        // the plain form.
+        self.off = ve + 2;
         Some((Str::plain(name), Str::plain(value)))
     }
 }
@@ -311,7 +309,7 @@ impl<'a> LabelIter<'a> {
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (Str<'a>, Str<'a>);
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.plain {
             return self.next_plain();
@@ -477,6 +475,13 @@ pub struct Parser<'a> {
     /// and samples repeat it, so the next line usually starts with these
     /// bytes and a comparison replaces the character checks.
     last_name: &'a [u8],
+    /// The last timestamp the fast path read, as written, and its value:
+    /// the samples of one target in a `/federate` response all carry the
+    /// same one, so a comparison replaces reading thirteen digits.
+    last_ts: &'a [u8],
+    last_ts_ms: i64,
+    /// Label names the fast path has checked (see [`NameCache`]).
+    label_names: Box<NameCache>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -514,6 +519,9 @@ impl<'a> Parser<'a> {
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
             last_name: &[],
+            last_ts: &[],
+            last_ts_ms: 0,
+            label_names: Box::new(NameCache::new()),
         }
     }
 
@@ -595,24 +603,32 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The fast path for the common text 0.0.4 lines: `name{a="b",...} value
-    /// [timestamp]` with classic names, unescaped values and single spaces,
-    /// `# HELP name text` and `# TYPE name type`. Returns the entry and
-    /// where the next line starts; `None` for anything else (or anything
-    /// wrong), which [`Parser::text_line`] then reads from the start of the
-    /// line, so both paths accept and refuse the same input and give the
-    /// same entries (checked against each other in debug builds, which the
-    /// fuzz targets are).
+    /// The fast path for the common lines. Text 0.0.4: `name{a="b",...}
+    /// value [timestamp]` with classic names, unescaped values and single
+    /// spaces, `# HELP name text` and `# TYPE name type`. OpenMetrics (scrape
+    /// mode): the same samples without timestamp or exemplar, and `# HELP`,
+    /// `# TYPE` and `# UNIT`, each ending in a line feed. Returns the entry
+    /// and moves to the next line; `None` for anything else (or anything
+    /// wrong), which the general path ([`Parser::text_line`],
+    /// [`Parser::om_line`]) then reads from the start of the line, so both
+    /// paths accept and refuse the same input and give the same entries
+    /// (checked against each other in debug builds, which the fuzz targets
+    /// are).
     ///
     /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
     /// reaching its end ends the line only when it is the end of the input.
     #[inline]
-    fn fast_text_line(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_line(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
-        let at_end = |i: usize| i == b.len() && b.len() == self.src.len();
+        let om = self.om;
+        let at_end = |i: usize| !om && i == b.len() && b.len() == self.src.len();
         if b.get(start) == Some(&b'#') {
-            return self.fast_meta(start);
+            return if om {
+                self.fast_om_meta(start)
+            } else {
+                self.fast_meta(start)
+            };
         }
         let n = self.known_name_len(b, start);
         if n == 0 {
@@ -626,27 +642,28 @@ impl<'a> Parser<'a> {
             i = open;
             let mut count: u16 = 0;
             let mut cached: u8 = 0;
-            let mut ends = [0u8; 2 * CACHED];
+            // The offsets are gathered in a register and stored once: byte
+            // stores followed by the entry's word copy stalled on store
+            // forwarding.
+            let mut ends = [0u64; 2];
             loop {
                 if *b.get(i)? == b'}' {
                     break;
                 }
-                let ln = label_name_len(b, i);
-                if ln == 0 {
+                let eq = i + self.label_names.name_len(b, i)?;
+                if b.get(eq..eq + 2)? != b"=\"" {
                     return None;
                 }
-                i += ln;
-                if b.get(i..i + 2)? != b"=\"" {
-                    return None;
-                }
-                let q = scan::find_value_end(b, i + 2)?;
+                let q = scan::find_value_end(b, eq + 2)?;
                 if b[q] != b'"' {
                     return None;
                 }
-                let k = usize::from(cached);
-                if k < CACHED && usize::from(count) == k && q - open <= usize::from(u8::MAX) {
-                    ends[2 * k] = (i - open) as u8;
-                    ends[2 * k + 1] = (q - open) as u8;
+                if u16::from(cached) == count
+                    && usize::from(cached) < CACHED
+                    && q - open <= usize::from(u8::MAX)
+                {
+                    let pair = ((eq - open) | (q - open) << 8) as u64;
+                    ends[usize::from(cached >> 2)] |= pair << (16 * (cached & 3));
                     cached += 1;
                 }
                 i = q + 1;
@@ -662,7 +679,7 @@ impl<'a> Parser<'a> {
                 len: count,
                 plain: true,
                 cached,
-                ends,
+                ends: (u128::from(ends[0]) | u128::from(ends[1]) << 64).to_le_bytes(),
             };
             i += 1;
         }
@@ -673,8 +690,25 @@ impl<'a> Parser<'a> {
         i = vend;
         let mut timestamp_ms = None;
         let mut ts_text = None;
+        // OpenMetrics exemplars: the general path.
         if b.get(i) == Some(&b' ') {
-            let (ts, tend) = number::parse_ms_prefix(b, i + 1)?;
+            let t = i + 1;
+            let last = self.last_ts;
+            let (ts, tend) = if !last.is_empty()
+                && scan::starts_with_at(b, t, last)
+                && !b.get(t + last.len()).is_some_and(u8::is_ascii_digit)
+            {
+                (self.last_ts_ms, t + last.len())
+            } else {
+                let (ts, tend) = if om {
+                    number::parse_seconds_prefix(b, t)?
+                } else {
+                    number::parse_ms_prefix(b, t)?
+                };
+                self.last_ts = &b[t..tend];
+                self.last_ts_ms = ts;
+                (ts, tend)
+            };
             timestamp_ms = Some(ts);
             ts_text = Some(text.get(i + 1..tend)?);
             i = tend;
@@ -693,7 +727,11 @@ impl<'a> Parser<'a> {
             line: self.line,
             ts_text,
         };
-        Some((Entry::Sample(sample), next))
+        // Straight into the caller's entry (a tuple with `next` was built
+        // and then copied, 176 bytes per line).
+        self.pos = next;
+        self.line += 1;
+        Some(Entry::Sample(sample))
     }
 
     /// [`name_len`] of a classic metric name at `b[i..]`, first comparing
@@ -720,7 +758,7 @@ impl<'a> Parser<'a> {
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
     /// [`Parser::fast_text_line`]).
     #[inline]
-    fn fast_meta(&mut self, start: usize) -> Option<(Entry<'a>, usize)> {
+    fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
         let kw = b.get(start..start + 7)?;
@@ -777,20 +815,88 @@ impl<'a> Parser<'a> {
             };
             (Entry::Type { name, metric_type }, next)
         };
-        Some((entry, next))
+        self.pos = next;
+        self.line += 1;
+        Some(entry)
+    }
+
+    /// `# HELP`, `# TYPE` and `# UNIT` lines of OpenMetrics on the fast
+    /// path (see [`Parser::fast_line`]); as [`Parser::om_line`] reads them.
+    #[inline]
+    fn fast_om_meta(&mut self, start: usize) -> Option<Entry<'a>> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let kw = b.get(start..start + 7)?;
+        let ns = start + 7;
+        let n = match kw {
+            b"# HELP " | b"# TYPE " | b"# UNIT " => self.known_name_len(b, ns),
+            _ => return None,
+        };
+        if n == 0 || b.get(ns + n) != Some(&b' ') {
+            return None;
+        }
+        let name = Str::plain(text.get(ns..ns + n)?);
+        let rest = ns + n + 1;
+        let tail = b.get(rest..)?;
+        // Every metadata line ends in a line feed.
+        let (entry, end) = match kw[2] {
+            b'H' => {
+                let (end, esc) = match memchr::memchr2(b'\n', b'\\', tail)? {
+                    k if tail[k] == b'\n' => (rest + k, Esc::None),
+                    k => (rest + k + memchr::memchr(b'\n', &tail[k..])?, Esc::Quoted),
+                };
+                let help = Entry::Help {
+                    name,
+                    text: Str {
+                        raw: text.get(rest..end)?,
+                        esc,
+                    },
+                };
+                (help, end)
+            }
+            b'T' => {
+                let end = rest + scan::find_byte(tail, 0, b'\n')?;
+                let word = text.get(rest..end)?;
+                let metric_type = MetricType::from_word(word).filter(|_| word != "untyped")?;
+                (Entry::Type { name, metric_type }, end)
+            }
+            _ => {
+                let end = rest + scan::find_byte(tail, 0, b'\n')?;
+                let unit = text.get(rest..end)?;
+                if !unit.bytes().all(is_name_char) {
+                    return None;
+                }
+                // As the general path: empty, or the name's `_` suffix.
+                let nm = name.raw.as_bytes();
+                let u = unit.as_bytes();
+                let suffix =
+                    nm.len() > u.len() && nm.ends_with(u) && nm[nm.len() - u.len() - 1] == b'_';
+                if !u.is_empty() && !suffix {
+                    return None;
+                }
+                (Entry::Unit { name, unit }, end)
+            }
+        };
+        self.pos = end + 1;
+        self.line += 1;
+        Some(entry)
     }
 
     /// Debug builds (tests, fuzzing): the general path must read a line the
     /// fast path took to the same entry.
     #[cfg(debug_assertions)]
-    fn cross_check(&mut self, fast: &Entry<'a>, start: usize, next: usize) {
+    fn cross_check(&mut self, fast: &Entry<'a>, start: usize, next: usize, no: u32) {
         let end = if self.src.get(next.wrapping_sub(1)) == Some(&b'\n') && next > start {
             next - 1
         } else {
             next
         };
         let line = &self.text[start..end];
-        let general = self.text_line(line, self.line);
+        let general = if self.om {
+            self.om_line(line, no, end < next).map(Some)
+        } else {
+            self.text_line(line, no)
+        };
         match general {
             Ok(Some(g)) => assert!(
                 same_entry(fast, &g),
@@ -1262,15 +1368,16 @@ impl<'a> Iterator for Parser<'a> {
         if self.state == ParseState::Done {
             return None;
         }
-        // Text 0.0.4 only: the fast path (a failed attempt costs a few
-        // compares; the general path then reads the line).
-        if !self.om && self.fast {
+        // The fast path (a failed attempt costs a few compares; the general
+        // path then reads the line). Not after an OpenMetrics `# EOF`, and
+        // not in strict mode, whose extra checks are the general path's.
+        if self.fast && self.state == ParseState::Running && self.strict.is_none() {
             let start = self.pos;
-            if let Some((entry, next)) = self.fast_text_line(start) {
+            #[cfg(debug_assertions)]
+            let no = self.line;
+            if let Some(entry) = self.fast_line(start) {
                 #[cfg(debug_assertions)]
-                self.cross_check(&entry, start, next);
-                self.pos = next;
-                self.line += 1;
+                self.cross_check(&entry, start, self.pos, no);
                 return Some(Ok(entry));
             }
         }
@@ -1367,15 +1474,7 @@ fn name_len(b: &[u8], i: usize) -> usize {
     1 + scan::metric_chars(b, i + 1)
 }
 
-/// Length of a classic label name at `i` (0 if none).
-#[inline]
-fn label_name_len(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
-        _ => return 0,
-    }
-    1 + scan::label_chars(b, i + 1)
-}
+use scan::{NameCache, label_name_len};
 
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -1437,8 +1536,8 @@ mod tests {
     use proptest::prelude::*;
 
     /// Every entry and the error, if any, through one path.
-    fn read(input: &[u8], fast: bool) -> (Vec<Entry<'_>>, Option<String>) {
-        let mut p = Parser::new(input, Format::Text);
+    fn read(input: &[u8], format: Format, fast: bool) -> (Vec<Entry<'_>>, Option<String>) {
+        let mut p = Parser::new(input, format);
         p.fast = fast;
         let mut entries = Vec::new();
         for e in p {
@@ -1451,8 +1550,12 @@ mod tests {
     }
 
     fn same_reading(input: &[u8]) -> std::result::Result<(), TestCaseError> {
-        let (fast, fast_err) = read(input, true);
-        let (general, general_err) = read(input, false);
+        same_reading_as(input, Format::Text)
+    }
+
+    fn same_reading_as(input: &[u8], format: Format) -> std::result::Result<(), TestCaseError> {
+        let (fast, fast_err) = read(input, format, true);
+        let (general, general_err) = read(input, format, false);
         prop_assert_eq!(
             fast.len(),
             general.len(),
@@ -1492,6 +1595,9 @@ mod tests {
                 "{le=\"+Inf\",quantile=\"0.5\",instance=\"127.0.0.1:9100\",job=\"node\"}",
                 "{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\",i=\"9\"}",
                 "{a=\"\u{e9}\"}",
+                // Names around the lengths the name cache keys on (8, 15, 16).
+                "{instance=\"127.0.0.1:9100\",job=\"node\"}",
+                "{abcdefghijklmno=\"x\",abcdefghijklmnop=\"y\",abcdefghijklmnopq=\"z\"}",
             ],
             &[
                 "{a=\"b\\\"c\"}",
@@ -1506,6 +1612,13 @@ mod tests {
                 "{1=\"x\"}",
                 " {a=\"b\"}",
                 "{a=\"b\\\\\"}",
+                // Bad characters in names the cache may hold the good twin of.
+                "{instanc\u{e9}=\"x\"}",
+                "{instance.=\"x\"}",
+                "{abcdefghijklmn-=\"x\"}",
+                "{abcdefgh\u{0}=\"x\"}",
+                "{=\"x\"}",
+                "{9abcdefghij=\"x\"}",
             ],
         );
         let sep = pick(&[" "], &["  ", "\t", ""]);
@@ -1585,8 +1698,90 @@ mod tests {
         ]
     }
 
+    /// A line of OpenMetrics: the text lines (whose blanks, comments and
+    /// `untyped` OpenMetrics refuses) and OpenMetrics' own metadata,
+    /// timestamps, exemplars and `# EOF`.
+    fn om_line() -> impl Strategy<Value = String> {
+        let meta = pick(
+            &[
+                "# HELP a_seconds x\\\"y\n",
+                "# HELP a_seconds plain text\n",
+                "# TYPE a_seconds gaugehistogram\n",
+                "# TYPE a_seconds info\n",
+                "# TYPE a_seconds unknown\n",
+                "# UNIT a_seconds seconds\n",
+                "# UNIT a_seconds \n",
+            ],
+            &[
+                "# UNIT a seconds\n",
+                "# UNIT a_seconds se.conds\n",
+                "# UNIT xseconds seconds\n",
+                "# UNIT a_seconds seconds",
+                "# UNIT a_seconds\n",
+                "# TYPE a_seconds untyped\n",
+                "# TYPE a_seconds counter \n",
+                "# HELP a_seconds\n",
+                "# HELP a_seconds x",
+                "# help a b\n",
+                "# EOF\n",
+                "# EOF",
+                "#EOF\n",
+            ],
+        );
+        let tail = pick(
+            &["", " 1795328359.972", " 17", " 1.5"],
+            &[
+                " -1.5",
+                " 1e3",
+                " 1.5 ",
+                " 1.2345678901234567890",
+                " .5",
+                " 1.",
+                " # {a=\"b\"} 1",
+                " 1 # {} 2 3",
+                " # {a=\"b\"} 1 ",
+            ],
+        );
+        prop_oneof![
+            4 => (line(), tail).prop_map(|(l, t)| match l.strip_suffix('\n') {
+                Some(body) => format!("{body}{t}\n"),
+                None => l,
+            }),
+            1 => meta.prop_map(str::to_owned),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The same for OpenMetrics (scrape mode), usually ended by
+        /// `# EOF`, sometimes with lines after it.
+        #[test]
+        fn fast_and_general_paths_agree_on_openmetrics(
+            lines in prop::collection::vec(om_line(), 1..10),
+            eof in prop::sample::select(vec!["# EOF\n", "# EOF", "", "# EOF\na 1\n"]),
+        ) {
+            let doc = lines.concat() + eof;
+            same_reading_as(doc.as_bytes(), Format::OpenMetrics)?;
+        }
+
+        /// OpenMetrics with a byte changed or the input cut short.
+        #[test]
+        fn fast_and_general_paths_agree_on_damaged_openmetrics(
+            lines in prop::collection::vec(om_line(), 1..6),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![0xffu8, b'"', b'\\', b'\n', b' ', b'{', b'}', b'=', b',', b'#', b'_', b'0']),
+            cut in any::<bool>(),
+        ) {
+            let mut doc = (lines.concat() + "# EOF\n").into_bytes();
+            let i = at.index(doc.len().max(1)).min(doc.len().saturating_sub(1));
+            if cut {
+                doc.truncate(i);
+            } else if let Some(b) = doc.get_mut(i) {
+                *b = byte;
+            }
+            same_reading_as(&doc, Format::OpenMetrics)?;
+        }
 
         /// The fast path and the general path read any mix of common and
         /// unusual lines to the same entries and the same error.
@@ -1629,7 +1824,12 @@ mod tests {
                     continue;
                 }
                 let input = std::fs::read(&path).unwrap();
-                same_reading(&input).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // Both formats: a text file read as OpenMetrics stops at
+                // the same line with the same error either way.
+                for format in [Format::Text, Format::OpenMetrics] {
+                    same_reading_as(&input, format)
+                        .unwrap_or_else(|e| panic!("{} as {format:?}: {e}", path.display()));
+                }
                 files += 1;
             }
         }

@@ -259,6 +259,38 @@ pub(crate) fn parse_ms_prefix(b: &[u8], i: usize) -> Option<(i64, usize)> {
     Some((if neg { -v } else { v }, j + n))
 }
 
+/// The parser's fast path for an OpenMetrics timestamp: `digits[.digits]`
+/// seconds at `b[i]`, at most 19 digits in all (so exact, as
+/// [`parse_seconds_as_ms`] reads them), as milliseconds truncated as there,
+/// with the index after it. `None` (signs, exponents, longer numbers) sends
+/// the line to the general path.
+#[inline]
+pub(crate) fn parse_seconds_prefix(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    let (s, n) = digit_run(b, i, 0);
+    // Up to 15 integer digits: below 10^15 s, 10^18 ms, inside i64.
+    if n == 0 || n > 15 {
+        return None;
+    }
+    let mut j = i + n;
+    let mut ms = s * 1000;
+    if b.get(j) == Some(&b'.') {
+        let (f, nf) = digit_run(b, j + 1, 0);
+        if n + nf > 19 {
+            return None;
+        }
+        ms += if nf <= 3 {
+            f * 10u64.pow(3 - nf as u32)
+        } else {
+            f / 10u64.pow(nf as u32 - 3)
+        };
+        j += 1 + nf;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        return None;
+    }
+    Some((ms as i64, j))
+}
+
 fn special(b: &[u8]) -> Option<f64> {
     let (neg, signed, rest) = match b.first() {
         Some(b'-') => (true, true, &b[1..]),
@@ -471,7 +503,53 @@ mod tests {
         assert_eq!(parse_ms_prefix(b"-", 0), None);
     }
 
+    /// Whatever the fast OpenMetrics timestamp reader takes, it reads as
+    /// the general one does, and it stops where the token ends.
+    fn check_seconds_prefix(s: &str) {
+        if let Some((ms, end)) = parse_seconds_prefix(s.as_bytes(), 0) {
+            let token = &s[..end];
+            assert_eq!(parse_seconds_as_ms(token), Some(ms), "{s:?}");
+            assert!(
+                !s[end..].starts_with(|c: char| c.is_ascii_digit() || c == '.'),
+                "{s:?} stopped early at {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn om_timestamps() {
+        let cases: &[(&str, Option<(i64, usize)>)] = &[
+            ("1795328359.972\n", Some((1_795_328_359_972, 14))),
+            ("1795328359", Some((1_795_328_359_000, 10))),
+            ("1795328359.", Some((1_795_328_359_000, 11))),
+            ("1.5", Some((1500, 3))),
+            ("0.0009", Some((0, 6))),
+            ("1.23456789", Some((1234, 10))),
+            ("001.25 ", Some((1250, 6))),
+            ("1.234567890123456789", Some((1234, 20))),
+            ("1.2345678901234567890", None),
+            ("1234567890123456", None),
+            ("-1.5", None),
+            ("+1", None),
+            (".5", None),
+            ("1e3", None),
+            ("1.5E3", None),
+            ("", None),
+        ];
+        for &(s, want) in cases {
+            assert_eq!(parse_seconds_prefix(s.as_bytes(), 0), want, "{s:?}");
+            check_seconds_prefix(s);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn fast_om_timestamps_read_as_the_general_reader(
+            s in "[0-9]{0,16}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{1,3})?[ \n]?"
+        ) {
+            check_seconds_prefix(&s);
+        }
+
         #[test]
         fn fast_prefix_is_bit_identical_to_std(
             s in "-?[0-9]{0,12}(\\.[0-9]{0,12})?([eE][+-]?[0-9]{1,3})?[ \n]?"

@@ -13,6 +13,13 @@ fn eq_mask(w: u64, b: u8) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
+/// High bit set in every byte of `w` below `n` (`n` at most 0x80), exact
+/// for the lowest one as in [`eq_mask`].
+#[inline(always)]
+fn lt_mask(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO * u64::from(n)) & !w & HI
+}
+
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u64 {
     let mut a = [0u8; 8];
@@ -54,10 +61,18 @@ pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     let swar_end = b.len().min(from + 64);
     while i + 8 <= swar_end {
+        // One test for all bytes below '#' ('"', line feed, and the blanks
+        // and controls, which a value may hold) and one for '\\': two masks
+        // instead of three.
         let w = word(b, i);
-        let m = eq_mask(w, b'"') | eq_mask(w, b'\\') | eq_mask(w, b'\n');
+        let m = lt_mask(w, b'"' + 1) | eq_mask(w, b'\\');
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            let k = i + (m.trailing_zeros() / 8) as usize;
+            if matches!(b[k], b'"' | b'\\' | b'\n') {
+                return Some(k);
+            }
+            i = k + 1;
+            continue;
         }
         i += 8;
     }
@@ -96,19 +111,25 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
 
 /// Whether `b[i..]` starts with `p`, a word at a time (no library call for
 /// the short names this compares).
-#[inline]
+#[inline(always)]
 pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
     let Some(s) = b.get(i..i + p.len()) else {
         return false;
     };
+    if p.len() < 8 {
+        return s == p;
+    }
+    // Whole words, the last one overlapping the one before it: no tail
+    // loop and no library call.
     let mut k = 0;
-    while k + 8 <= p.len() {
+    while k + 8 < p.len() {
         if word(s, k) != word(p, k) {
             return false;
         }
         k += 8;
     }
-    s[k..] == p[k..]
+    let last = p.len() - 8;
+    word(s, last) == word(p, last)
 }
 
 static LABEL: [bool; 256] = table(false);
@@ -149,6 +170,86 @@ fn run(b: &[u8], mut i: usize, colon: bool) -> usize {
         i += 1;
     }
     i
+}
+
+/// Length of a classic label name at `i` (0 if none).
+#[inline]
+pub(crate) fn label_name_len(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
+        _ => return 0,
+    }
+    1 + label_chars(b, i + 1)
+}
+
+/// Label names of up to 15 bytes that have passed the name check,
+/// remembered by their bytes. A scrape repeats a handful of names
+/// (`instance`, `job`, a family's own) on every line; finding the `=` after
+/// the name a word at a time and looking the bytes up here costs less than
+/// checking each character again.
+pub(crate) struct NameCache {
+    slots: [NameSlot; NAME_SLOTS],
+}
+
+/// A name of `len` bytes: its first eight bytes (zero past `len`) and, for
+/// names of eight or more, its last eight; together they are all of it.
+/// `len == 0` marks an empty slot.
+#[derive(Clone, Copy)]
+struct NameSlot {
+    head: u64,
+    tail: u64,
+    len: u64,
+}
+
+/// Direct-mapped; a collision only costs a check.
+const NAME_SLOTS: usize = 64;
+
+impl NameCache {
+    pub(crate) fn new() -> NameCache {
+        NameCache {
+            slots: [NameSlot {
+                head: 0,
+                tail: 0,
+                len: 0,
+            }; NAME_SLOTS],
+        }
+    }
+
+    /// The same as [`label_name_len`] (`None` for 0): the length of the
+    /// classic label name at `b[i..]`.
+    #[inline(always)]
+    pub(crate) fn name_len(&mut self, b: &[u8], i: usize) -> Option<usize> {
+        let checked = |n: usize| (n > 0).then_some(n);
+        if i + 16 > b.len() {
+            return checked(label_name_len(b, i));
+        }
+        // The name's end, if it is in the plain form `name=`: the first '='.
+        let head = word(b, i);
+        let m = eq_mask(head, b'=');
+        let (n, head, tail) = if m != 0 {
+            let n = (m.trailing_zeros() / 8) as usize;
+            let keep = (1u64 << (8 * n)).wrapping_sub(1);
+            (n, head & keep, 0)
+        } else {
+            let m = eq_mask(word(b, i + 8), b'=');
+            if m == 0 {
+                return checked(label_name_len(b, i));
+            }
+            let n = 8 + (m.trailing_zeros() / 8) as usize;
+            (n, head, word(b, i + n - 8))
+        };
+        let len = n as u64;
+        let h = (head ^ tail.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.slots[(h >> 58) as usize % NAME_SLOTS];
+        if n > 0 && slot.head == head && slot.tail == tail && slot.len == len {
+            return Some(n);
+        }
+        let ln = label_name_len(b, i);
+        if ln == n && n > 0 {
+            *slot = NameSlot { head, tail, len };
+        }
+        checked(ln)
+    }
 }
 
 /// Length of the run of `[a-zA-Z0-9_]` at `i`.
@@ -230,6 +331,31 @@ mod tests {
     }
 
     #[test]
+    fn value_ends_skip_blanks_and_controls() {
+        // Bytes below '"' other than the line feed, and bytes just above
+        // it, belong to the value; so do bytes of multi-byte characters.
+        let inside = [
+            0u8, b'\t', b'\r', b' ', b'!', b'#', 0x1f, 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        for len in 0..80 {
+            for at in 0..len {
+                for &c in &inside {
+                    let mut v = vec![b'a'; len];
+                    v[at] = c;
+                    assert_eq!(find_value_end(&v, 0), None, "{c:#x} at {at} of {len}");
+                    v.push(b'"');
+                    assert_eq!(find_value_end(&v, 0), Some(len), "{c:#x} at {at} of {len}");
+                    // Followed by a real end in the same word.
+                    if at + 1 < len {
+                        v[at + 1] = b'\n';
+                        assert_eq!(find_value_end(&v, 0), Some(at + 1), "{c:#x} at {at}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn finds_a_byte_at_every_offset() {
         for len in 0..40 {
             for at in 0..=len {
@@ -249,6 +375,44 @@ mod tests {
             }
         }
         assert_eq!(find_byte(b"a=b=", 2, b'='), Some(3));
+    }
+
+    #[test]
+    fn name_cache_agrees_with_the_name_check() {
+        let mut cache = NameCache::new();
+        // Every length around the cache's two words, every byte class at
+        // every place, the valid name first so its twin meets a full slot.
+        let bytes = [
+            b'a', b'Z', b'_', b'7', b'.', b'-', 0, 0xc3, b'"', b' ', b'=',
+        ];
+        for round in 0..2 {
+            for len in 0..20 {
+                for at in 0..len {
+                    for &c in &bytes {
+                        for name in [vec![b'q'; len], {
+                            let mut v = vec![b'q'; len];
+                            v[at] = c;
+                            v
+                        }] {
+                            for pad in [0usize, 2, 30] {
+                                let mut line = b"{".to_vec();
+                                line.extend_from_slice(&name);
+                                line.extend_from_slice(b"=\"v\"");
+                                line.resize(line.len() + pad, b'x');
+                                let want = label_name_len(&line, 1);
+                                let got = cache.name_len(&line, 1);
+                                assert_eq!(
+                                    got,
+                                    (want > 0).then_some(want),
+                                    "round {round} {:?}",
+                                    String::from_utf8_lossy(&line)
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -294,6 +458,31 @@ mod tests {
         assert!(!starts_with_at(b, 0, b"node_cpu_seconds_totaX"));
         assert!(!starts_with_at(b, 30, b"0\"}x"));
         assert!(starts_with_at(b, 0, b""));
+    }
+
+    #[test]
+    fn prefixes_agree_with_slice_compare_at_every_length_and_difference() {
+        let b: Vec<u8> = (0..40u8).map(|k| b'a' + k % 26).collect();
+        for at in 0..b.len() {
+            for len in 0..=b.len() + 1 - at {
+                let Some(p) = b.get(at..at + len) else {
+                    // Longer than what is left: never a prefix.
+                    let mut p = b[at..].to_vec();
+                    p.push(b'x');
+                    assert!(!starts_with_at(&b, at, &p));
+                    continue;
+                };
+                assert!(starts_with_at(&b, at, p), "at {at} len {len}");
+                for d in 0..len {
+                    let mut q = p.to_vec();
+                    q[d] ^= 0x20;
+                    assert!(
+                        !starts_with_at(&b, at, &q),
+                        "at {at} len {len} differs at {d}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
