@@ -422,6 +422,29 @@ pub(crate) fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> Chunk
     w
 }
 
+/// WAL replay's bulk path (head/replay.rs), which seals many chunks into
+/// each series in a row and knows the previous chunk's maxt, so it need
+/// not walk the frames to find it.
+impl SealedChunks {
+    /// The last chunk's maxt, or 0 (the frame base) when there is none.
+    pub(crate) fn last_base(&self) -> i64 {
+        self.last().map_or(0, |c| c.maxt)
+    }
+
+    /// Appends a chunk after the last one, whose maxt is `base` (as
+    /// [`last_base`](Self::last_base) says), growing the buffer exactly.
+    pub(crate) fn push_after(&mut self, base: i64, mint: i64, maxt: i64, bytes: &[u8]) {
+        debug_assert_eq!(base, self.last_base());
+        let mut frame = [0u8; 32];
+        let n = frame_header(&mut frame, bytes.len(), mint, maxt, base);
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.reserve_exact(n + bytes.len());
+        buf.extend_from_slice(&frame[..n]);
+        buf.extend_from_slice(bytes);
+        self.buf = buf.into_boxed_slice();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
