@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use vigil_wal::Wal;
 
 use super::record::{self, Record};
-use super::series::MemSeries;
+use super::series::{MemSeries, frame_header};
 use super::{HeadOptions, State};
 use crate::Error;
 use crate::chunk::{Chunk, ChunkWriter, Encoder, MAX_SAMPLES};
@@ -63,6 +63,9 @@ struct Pending {
     /// The WAL position of the record that created the series (0: it was
     /// there before): a sample before it names a series not created yet.
     since: u64,
+    /// Chunks sealed here, framed, not yet appended to the series (one
+    /// reallocation of its exactly sized buffer then, not one a chunk).
+    frames: Vec<u8>,
 }
 
 /// The record kind byte of a `Samples` record (FORMAT.md, "WAL records").
@@ -606,6 +609,7 @@ fn put(
             return;
         }
         None => {
+            commit_frames(s, p);
             if s.max_time().is_some_and(|last| t <= last) {
                 ordinary(s, p, t, v, opts);
                 return;
@@ -645,6 +649,7 @@ fn put(
 /// The ordinary path. Samples refused when first committed were refused
 /// then too; the same rules give the same result.
 fn ordinary(s: &mut MemSeries, p: &mut Pending, t: i64, v: f64, opts: &HeadOptions) {
+    commit_frames(s, p);
     p.base = None;
     let _ = s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms);
 }
@@ -682,7 +687,10 @@ fn seal(s: &mut MemSeries, p: &mut Pending, sc: &mut Scratch, opts: &HeadOptions
     sc.out.clear();
     if sc.enc.encode(&p.buf, &mut sc.out).is_ok() {
         let base = *p.base.get_or_insert_with(|| s.sealed.last_base());
-        s.sealed.push_after(base, mint, maxt, &sc.out);
+        let mut frame = [0u8; 32];
+        let n = frame_header(&mut frame, sc.out.len(), mint, maxt, base);
+        p.frames.extend_from_slice(&frame[..n]);
+        p.frames.extend_from_slice(&sc.out);
         p.base = Some(maxt);
         p.buf.clear();
     } else {
@@ -692,8 +700,18 @@ fn seal(s: &mut MemSeries, p: &mut Pending, sc: &mut Scratch, opts: &HeadOptions
     }
 }
 
-/// Moves the buffer into the open chunk, sample by sample.
+/// Appends the chunks sealed from the buffer to the series.
+fn commit_frames(s: &mut MemSeries, p: &mut Pending) {
+    if !p.frames.is_empty() {
+        s.sealed.append_frames(&p.frames);
+        p.frames = Vec::new();
+    }
+}
+
+/// Moves the sealed chunks and the buffer into the series, the buffer
+/// into its open chunk sample by sample.
 fn flush(s: &mut MemSeries, p: &mut Pending, opts: &HeadOptions) {
+    commit_frames(s, p);
     let buf = std::mem::take(&mut p.buf);
     for &(t, v) in &buf {
         ordinary(s, p, t, v, opts);

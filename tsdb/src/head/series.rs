@@ -423,24 +423,23 @@ pub(crate) fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> Chunk
 }
 
 /// WAL replay's bulk path (head/replay.rs), which seals many chunks into
-/// each series in a row and knows the previous chunk's maxt, so it need
-/// not walk the frames to find it.
+/// each series in a row: it frames them itself (knowing the previous
+/// chunk's maxt, so no walk over the frames) and appends them at once.
 impl SealedChunks {
     /// The last chunk's maxt, or 0 (the frame base) when there is none.
     pub(crate) fn last_base(&self) -> i64 {
         self.last().map_or(0, |c| c.maxt)
     }
 
-    /// Appends a chunk after the last one, whose maxt is `base` (as
-    /// [`last_base`](Self::last_base) says), growing the buffer exactly.
-    pub(crate) fn push_after(&mut self, base: i64, mint: i64, maxt: i64, bytes: &[u8]) {
-        debug_assert_eq!(base, self.last_base());
-        let mut frame = [0u8; 32];
-        let n = frame_header(&mut frame, bytes.len(), mint, maxt, base);
+    /// Appends framed chunks (as [`frame_header`] frames them, the first
+    /// against this buffer's last maxt), growing the buffer exactly once.
+    pub(crate) fn append_frames(&mut self, frames: &[u8]) {
+        if frames.is_empty() {
+            return;
+        }
         let mut buf = std::mem::take(&mut self.buf).into_vec();
-        buf.reserve_exact(n + bytes.len());
-        buf.extend_from_slice(&frame[..n]);
-        buf.extend_from_slice(bytes);
+        buf.reserve_exact(frames.len());
+        buf.extend_from_slice(frames);
         self.buf = buf.into_boxed_slice();
     }
 }
