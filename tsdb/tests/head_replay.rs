@@ -139,23 +139,27 @@ fn samples_record(samples: &[(u64, i64, f64)]) -> Vec<u8> {
     b
 }
 
-#[test]
-fn samples_of_an_unknown_series_are_refused_on_the_parallel_path() {
-    // A WAL written record by record: series 1 created, then enough
-    // samples for a parallel batch, one of them of series 2, which no
-    // record created.
+/// A `Series` record creating series `id` named `m{id}`.
+fn series_record(id: u64) -> Vec<u8> {
+    let mut series = vec![1, 1];
+    uvarint(&mut series, 1);
+    uvarint(&mut series, id);
+    uvarint(&mut series, 1);
+    for s in ["__name__".to_string(), format!("m{id}")] {
+        uvarint(&mut series, s.len() as u64);
+        series.extend_from_slice(s.as_bytes());
+    }
+    series
+}
+
+/// Opens a WAL of series 1's record, then enough samples of series 1 for
+/// a parallel batch, one of them (in record 31) of series 2, whose record
+/// comes after them if `late` (else never): the open must fail.
+fn refuses_a_sample_of_a_series_not_created(late: bool) {
     let dir = tempfile::tempdir().unwrap();
     {
         let wal = vigil_wal::Wal::open(dir.path(), opts().wal).unwrap();
-        let mut series = vec![1, 1];
-        uvarint(&mut series, 1);
-        uvarint(&mut series, 1);
-        uvarint(&mut series, 1);
-        for s in ["__name__", "m"] {
-            uvarint(&mut series, s.len() as u64);
-            series.extend_from_slice(s.as_bytes());
-        }
-        wal.append(&series).unwrap();
+        wal.append(&series_record(1)).unwrap();
         for rec in 0..40i64 {
             let mut samples: Vec<(u64, i64, f64)> = (0..1000)
                 .map(|k| (1, (rec * 1000 + k) * 1000, 1.0))
@@ -165,6 +169,9 @@ fn samples_of_an_unknown_series_are_refused_on_the_parallel_path() {
             }
             wal.append(&samples_record(&samples)).unwrap();
         }
+        if late {
+            wal.append(&series_record(2)).unwrap();
+        }
     }
     match Head::open(dir.path(), opts()) {
         Err(Error::BadRecord { what, .. }) => {
@@ -173,4 +180,16 @@ fn samples_of_an_unknown_series_are_refused_on_the_parallel_path() {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a WAL with samples of an unknown series opened"),
     }
+}
+
+#[test]
+fn samples_of_an_unknown_series_are_refused_on_the_parallel_path() {
+    refuses_a_sample_of_a_series_not_created(false);
+}
+
+#[test]
+fn a_sample_before_its_series_record_is_refused() {
+    // Replay creates a batch's series before applying its samples; the
+    // sample must still be refused as a sequential replay refuses it.
+    refuses_a_sample_of_a_series_not_created(true);
 }

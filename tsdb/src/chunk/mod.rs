@@ -67,11 +67,16 @@ impl ChunkPolicy {
     pub fn should_cut(&self, w: &ChunkWriter, next_t: i64) -> bool {
         match w.first_time() {
             None => false,
-            Some(first) => {
-                w.len() >= self.max_samples.min(MAX_SAMPLES)
-                    || next_t.saturating_sub(first) >= self.max_span_ms
-            }
+            Some(first) => self.should_cut_len(w.len(), first, next_t),
         }
+    }
+
+    /// Whether a chunk of `len` samples (at least one) starting at `first`
+    /// should be sealed before a sample at `next_t` is appended: the rule
+    /// of [`should_cut`](Self::should_cut) for samples not in a writer.
+    #[inline]
+    pub fn should_cut_len(&self, len: usize, first: i64, next_t: i64) -> bool {
+        len >= self.max_samples.min(MAX_SAMPLES) || next_t.saturating_sub(first) >= self.max_span_ms
     }
 }
 

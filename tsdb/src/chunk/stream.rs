@@ -56,6 +56,13 @@ pub(crate) struct Plan {
     pub(crate) bits: usize,
 }
 
+impl Plan {
+    /// Whether every element is the base (no payload).
+    pub(crate) fn is_const(&self) -> bool {
+        self.kind == KIND_CONST
+    }
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     if a == 0 {
         return b;
@@ -191,6 +198,17 @@ pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
         median: _,
     } = center(xs, sorted);
 
+    if min == max {
+        // Checked before the divisors, which it does not need.
+        return Plan {
+            kind: KIND_CONST,
+            base: min,
+            g: 1,
+            widths: [0; 3],
+            exceptions: 0,
+            bits: header_bits(min, 1),
+        };
+    }
     // Packed, relative to the minimum: differences fit u64 exactly.
     let mut g_min = 0u64;
     let mut g_mode = 0u64;
@@ -210,16 +228,6 @@ pub(crate) fn plan(xs: &[i64], sorted: &mut Vec<i64>, allow: Layouts) -> Plan {
     } else {
         g_mode
     };
-    if min == max {
-        return Plan {
-            kind: KIND_CONST,
-            base: min,
-            g: 1,
-            widths: [0; 3],
-            exceptions: 0,
-            bits: header_bits(min, 1),
-        };
-    }
     let range = (max as u64).wrapping_sub(min as u64) / g_min;
     let w = bit_len(range);
     let mut best_plan = Plan {

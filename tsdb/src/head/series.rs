@@ -422,6 +422,28 @@ pub(crate) fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> Chunk
     w
 }
 
+/// WAL replay's bulk path (head/replay.rs), which seals many chunks into
+/// each series in a row: it frames them itself (knowing the previous
+/// chunk's maxt, so no walk over the frames) and appends them at once.
+impl SealedChunks {
+    /// The last chunk's maxt, or 0 (the frame base) when there is none.
+    pub(crate) fn last_base(&self) -> i64 {
+        self.last().map_or(0, |c| c.maxt)
+    }
+
+    /// Appends framed chunks (as [`frame_header`] frames them, the first
+    /// against this buffer's last maxt), growing the buffer exactly once.
+    pub(crate) fn append_frames(&mut self, frames: &[u8]) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.reserve_exact(frames.len());
+        buf.extend_from_slice(frames);
+        self.buf = buf.into_boxed_slice();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
