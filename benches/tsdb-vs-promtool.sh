@@ -7,6 +7,7 @@
 #
 #   benches/tsdb-vs-promtool.sh                 # 1 pair, 10,000 series x 3,000 scrapes
 #   PAIRS=3 METRICS=10000 SCRAPES=3000 benches/tsdb-vs-promtool.sh
+#   THREADS=1 benches/tsdb-vs-promtool.sh       # vigil ingesting from one thread
 #
 # Needs promtool (Debian's `prometheus` package), python3, and
 # ../shared/corpus/bench/gen_bench_series.py beside the repository. Honours
@@ -20,6 +21,8 @@ set -eu
 PAIRS=${PAIRS:-1}
 METRICS=${METRICS:-10000}
 SCRAPES=${SCRAPES:-3000}
+# vigil's ingest threads (empty: the example's default, one per core).
+THREADS=${THREADS:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 gen=$root/../shared/corpus/bench/gen_bench_series.py
@@ -51,7 +54,7 @@ while [ "$i" -le "$PAIRS" ]; do
     prom_cpu=$(cpu "$work/prom.time")
     prom_rss=$(field 'Maximum resident set size (kbytes)' "$work/prom.time")
 
-    /usr/bin/time -v "$vigil" "$work/labels.json" "$METRICS" "$SCRAPES" \
+    /usr/bin/time -v "$vigil" "$work/labels.json" "$METRICS" "$SCRAPES" $THREADS \
         >"$work/vigil.out" 2>"$work/vigil.time"
     vigil_rate=$(sed -n 's/^vigil head: [0-9]* samples in [0-9.]* s = \([0-9.]*\) M samples\/s;.*/\1/p' "$work/vigil.out")
     vigil_rss=$(field 'Maximum resident set size (kbytes)' "$work/vigil.time")
