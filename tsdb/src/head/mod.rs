@@ -42,56 +42,69 @@ pub struct HeadOptions {
     pub wal: vigil_wal::Options,
 }
 
-/// Series by id. Ids are handed out one after the other, so a vector
-/// indexed by id is both the smallest and the fastest map.
+/// Slots per page of the series table: a multiple of replay's blocks.
+const SLOT_PAGE: usize = 1024;
+
+/// Series by id. Ids are handed out one after the other, so a table
+/// indexed by id is both the smallest and the fastest map. It is kept in
+/// pages of `SLOT_PAGE` slots that never move: one growing vector was
+/// copied at each growth, and glibc kept the freed copies resident (about
+/// 100 of 955 resident bytes per series on the ingest workload).
 #[derive(Default)]
 struct SeriesTable {
-    slots: Vec<Option<MemSeries>>,
+    pages: Vec<Box<[Option<MemSeries>]>>,
     count: usize,
 }
 
 impl SeriesTable {
     fn get(&self, id: SeriesId) -> Option<&MemSeries> {
-        self.slots.get(usize::try_from(id).ok()?)?.as_ref()
+        let i = usize::try_from(id).ok()?;
+        self.pages.get(i / SLOT_PAGE)?[i % SLOT_PAGE].as_ref()
     }
 
     fn get_mut(&mut self, id: SeriesId) -> Option<&mut MemSeries> {
-        self.slots.get_mut(usize::try_from(id).ok()?)?.as_mut()
+        self.slot_mut(usize::try_from(id).ok()?)?.as_mut()
+    }
+
+    /// Slot `i`, empty or not.
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Option<MemSeries>> {
+        self.pages
+            .get_mut(i / SLOT_PAGE)
+            .map(|p| &mut p[i % SLOT_PAGE])
     }
 
     fn contains(&self, id: SeriesId) -> bool {
         self.get(id).is_some()
     }
 
+    /// Slots allocated (ids below this have a slot).
+    fn slots_len(&self) -> usize {
+        self.pages.len() * SLOT_PAGE
+    }
+
     /// Inserts an empty series; false when `id` is implausibly far beyond
-    /// the ids in use (a damaged record), which would cost a huge vector.
+    /// the ids in use (a damaged record), which would cost a huge table.
     fn insert(&mut self, id: SeriesId) -> bool {
         let Ok(i) = usize::try_from(id) else {
             return false;
         };
-        if i > self.slots.len() + (1 << 16) {
+        if i > self.slots_len() + (1 << 16) {
             return false;
         }
-        if i >= self.slots.len() {
-            let more = i + 1 - self.slots.len();
-            if self.slots.capacity() < i + 1 {
-                // Grow by an eighth: doubling would leave up to half the
-                // table (a hundred bytes a slot) unused.
-                self.slots
-                    .reserve_exact(more.max(self.slots.len() / 8).max(64));
-            }
-            self.slots.resize_with(i + 1, || None);
+        while self.pages.len() <= i / SLOT_PAGE {
+            self.pages.push((0..SLOT_PAGE).map(|_| None).collect());
         }
-        if self.slots[i].is_none() {
+        let slot = &mut self.pages[i / SLOT_PAGE][i % SLOT_PAGE];
+        if slot.is_none() {
             self.count += 1;
         }
-        self.slots[i] = Some(MemSeries::default());
+        *slot = Some(MemSeries::default());
         true
     }
 
     /// Drops series `id`; its slot stays empty (ids are never reused).
     fn remove(&mut self, id: SeriesId) -> bool {
-        let slot = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i));
+        let slot = usize::try_from(id).ok().and_then(|i| self.slot_mut(i));
         match slot {
             Some(s @ Some(_)) => {
                 *s = None;
@@ -107,10 +120,26 @@ impl SeriesTable {
     }
 
     fn iter(&self) -> impl Iterator<Item = (SeriesId, &MemSeries)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((i as SeriesId, s.as_ref()?)))
+        self.pages.iter().enumerate().flat_map(|(p, page)| {
+            page.iter()
+                .enumerate()
+                .filter_map(move |(j, s)| Some(((p * SLOT_PAGE + j) as SeriesId, s.as_ref()?)))
+        })
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut MemSeries> {
+        self.pages.iter_mut().flat_map(|p| p.iter_mut()).flatten()
+    }
+
+    /// The slots in runs of `n` (a divisor of `SLOT_PAGE`), in id order.
+    fn runs_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [Option<MemSeries>]> {
+        self.pages.iter_mut().flat_map(move |p| p.chunks_mut(n))
+    }
+
+    /// Heap bytes of the table itself.
+    fn heap_bytes(&self) -> usize {
+        self.slots_len() * std::mem::size_of::<Option<MemSeries>>()
+            + self.pages.capacity() * std::mem::size_of::<Box<[Option<MemSeries>]>>()
     }
 }
 
@@ -344,7 +373,7 @@ impl Head {
     pub fn truncate_before(&self, t: i64) {
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
-        for slot in st.series.slots.iter_mut().flatten() {
+        for slot in st.series.iter_mut() {
             slot.truncate_before(t);
         }
     }
@@ -373,7 +402,7 @@ impl Head {
         let st = self.state.read();
         let mut m = HeadMemory {
             series: st.series.len(),
-            series_table: st.series.slots.capacity() * std::mem::size_of::<Option<MemSeries>>(),
+            series_table: st.series.heap_bytes(),
             unlogged: st.unlogged.capacity() * 9,
             index: st.index.memory(),
             ..HeadMemory::default()

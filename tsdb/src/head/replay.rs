@@ -242,7 +242,7 @@ impl Replayer<'_> {
         self.apply_samples(&batch.samples, state)?;
         for (id, mint, maxt) in batch.delete.into_iter().flatten() {
             let Ok(i) = usize::try_from(id) else { continue };
-            if let Some(Some(s)) = state.series.slots.get_mut(i) {
+            if let Some(Some(s)) = state.series.slot_mut(i) {
                 if let Some(p) = self.pending.get_mut(i) {
                     flush(s, p, self.opts);
                 }
@@ -261,8 +261,7 @@ impl Replayer<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let slots = &mut state.series.slots;
-        let known = slots.len();
+        let known = state.series.slots_len();
         self.pending.resize_with(known, Pending::default);
         let (opts, budget) = (self.opts, &self.budget);
         let approx: usize = batch.iter().map(|(_, b)| b.as_ref().len() / 10).sum();
@@ -320,17 +319,27 @@ impl Replayer<'_> {
             return Err(e);
         }
         // Apply: thread k owns the blocks of ids b with b % n == k.
-        let shards = Shard::split(threads, slots, &mut self.pending, &mut self.scratch);
+        let shards = Shard::split(
+            threads,
+            state.series.runs_mut(BLOCK),
+            &mut self.pending,
+            &mut self.scratch,
+        );
         let parts = &self.parts[..batch.len()];
         run(shards, |shard| shard.apply(batch, parts, opts, budget))
     }
 
     /// Moves every buffer left into its series' open chunk.
     fn finish(&mut self, state: &mut State) {
-        let slots = &mut state.series.slots;
-        self.pending.resize_with(slots.len(), Pending::default);
+        self.pending
+            .resize_with(state.series.slots_len(), Pending::default);
         let opts = self.opts;
-        let shards = Shard::split(self.threads, slots, &mut self.pending, &mut self.scratch);
+        let shards = Shard::split(
+            self.threads,
+            state.series.runs_mut(BLOCK),
+            &mut self.pending,
+            &mut self.scratch,
+        );
         // Flushing cannot fail: a thread that panicked would have said so.
         let _ = run(shards, |shard| {
             for (slots, pending) in shard.blocks.iter_mut() {
@@ -387,7 +396,7 @@ impl<'a> Shard<'a> {
     /// All `threads` shards, each with its scratch.
     fn split(
         threads: usize,
-        slots: &'a mut [Option<MemSeries>],
+        slots: impl Iterator<Item = &'a mut [Option<MemSeries>]>,
         pending: &'a mut [Pending],
         scratch: &'a mut [Scratch],
     ) -> Vec<Self> {
@@ -403,11 +412,7 @@ impl<'a> Shard<'a> {
             })
             .collect();
         let n = shards.len().max(1);
-        for (b, blk) in slots
-            .chunks_mut(BLOCK)
-            .zip(pending.chunks_mut(BLOCK))
-            .enumerate()
-        {
+        for (b, blk) in slots.zip(pending.chunks_mut(BLOCK)).enumerate() {
             if let Some(s) = shards.get_mut(b % n) {
                 s.blocks.push(blk);
             }

@@ -9,6 +9,7 @@
 //! `PostingsForMatchers` does.
 
 mod matcher;
+mod pages;
 mod postings;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 pub use matcher::{MatchOp, Matcher};
+use pages::Pages;
 use postings::List;
 
 use crate::labels::Labels;
@@ -25,14 +27,14 @@ use crate::labels::Labels;
 /// A series' id: assigned by the store, increasing, never reused.
 pub type SeriesId = u64;
 
-/// Interned strings: one copy of each, back to back in one arena,
-/// addressed by a `u32` symbol. A string costs its bytes plus 12 bytes of
+/// Interned strings: one copy of each, back to back in an arena of fixed
+/// pages (`pages` says why), addressed by a `u32` symbol. A string costs its bytes plus 12 bytes of
 /// span and reference count and about 6 of hash table, where a separately
 /// allocated string in a map costs some 70 bytes more.
 #[derive(Default)]
 struct Symbols {
-    arena: String,
-    /// Per symbol: start in the arena and length.
+    arena: Pages,
+    /// Per symbol: position in the arena and length.
     spans: Vec<(u32, u32)>,
     /// References per symbol, so strings of removed series can be freed.
     refs: Vec<u32>,
@@ -58,22 +60,15 @@ impl Symbols {
             table,
             ..
         } = self;
-        let text = |id: u32| span_str(arena, spans[id as usize]);
-        if let Some(&id) = table.find(h, |&id| text(id) == s) {
+        let text = |id: u32| span_bytes(arena, spans[id as usize]);
+        if let Some(&id) = table.find(h, |&id| text(id) == s.as_bytes()) {
             self.refs[id as usize] += 1;
             return id;
         }
-        let start = u32::try_from(self.arena.len())
-            .ok()
-            .filter(|&st| u64::from(st) + s.len() as u64 <= u64::from(u32::MAX))
+        let start = self
+            .arena
+            .push(s.as_bytes())
             .expect("fewer than 4 GiB of distinct label strings");
-        if self.arena.capacity() - self.arena.len() < s.len() {
-            // Grow by an eighth, not double: the arena is most of the
-            // index's bytes, and doubling would leave up to half unused.
-            self.arena
-                .reserve_exact(s.len().max(self.arena.len() / 8).max(4096));
-        }
-        self.arena.push_str(s);
         let span = (start, s.len() as u32);
         let id = match self.free.pop() {
             Some(id) => {
@@ -127,14 +122,14 @@ impl Symbols {
 
     /// Rewrites the arena without the freed strings (symbols keep their ids).
     fn compact(&mut self) {
-        let mut arena = String::with_capacity(self.arena.len() - self.dead);
+        let mut arena = Pages::default();
         for (i, span) in self.spans.iter_mut().enumerate() {
             if self.refs[i] == 0 {
                 continue;
             }
-            let start = arena.len() as u32;
-            arena.push_str(span_str(&self.arena, *span));
-            span.0 = start;
+            span.0 = arena
+                .push(span_bytes(&self.arena, *span))
+                .expect("a compacted arena is smaller than the one it replaces");
         }
         self.arena = arena;
         self.dead = 0;
@@ -143,12 +138,18 @@ impl Symbols {
     fn get(&self, s: &str) -> Option<u32> {
         let h = self.hash(s);
         self.table
-            .find(h, |&id| span_str(&self.arena, self.spans[id as usize]) == s)
+            .find(h, |&id| {
+                span_bytes(&self.arena, self.spans[id as usize]) == s.as_bytes()
+            })
             .copied()
     }
 
     fn str(&self, id: u32) -> &str {
         span_str(&self.arena, self.spans[id as usize])
+    }
+
+    fn bytes(&self, id: u32) -> &[u8] {
+        span_bytes(&self.arena, self.spans[id as usize])
     }
 
     fn heap_bytes(&self) -> usize {
@@ -160,10 +161,14 @@ impl Symbols {
     }
 }
 
-fn span_str(arena: &str, (start, len): (u32, u32)) -> &str {
-    arena
-        .get(start as usize..start as usize + len as usize)
-        .unwrap_or("")
+fn span_bytes(arena: &Pages, (start, len): (u32, u32)) -> &[u8] {
+    arena.get(start, len).unwrap_or(&[])
+}
+
+/// Only strings are interned, so the check never fails; it costs what
+/// reading the bytes costs.
+fn span_str(arena: &Pages, span: (u32, u32)) -> &str {
+    std::str::from_utf8(span_bytes(arena, span)).unwrap_or("")
 }
 
 /// Heap bytes of a hashbrown table with room for `cap` entries of `entry`
@@ -245,8 +250,8 @@ pub struct Index {
     syms: Symbols,
     /// Every series' labels, back to back: per label, the name's and the
     /// value's symbols as varints (names sorted).
-    label_bytes: Vec<u8>,
-    /// Series id → its span in `label_bytes`.
+    label_bytes: Pages,
+    /// Series id → its position and length in `label_bytes`.
     series: HashMap<SeriesId, (u32, u32), RandomState>,
     /// Bytes of `label_bytes` that belong to removed series.
     dead_label_bytes: usize,
@@ -258,6 +263,8 @@ pub struct Index {
     values: HashMap<u32, Vec<u32>, RandomState>,
     /// Every id, sorted.
     all: List,
+    /// A series' label references while they are gathered.
+    scratch: Vec<u8>,
 }
 
 impl Index {
@@ -292,9 +299,7 @@ impl Index {
     /// Series `id`'s labels as symbol pairs.
     fn pairs(&self, id: SeriesId) -> Option<PairIter<'_>> {
         let &(start, len) = self.series.get(&id)?;
-        let b = self
-            .label_bytes
-            .get(start as usize..start as usize + len as usize)?;
+        let b = self.label_bytes.get(start, len)?;
         Some(PairIter { b, at: 0 })
     }
 
@@ -312,26 +317,25 @@ impl Index {
         if self.series.contains_key(&id) {
             self.remove(id);
         }
-        let start = self.label_bytes.len();
-        if self.label_bytes.capacity() - start < labels.len() * 10 {
-            // As the symbol arena: grow by an eighth.
-            self.label_bytes
-                .reserve_exact((labels.len() * 10).max(start / 8).max(4096));
-        }
+        let mut refs = std::mem::take(&mut self.scratch);
+        refs.clear();
         for (n, v) in labels.iter() {
             let n = self.syms.intern(n);
             let v = self.syms.intern(v);
             if self.postings.insert(n, v, id) {
                 self.values.entry(n).or_default().push(v);
             }
-            put_uvarint(&mut self.label_bytes, n);
-            put_uvarint(&mut self.label_bytes, v);
+            put_uvarint(&mut refs, n);
+            put_uvarint(&mut refs, v);
         }
         self.all.insert(id);
         let span = (
-            u32::try_from(start).expect("fewer than 4 GiB of label references"),
-            (self.label_bytes.len() - start) as u32,
+            self.label_bytes
+                .push(&refs)
+                .expect("fewer than 4 GiB of label references"),
+            refs.len() as u32,
         );
+        self.scratch = refs;
         self.series.insert(id, span);
         let h = self.hash_pairs(labels.iter());
         let Index {
@@ -463,11 +467,12 @@ impl Index {
 
     /// Rewrites `label_bytes` without the removed series' spans.
     fn compact_labels(&mut self) {
-        let mut bytes = Vec::with_capacity(self.label_bytes.len() - self.dead_label_bytes);
+        let mut bytes = Pages::default();
         for span in self.series.values_mut() {
-            let (start, len) = (span.0 as usize, span.1 as usize);
-            span.0 = bytes.len() as u32;
-            bytes.extend_from_slice(&self.label_bytes[start..start + len]);
+            let b = self.label_bytes.get(span.0, span.1).unwrap_or(&[]);
+            span.0 = bytes
+                .push(b)
+                .expect("compacted label references are fewer than before");
         }
         self.label_bytes = bytes;
         self.dead_label_bytes = 0;
@@ -621,18 +626,16 @@ impl Index {
 fn rehash(
     syms: &Symbols,
     series: &HashMap<SeriesId, (u32, u32), RandomState>,
-    label_bytes: &[u8],
+    label_bytes: &Pages,
     id: SeriesId,
 ) -> u64 {
     let mut h = syms.hasher.build_hasher();
     if let Some(&(start, len)) = series.get(&id) {
-        let b = label_bytes
-            .get(start as usize..start as usize + len as usize)
-            .unwrap_or(&[]);
+        let b = label_bytes.get(start, len).unwrap_or(&[]);
         for (n, v) in (PairIter { b, at: 0 }) {
-            h.write(syms.str(n).as_bytes());
+            h.write(syms.bytes(n));
             h.write_u8(0xff);
-            h.write(syms.str(v).as_bytes());
+            h.write(syms.bytes(v));
             h.write_u8(0xff);
         }
     }
