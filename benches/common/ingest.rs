@@ -76,3 +76,21 @@ fn shard_rounds(head: &Head, sets: &[Labels], refs: &mut Vec<u64>, range: std::o
         app.commit().unwrap();
     }
 }
+
+/// CPU seconds (user + system, all threads) this process has used, from
+/// /proc/self/stat (clock ticks, 100 a second): on a shared machine, wall
+/// time says more about the neighbours than about the code.
+#[allow(dead_code)] // the criterion bench that includes this file measures its own way
+pub fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}

@@ -33,23 +33,6 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system, all threads) this process has used, from
-/// /proc/self/stat (clock ticks, 100 a second): on a shared machine, wall
-/// time says more about the neighbours than about the code.
-fn cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -143,10 +126,10 @@ fn main() {
     };
     let head = Head::open(dir.path(), opts).unwrap();
     let start = Instant::now();
-    let cpu = cpu_secs();
+    let cpu = ingest::cpu_secs();
     ingest::ingest(&head, &sets, rounds, threads);
     let took = start.elapsed();
-    let cpu = cpu_secs() - cpu;
+    let cpu = ingest::cpu_secs() - cpu;
     let samples = sets.len() * rounds;
     println!(
         "vigil head: {samples} samples in {:.2} s = {:.2} M samples/s; {threads} threads; {} series; peak RSS {} MiB; \
@@ -164,10 +147,10 @@ fn main() {
     let opts = HeadOptions::default();
     drop(head);
     let start = Instant::now();
-    let cpu = cpu_secs();
+    let cpu = ingest::cpu_secs();
     let head = Head::open(dir.path(), opts).unwrap();
     let took = start.elapsed();
-    let cpu = cpu_secs() - cpu;
+    let cpu = ingest::cpu_secs() - cpu;
     println!(
         "vigil head: reopened (WAL replay of {samples} samples, {} series, {} threads) in {:.2} s = {:.1} M samples/s; \
          {cpu:.2} CPU-s = {:.1} M samples/CPU-s",

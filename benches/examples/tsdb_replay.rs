@@ -16,20 +16,6 @@ use std::time::{Duration, Instant};
 use vigil_tsdb::head::{Head, HeadOptions};
 use vigil_wal::SyncPolicy;
 
-/// CPU seconds (user + system, all threads) of this process so far.
-fn cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: tsdb_replay LABELS.json DIR [REPS] [SERIES] [ROUNDS]";
@@ -61,10 +47,10 @@ fn main() {
     }
     for _ in 0..reps {
         let start = Instant::now();
-        let cpu = cpu_secs();
+        let cpu = ingest::cpu_secs();
         let head = Head::open(&dir, HeadOptions::default()).unwrap();
         let took = start.elapsed().as_secs_f64();
-        let cpu = cpu_secs() - cpu;
+        let cpu = ingest::cpu_secs() - cpu;
         let samples = series * rounds;
         println!(
             "replay: {} series, {} chunks ({} sealed bytes, {} open), {samples} samples, wall {took:.3} s, CPU {cpu:.2} s = {:.1} M samples/s, {:.1} M samples/CPU-s",
