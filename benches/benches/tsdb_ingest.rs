@@ -65,27 +65,11 @@ fn report_memory(sets: &[Labels], rounds: usize) {
     let head = Head::in_memory(HeadOptions::default());
     ingest::ingest(&head, sets, rounds, 1);
     let m = head.memory();
-    let n = m.series as f64;
-    let per = |b: usize| b as f64 / n;
-    let i = &m.index;
-    let labels = i.symbols + i.series_labels;
     eprintln!(
-        "tsdb_ingest memory after {rounds} round(s), {} series: {:.0} B/series = labels {:.0} \
-         (strings {:.0}, refs {:.0}) + label-set table {:.0} + postings {:.0} + values {:.0} \
-         + series table {:.0} + sealed chunks {:.0} + open chunk {:.0}; without labels {:.0}",
-        m.series,
-        per(m.total()),
-        per(labels),
-        per(i.symbols),
-        per(i.series_labels),
-        per(i.label_set_table),
-        per(i.postings),
-        per(i.values),
-        per(m.series_table),
-        per(m.sealed_chunks),
-        per(m.open_chunks),
-        per(m.total() - labels),
+        "tsdb_ingest memory after {rounds} round(s), {} series:",
+        m.series
     );
+    eprint!("{}", ingest::breakdown(&m, m.series as f64));
 }
 
 fn bench(c: &mut Criterion) {

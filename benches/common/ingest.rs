@@ -94,3 +94,34 @@ pub fn cpu_secs() -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Bytes per series, part by part, from `Head::memory`.
+#[allow(dead_code)] // each includer uses part of this file
+pub fn breakdown(m: &vigil_tsdb::head::HeadMemory, n: f64) -> String {
+    let per = |b: usize| b as f64 / n;
+    let i = &m.index;
+    let labels = i.symbols + i.series_labels;
+    let mut out = format!(
+        "  heap per series: {:.0} B = labels {:.0} (interned strings {:.0}, of which text {:.0}; \
+         per-series label refs {:.0}) + label-set table {:.0} + postings {:.0} + values {:.0} \
+         + series table {:.0} + sealed chunks {:.0} + open chunk {:.0} + out-of-order {:.0}\n",
+        per(m.total()),
+        per(labels),
+        per(i.symbols),
+        per(i.symbol_text),
+        per(i.series_labels),
+        per(i.label_set_table),
+        per(i.postings),
+        per(i.values),
+        per(m.series_table),
+        per(m.sealed_chunks),
+        per(m.open_chunks),
+        per(m.out_of_order),
+    );
+    out += &format!(
+        "  heap per series without labels: {:.0} B; without labels and sample data (chunks): {:.0} B\n",
+        per(m.total() - labels),
+        per(m.total() - labels - m.sealed_chunks - m.open_chunks - m.out_of_order),
+    );
+    out
+}
