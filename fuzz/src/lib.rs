@@ -6,7 +6,8 @@
 //! so a saved crash input replays through exactly the code that found it.
 //! Each module depends only on `std`, `arbitrary`, `crc32fast` and the crate
 //! it tests. `expo` serves the three vigil-exposition targets, `tsdb_chunk`
-//! the vigil-tsdb chunk codec's `tsdb_chunk_decode`, `logpipe` the
+//! the vigil-tsdb chunk codec's `tsdb_chunk_decode`, `tsdb_block` a block's
+//! `chunks` file (`tsdb_block_chunks`), `logpipe` the
 //! vigil-logpipe configuration reader and parsers (it also uses serde_json,
 //! as the JSON reader's reference), `logpipe_node` its klog parser and
 //! kmsg record reader, `remote_write` the remote write receiver's body
@@ -19,6 +20,7 @@ pub mod logpipe_node;
 pub mod monitor_config;
 pub mod remote_write;
 pub mod rules;
+pub mod tsdb_block;
 pub mod tsdb_chunk;
 pub mod wal_model;
 pub mod wal_open;

@@ -1,10 +1,14 @@
-//! Replays the saved inputs of the `tsdb_chunk_decode` fuzz target
-//! (`tests/fuzz-regressions/tsdb_chunk_decode/`) through the fuzz crate's
-//! own harness (`fuzz/src/tsdb_chunk.rs`), so a failure here is the fuzz
+//! Replays the saved inputs of the `tsdb_chunk_decode` and
+//! `tsdb_block_chunks` fuzz targets (`tests/fuzz-regressions/<target>/`)
+//! through the fuzz crate's own harnesses (`fuzz/src/tsdb_chunk.rs`,
+//! `fuzz/src/tsdb_block.rs`), so a failure here is the fuzz
 //! crash with its message.
 
 #[path = "../../fuzz/src/tsdb_chunk.rs"]
 mod tsdb_chunk;
+
+#[path = "../../fuzz/src/tsdb_block.rs"]
+mod tsdb_block;
 
 #[path = "../../fuzz/src/replay.rs"]
 mod replay;
@@ -19,4 +23,9 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
 #[test]
 fn tsdb_chunk_decode() {
     assert!(replay("tsdb_chunk_decode", tsdb_chunk::run) > 0);
+}
+
+#[test]
+fn tsdb_block_chunks() {
+    assert!(replay("tsdb_block_chunks", tsdb_block::run) > 0);
 }
