@@ -84,20 +84,24 @@ fn appenders_that_park_are_always_woken_on_a_real_disk() {
     }
 }
 
-#[test]
-fn concurrent_appenders_share_fsyncs_and_the_stats_count_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(Wal::open(dir.path(), Options::default().sync(SyncPolicy::Always)).unwrap());
+/// Eight threads append 50 one-byte records each, all at once.
+fn append_from_8_threads(wal: &Wal) {
     std::thread::scope(|s| {
         for _ in 0..8 {
-            let wal = wal.clone();
-            s.spawn(move || {
+            s.spawn(|| {
                 for _ in 0..50 {
                     wal.append(b"x").unwrap();
                 }
             });
         }
     });
+}
+
+#[test]
+fn concurrent_appenders_share_fsyncs_and_the_stats_count_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), Options::default().sync(SyncPolicy::Always)).unwrap());
+    append_from_8_threads(&wal);
     let stats = wal.stats();
     assert_eq!(stats.synced_records, 400);
     assert_eq!(stats.synced_calls, 400);
@@ -123,16 +127,7 @@ fn appenders_that_may_not_poll_sleep_and_the_stats_count_it() {
         )
         .unwrap(),
     );
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            let wal = wal.clone();
-            s.spawn(move || {
-                for _ in 0..50 {
-                    wal.append(b"x").unwrap();
-                }
-            });
-        }
-    });
+    append_from_8_threads(&wal);
     let stats = wal.stats();
     assert_eq!(stats.synced_records, 400);
     // Eight appenders and one leader at a time: the others waited, asleep.

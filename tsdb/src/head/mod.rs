@@ -42,8 +42,9 @@ pub struct HeadOptions {
     pub wal: vigil_wal::Options,
 }
 
-/// Slots per page of the series table: a multiple of replay's blocks.
-const SLOT_PAGE: usize = 1024;
+/// Slots per page of the series table (20 KiB a page): a multiple of
+/// replay's blocks, small enough that a head of a few series stays small.
+const SLOT_PAGE: usize = 256;
 
 /// Series by id. Ids are handed out one after the other, so a table
 /// indexed by id is both the smallest and the fastest map. It is kept in

@@ -9,8 +9,8 @@
 //! appended to, so nothing is copied and nothing is freed until a
 //! compaction rewrites the whole store.
 
-/// Bytes per page: below glibc's initial mmap threshold (128 KiB), and
-/// 16 bits of offset, so a position is a `u32` of page and offset.
+/// Largest page: below glibc's initial mmap threshold (128 KiB), and 16
+/// bits of offset, so a position is a `u32` of page and offset.
 const PAGE_BITS: u32 = 16;
 const PAGE: usize = 1 << PAGE_BITS;
 
@@ -35,8 +35,11 @@ impl Pages {
             if self.pages.len() >= 1 << (32 - PAGE_BITS) {
                 return None;
             }
-            // An entry longer than a page gets a page of its own size.
-            self.pages.push(Vec::with_capacity(PAGE.max(bytes.len())));
+            // Pages double from 4 KiB to `PAGE`, so a small index stays
+            // small; an entry longer than a page gets a page of its size.
+            let last = self.pages.last().map_or(0, Vec::capacity);
+            let cap = (last * 2).clamp(4096, PAGE).max(bytes.len());
+            self.pages.push(Vec::with_capacity(cap));
         }
         let n = self.pages.len() - 1;
         let page = &mut self.pages[n];
