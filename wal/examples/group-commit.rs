@@ -1,7 +1,9 @@
 //! How well concurrent appenders share fsyncs under `SyncPolicy::Always`.
 //!
-//! `cargo run --release -p vigil-wal --example group-commit -- [threads] [seconds] [record bytes] [spin fraction] [gather fraction]`
-//! (defaults 8, 3, 100, and `Options`' default fractions). N threads each append single records in a loop. It
+//! `cargo run --release -p vigil-wal --example group-commit -- [threads] [seconds] [record bytes] [spin fraction] [gather fraction] [zero]`
+//! (defaults 8, 3, 100, and `Options`' default fractions; `zero` turns on
+//! `Options::zero_fill`, whose first segment is filled before the clock
+//! starts). N threads each append single records in a loop. It
 //! prints the durable records per second, the fsyncs per second and records
 //! per fsync (from [`Wal::stats`]), and the raw latency of a 100 B `pwrite` +
 //! `fdatasync` measured in the same directory just before and after, which
@@ -52,9 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(gather) = args.next() {
         opts = opts.gather_fraction(gather.parse()?);
     }
+    if let Some(zero) = args.next() {
+        opts = opts.zero_fill(zero == "zero");
+    }
     let root = std::env::temp_dir().join(format!("vigil-wal-group-commit-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
     let before = raw_fsync(&root)?;
+    let wal_zero = opts.zero_fill;
     let wal = Wal::open(root.join("wal"), opts)?;
     let record = vec![7u8; size];
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -78,13 +84,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bound = threads as f64 / fsync;
     println!(
         "{threads} threads, {size} B: {rate:.0} records/s, {:.0} fsyncs/s, {:.2} records per fsync, \
-         writing or syncing {:.0} % of the time, {} sleeps, {} slow yields; \
-         raw fsync {:.1} / {:.1} us (before / after): bound {bound:.0} records/s, {:.0} %",
+         writing or syncing {:.0} % of the time ({:.0} us per group), {} sleeps, {} slow yields; \
+         zero fill {}; raw fsync {:.1} / {:.1} us (before / after): bound {bound:.0} records/s, {:.0} %",
         stats.syncs as f64 / took,
         stats.synced_records as f64 / stats.syncs.max(1) as f64,
         100.0 * stats.sync_time.as_secs_f64() / took,
+        1e6 * stats.sync_time.as_secs_f64() / stats.syncs.max(1) as f64,
         stats.sleeps,
         stats.slow_yields,
+        if wal_zero { "on" } else { "off" },
         before.as_secs_f64() * 1e6,
         after.as_secs_f64() * 1e6,
         100.0 * rate / bound

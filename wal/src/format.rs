@@ -46,6 +46,12 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<Lsn> {
     digits.parse().ok()
 }
 
+/// The next segment while a background thread fills it with zeros
+/// (`Options::zero_fill`); renamed to its segment name at the roll. Recovery
+/// removes any file whose name ends in [`TEMP_SEGMENT_SUFFIX`].
+pub(crate) const PREPARED_SEGMENT: &str = "next.wal.tmp";
+pub(crate) const TEMP_SEGMENT_SUFFIX: &str = ".wal.tmp";
+
 pub(crate) fn snapshot_name(lsn: Lsn) -> String {
     format!("snap-{lsn:020}.snap")
 }

@@ -68,6 +68,25 @@ const SLOW_YIELD: Duration = Duration::from_micros(200);
 /// threads that yield: long enough to make that rare.
 const NO_POLL_AFTER_SLOW_YIELD: Duration = Duration::from_secs(1);
 
+/// Zeros are written in pieces of this size (`Options::zero_fill`), so that
+/// a close can stop a background fill between two of them.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// The next segment, zero-filled in the background (`Options::zero_fill`).
+enum Prep {
+    /// Not asked for yet (the active segment is less than half full).
+    Idle,
+    /// Asked for; the background thread has not started on it.
+    Wanted,
+    /// Being filled.
+    Working,
+    /// Filled with zeros and synced under its temporary name; no header yet.
+    Ready(Box<dyn StorageFile>),
+    /// Filling failed (a full disk, say); not tried again before the next
+    /// roll, which uses `fallocate` instead.
+    Failed,
+}
+
 /// Frames that have their sequence numbers but are not yet written, in LSN
 /// order: a list of buffers that the leader writes with one vectored write.
 #[derive(Default)]
@@ -170,6 +189,14 @@ pub struct Stats {
     /// Yields that took a time slice (`SLOW_YIELD`): each turned polling
     /// off for a while because other processes wanted the processors.
     pub slow_yields: u64,
+    /// Segments zero-filled by the background thread
+    /// ([`Options::zero_fill`](crate::Options::zero_fill)).
+    pub prepared_segments: u64,
+    /// Rolls into a zero-filled segment (the others used `fallocate`).
+    pub prepared_rolls: u64,
+    /// Zero fills that failed (a full disk, say); the roll after one
+    /// uses `fallocate`.
+    pub prepare_failures: u64,
 }
 
 pub(crate) struct Shared {
@@ -201,6 +228,17 @@ pub(crate) struct Shared {
     no_poll_until: std::sync::atomic::AtomicU64,
     slow_yields: std::sync::atomic::AtomicU64,
     born: Instant,
+    /// The next segment, zero-filled in the background, and the signal for
+    /// that thread (`Options::zero_fill`).
+    prep: Mutex<Prep>,
+    cv_prep: Condvar,
+    /// The active segment is half full and the next one has been asked for.
+    prep_asked: std::sync::atomic::AtomicBool,
+    /// Set by `close`: the background fill stops between two pieces.
+    prep_stop: std::sync::atomic::AtomicBool,
+    prepared_segments: std::sync::atomic::AtomicU64,
+    prepared_rolls: std::sync::atomic::AtomicU64,
+    prepare_failures: std::sync::atomic::AtomicU64,
     /// Truncation keeps every segment holding a record at or above this
     /// sequence number (`u64::MAX`: no hold); see [`Wal::hold_front`].
     hold: std::sync::atomic::AtomicU64,
@@ -270,6 +308,7 @@ pub struct Snapshot {
 pub struct Wal {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    preparer: Option<JoinHandle<()>>,
     summary: RecoverySummary,
 }
 
@@ -359,6 +398,9 @@ impl Writer {
             }
             self.offset += len as u64;
             self.written_lsn = last;
+            if sh.zero_fill() && self.offset > sh.opts.segment_size / 2 {
+                sh.want_prepared();
+            }
         }
         if fsync && self.durable_offset < self.offset {
             if let Err(e) = self.file.sync_data() {
@@ -437,8 +479,16 @@ impl Writer {
         } else {
             0
         };
-        let file = create_segment(&*sh.storage, &sh.dir, &sh.opts, &path, first, flags)
-            .map_err(WriteFailure::Write)?;
+        let prepared = sh
+            .take_prepared()
+            .and_then(|f| install_prepared(sh, f, &path, first, flags).ok());
+        let file = match prepared {
+            Some(f) => f,
+            // Not ready (or installing it failed): a fallocated segment, as
+            // without zero fill, rather than keep the appenders waiting.
+            None => create_segment(&*sh.storage, &sh.dir, &sh.opts, &path, first, flags, false)
+                .map_err(WriteFailure::Write)?,
+        };
         let old_first = self.seg_first;
         let old_len = self.offset;
         self.file = file;
@@ -459,6 +509,69 @@ impl Writer {
     }
 }
 
+/// Write zeros over `[from, to)` of a file, a piece at a time; stops with
+/// `Interrupted` once `stop` is set.
+fn write_zeros(
+    file: &dyn StorageFile,
+    from: u64,
+    to: u64,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK];
+    let mut at = from;
+    while at < to {
+        if stop.is_some_and(|s| s.load(Relaxed)) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        let n = (to - at).min(ZERO_CHUNK as u64) as usize;
+        file.write_at(at, &zeros[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Turn the zero-filled temporary file into the segment at `path`: header,
+/// fdatasync, rename, directory fsync (the same guarantees as
+/// `create_segment`: the header is durable before the name is, and the name
+/// before any record in it is acknowledged). Returns the segment opened by
+/// its new name.
+fn install_prepared(
+    sh: &Shared,
+    file: Box<dyn StorageFile>,
+    path: &Path,
+    first: Lsn,
+    flags: u8,
+) -> Result<Box<dyn StorageFile>> {
+    let tmp = sh.dir.join(format::PREPARED_SEGMENT);
+    let result = (|| {
+        file.write_at(0, &format::encode_segment_header(first, flags))
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+        drop(file);
+        sh.storage
+            .rename(&tmp, path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        sh.storage
+            .sync_dir(&sh.dir)
+            .map_err(|e| Error::io("fsync directory", &sh.dir, e))?;
+        sh.storage
+            .open(path, false)
+            .map_err(|e| Error::io("open", path, e))
+    })();
+    match &result {
+        Ok(_) => {
+            sh.prepared_rolls.fetch_add(1, Relaxed);
+        }
+        // The caller falls back to `create_segment`, which reuses a file
+        // already renamed to `path`; a temporary file left behind is
+        // removed by the next open.
+        Err(_) => {
+            let _ = sh.storage.remove(&tmp);
+        }
+    }
+    result
+}
+
 fn create_segment(
     storage: &dyn Storage,
     dir: &Path,
@@ -466,6 +579,7 @@ fn create_segment(
     path: &Path,
     first: Lsn,
     flags: u8,
+    zero: bool,
 ) -> Result<Box<dyn StorageFile>> {
     let result = (|| {
         let file = storage
@@ -475,7 +589,10 @@ fn create_segment(
             .map_err(|e| Error::io("truncate", path, e))?;
         file.write_at(0, &format::encode_segment_header(first, flags))
             .map_err(|e| Error::io("write", path, e))?;
-        if opts.preallocate {
+        if opts.preallocate && zero {
+            write_zeros(&*file, HEADER, opts.segment_size, None)
+                .map_err(|e| Error::io("zero fill", path, e))?;
+        } else if opts.preallocate {
             file.allocate(opts.segment_size)
                 .map_err(|e| Error::io("preallocate", path, e))?;
         }
@@ -536,7 +653,11 @@ impl Wal {
                 if lsn < LSN_LIMIT && snapshot_header_lsn(&*storage, &path) == Some(lsn) {
                     snapshot_max = Some(snapshot_max.map_or(lsn, |m: Lsn| m.max(lsn)));
                 }
-            } else if name.starts_with("snap-") && name.ends_with(".tmp") {
+            } else if (name.starts_with("snap-") && name.ends_with(".tmp"))
+                || name.ends_with(format::TEMP_SEGMENT_SUFFIX)
+            {
+                // A snapshot or a zero-filled next segment that a crash
+                // interrupted: neither was ever part of the log.
                 storage
                     .remove(&path)
                     .map_err(|e| Error::io("remove", &path, e))?;
@@ -797,7 +918,9 @@ impl Wal {
             None => {
                 let first = floor_next;
                 let path = dir.join(format::segment_name(first));
-                let file = create_segment(&*storage, &dir, &opts, &path, first, 0)?;
+                // With zero fill the first segment of a new log is filled
+                // here, in `open`: later ones are filled in the background.
+                let file = create_segment(&*storage, &dir, &opts, &path, first, 0, opts.zero_fill)?;
                 segments.push(SegmentInfo {
                     first_lsn: first,
                     path: path.clone(),
@@ -864,6 +987,13 @@ impl Wal {
             slow_yields: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
             hold: std::sync::atomic::AtomicU64::new(u64::MAX),
+            prep: Mutex::new(Prep::Idle),
+            cv_prep: Condvar::new(),
+            prep_asked: std::sync::atomic::AtomicBool::new(false),
+            prep_stop: std::sync::atomic::AtomicBool::new(false),
+            prepared_segments: std::sync::atomic::AtomicU64::new(0),
+            prepared_rolls: std::sync::atomic::AtomicU64::new(0),
+            prepare_failures: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
         });
         let flusher = match opts.sync {
@@ -881,9 +1011,21 @@ impl Wal {
             }
             _ => None,
         };
+        let preparer = if shared.zero_fill() {
+            let sh = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("vigil-wal-zero".into())
+                    .spawn(move || sh.preparer())
+                    .map_err(|e| Error::io("spawn zero-fill thread", &shared.dir, e))?,
+            )
+        } else {
+            None
+        };
         Ok(Wal {
             shared,
             flusher,
+            preparer,
             summary,
         })
     }
@@ -1056,6 +1198,9 @@ impl Wal {
     pub fn stats(&self) -> Stats {
         let mut stats = self.shared.state.lock().stats;
         stats.slow_yields = self.shared.slow_yields.load(Relaxed);
+        stats.prepared_segments = self.shared.prepared_segments.load(Relaxed);
+        stats.prepared_rolls = self.shared.prepared_rolls.load(Relaxed);
+        stats.prepare_failures = self.shared.prepare_failures.load(Relaxed);
         stats
     }
 
@@ -1254,6 +1399,19 @@ impl Wal {
         if let Some(h) = self.flusher.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.preparer.take() {
+            self.shared.prep_stop.store(true, Relaxed);
+            {
+                let _p = self.shared.prep.lock();
+                self.shared.cv_prep.notify_all();
+            }
+            let _ = h.join();
+            // The next open would remove it anyway: its zeros are of no use
+            // to a log that reopens with its active segment fallocated.
+            *self.shared.prep.lock() = Prep::Idle;
+            let tmp = self.shared.dir.join(format::PREPARED_SEGMENT);
+            let _ = self.shared.storage.remove(&tmp);
+        }
         self.sync()?;
         // Cut the preallocated tail off the active segment: the next open
         // then finds the data ending at the end of the file and need not
@@ -1366,6 +1524,85 @@ pub(crate) fn scan_segment(map: &[u8], first_lsn: Lsn) -> Scan {
 // ---------------------------------------------------------------------------
 
 impl Shared {
+    /// Whether segments are zero-filled (`Options::zero_fill`).
+    fn zero_fill(&self) -> bool {
+        self.opts.zero_fill && self.opts.preallocate
+    }
+
+    /// Ask the background thread for a zero-filled next segment (once per
+    /// segment: the flag is cleared at the roll).
+    fn want_prepared(&self) {
+        if self.prep_asked.swap(true, Relaxed) {
+            return;
+        }
+        let mut p = self.prep.lock();
+        if matches!(*p, Prep::Idle) {
+            *p = Prep::Wanted;
+            self.cv_prep.notify_one();
+        }
+    }
+
+    /// At a roll: the zero-filled segment if it is ready. Either way the next
+    /// segment gets its own request once it is half full, and a failed fill
+    /// may be tried again.
+    fn take_prepared(&self) -> Option<Box<dyn StorageFile>> {
+        if !self.zero_fill() {
+            return None;
+        }
+        self.prep_asked.store(false, Relaxed);
+        let mut p = self.prep.lock();
+        match mem::replace(&mut *p, Prep::Idle) {
+            Prep::Ready(f) => Some(f),
+            Prep::Failed | Prep::Idle => None,
+            busy => {
+                *p = busy;
+                None
+            }
+        }
+    }
+
+    /// The background thread of `Options::zero_fill`: fills the next segment
+    /// with zeros under a temporary name when asked, then syncs it.
+    fn preparer(self: Arc<Self>) {
+        let mut p = self.prep.lock();
+        loop {
+            if self.prep_stop.load(Relaxed) {
+                return;
+            }
+            if !matches!(*p, Prep::Wanted) {
+                self.cv_prep.wait(&mut p);
+                continue;
+            }
+            *p = Prep::Working;
+            let filled = MutexGuard::unlocked(&mut p, || self.fill_prepared());
+            *p = match filled {
+                Ok(f) => {
+                    self.prepared_segments.fetch_add(1, Relaxed);
+                    Prep::Ready(f)
+                }
+                Err(_) => {
+                    self.prepare_failures.fetch_add(1, Relaxed);
+                    Prep::Failed
+                }
+            };
+        }
+    }
+
+    fn fill_prepared(&self) -> std::io::Result<Box<dyn StorageFile>> {
+        let path = self.dir.join(format::PREPARED_SEGMENT);
+        let result = (|| {
+            let file = self.storage.open(&path, true)?;
+            file.set_len(0)?;
+            write_zeros(&*file, 0, self.opts.segment_size, Some(&self.prep_stop))?;
+            file.sync_data()?;
+            Ok(file)
+        })();
+        if result.is_err() {
+            let _ = self.storage.remove(&path);
+        }
+        result
+    }
+
     /// An empty buffer for frames, with the capacity of one written before.
     fn pooled_buffer(&self) -> Vec<u8> {
         self.pool.lock().pop().unwrap_or_default()
