@@ -7,7 +7,9 @@
 //!    records under `SyncPolicy::Never`, `Batch` (1 ms / 1 MiB) and `Always`,
 //!    from 1 and 8 threads. okaywal appears only next to `Always`: its
 //!    `EntryWriter::commit` always fsyncs, so it has no equivalent of `Never`
-//!    or `Batch`.
+//!    or `Batch`. `append_always_100B` (and `8t_x_batch64` below) also run
+//!    `vigil_zero`: vigil-wal with `Options::zero_fill` (segments written
+//!    with zeros rather than fallocated; its default is off).
 //! 2. `always_100B_concurrent`: durable 100 B records from 8 threads that each
 //!    append batches of 64 (`append_batch`; okaywal: an entry of 64 chunks per
 //!    commit), and from 64 threads that each append single records (okaywal: a
@@ -131,9 +133,24 @@ impl Load {
 /// to the page cache, not durable); under `Always` every append returns
 /// durable.
 fn vigil_round(policy: SyncPolicy, load: Load) -> Duration {
+    vigil_round_with(Options::default().sync(policy), load)
+}
+
+/// [`vigil_round`] with `Options::zero_fill`: the fresh log's first segment
+/// is written with zeros in `open`, before the clock starts. 16 MiB segments
+/// (a round writes at most 12 MB) keep that fill short.
+fn vigil_zero_round(policy: SyncPolicy, load: Load) -> Duration {
+    let opts = Options::default()
+        .sync(policy)
+        .zero_fill(true)
+        .segment_size(16 << 20);
+    vigil_round_with(opts, load)
+}
+
+fn vigil_round_with(opts: Options, load: Load) -> Duration {
+    let policy = opts.sync;
     let dir = temp_dir();
-    let wal =
-        Wal::open(dir.path().join("wal"), Options::default().sync(policy)).expect("open vigil log");
+    let wal = Wal::open(dir.path().join("wal"), opts).expect("open vigil log");
     let rec = payload(load.size);
     let batch: Vec<&[u8]> = vec![&rec[..]; load.batch];
     let calls = load.calls_per_thread();
@@ -237,6 +254,13 @@ fn append(c: &mut Criterion) {
                 group.bench_function(BenchmarkId::new("vigil", format!("{threads}t")), |b| {
                     b.iter_custom(|iters| rounds(iters, || vigil_round(policy, load)))
                 });
+                if matches!(policy, SyncPolicy::Always) && size == 100 {
+                    // The same log with zero-filled segments (`Options::zero_fill`).
+                    group.bench_function(
+                        BenchmarkId::new("vigil_zero", format!("{threads}t")),
+                        |b| b.iter_custom(|iters| rounds(iters, || vigil_zero_round(policy, load))),
+                    );
+                }
                 if matches!(policy, SyncPolicy::Always) {
                     // okaywal's commit fsyncs: its only policy is `Always`.
                     let load = Load {
@@ -289,6 +313,12 @@ fn concurrent(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("vigil", name), |b| {
             b.iter_custom(|iters| rounds(iters, || vigil_round(SyncPolicy::Always, load)))
         });
+        if load.batch > 1 {
+            // 59 KiB groups: where zero-filled space gained most in the probes.
+            group.bench_function(BenchmarkId::new("vigil_zero", name), |b| {
+                b.iter_custom(|iters| rounds(iters, || vigil_zero_round(SyncPolicy::Always, load)))
+            });
+        }
         let load = Load {
             records: okaywal_records,
             ..load

@@ -28,6 +28,10 @@ const DIR_ENV: &str = "VIGIL_KILL9_DIR";
 const RUN_ENV: &str = "VIGIL_KILL9_RUN";
 const CHILD_SEED_ENV: &str = "VIGIL_KILL9_CHILD_SEED";
 const SEED_ENV: &str = "VIGIL_KILL9_SEED";
+/// "1": the child opens the log with `Options::zero_fill`, so that kills also
+/// land while the next segment is filled or installed. Every other round, so
+/// the same directory is also opened with and without it in turn.
+const ZERO_ENV: &str = "VIGIL_KILL9_ZERO_FILL";
 /// Small enough that segments roll every few appends; some records are
 /// larger than a whole segment.
 const SEGMENT_SIZE: u64 = 4096;
@@ -90,7 +94,8 @@ fn kill9_child_appender() {
     let run = env_u64(RUN_ENV).expect("run id");
     let mut rng = Rng::new(env_u64(CHILD_SEED_ENV).expect("child seed"));
     let mut out = std::io::stdout().lock();
-    let wal = Wal::open(&dir, opts()).expect("child: open the log");
+    let zero = std::env::var(ZERO_ENV).is_ok_and(|v| v == "1");
+    let wal = Wal::open(&dir, opts().zero_fill(zero)).expect("child: open the log");
     if !say(&mut out, &format!("ready {}", wal.last_lsn())) {
         return;
     }
@@ -192,6 +197,7 @@ fn round(dir: &Path, run: u64, rng: &mut Rng, model: &mut Model, stats: &mut Sta
         .env(DIR_ENV, dir)
         .env(RUN_ENV, run.to_string())
         .env(CHILD_SEED_ENV, rng.next().to_string())
+        .env(ZERO_ENV, if stats.rounds % 2 == 1 { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
