@@ -58,7 +58,10 @@ pub struct Options {
     /// half full, and renamed into place at the roll (a roll that finds it
     /// not ready falls back to `fallocate`). Off by default: it doubles the
     /// bytes written, which a log bound by bandwidth (`Never`, `Batch`, large
-    /// records) pays for and does not get back.
+    /// records) pays for and does not get back. Also, after a crash,
+    /// recovery reads the newest segment's unused tail to prove it holds no
+    /// torn record: zeros written to disk are read back from it, where a
+    /// fallocated tail reads as zeros without I/O.
     pub zero_fill: bool,
     /// Check every record's checksum in sealed segments when opening. On by
     /// default: damage is found at open, where `repair` can act on it, rather
