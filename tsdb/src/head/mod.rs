@@ -9,13 +9,14 @@
 //! under the head's write lock, so a querier sees all of a commit or none of
 //! it. [`Head::open`] replays the WAL.
 
+mod front;
 pub mod record;
 mod replay;
 mod series;
 mod snapshot;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
 use std::path::Path;
@@ -212,7 +213,8 @@ pub struct HeadStats {
 pub struct HeadMemory {
     /// Series in the head.
     pub series: usize,
-    /// The table of series by id: one slot per id ever handed out.
+    /// The table of series by id: one slot per id ever handed out, and
+    /// the lock-free copy of each series' newest timestamp (8 bytes an id).
     pub series_table: usize,
     /// Sealed chunks, with their framing (length and time range).
     pub sealed_chunks: usize,
@@ -274,18 +276,17 @@ pub struct Head {
     /// appends all came after the last one need not look for collected
     /// series.
     gc_epoch: AtomicU64,
+    /// Each series' newest timestamp, for `append_ref` to check without
+    /// the state lock (`front.rs`); written under the write lock.
+    front: front::Front,
+    /// `State::min_valid`, for the same reader.
+    min_valid: AtomicI64,
 }
 
 impl Head {
     /// A head that keeps nothing on disk (tests, caches).
     pub fn in_memory(opts: HeadOptions) -> Head {
-        Head {
-            wal: None,
-            opts,
-            state: RwLock::new(State::new()),
-            commit: parking_lot::Mutex::new(()),
-            gc_epoch: AtomicU64::new(0),
-        }
+        Head::new(None, opts, State::new())
     }
 
     /// Opens the head whose WAL lives in `dir` (created if missing) and
@@ -301,13 +302,29 @@ impl Head {
             None => (State::new(), wal.oldest_lsn()),
         };
         replay::replay(&wal, from, &mut state, &opts)?;
-        Ok(Head {
-            wal: Some(wal),
+        Ok(Head::new(Some(wal), opts, state))
+    }
+
+    fn new(wal: Option<Wal>, opts: HeadOptions, state: State) -> Head {
+        let head = Head {
+            wal,
             opts,
+            min_valid: AtomicI64::new(state.min_valid),
             state: RwLock::new(state),
             commit: parking_lot::Mutex::new(()),
             gc_epoch: AtomicU64::new(0),
-        })
+            front: front::Front::default(),
+        };
+        head.refresh_front(&head.state.read());
+        head
+    }
+
+    /// Writes every series' newest timestamp into `front` (after a change
+    /// to many series; callers hold the write lock, or own the head).
+    fn refresh_front(&self, st: &State) {
+        for (id, s) in st.series.iter() {
+            self.front.set(id, s.max_time());
+        }
     }
 
     /// Saves the whole head as a checkpoint in the WAL directory (atomically:
@@ -374,9 +391,11 @@ impl Head {
     pub fn truncate_before(&self, t: i64) {
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
+        self.min_valid.store(st.min_valid, Ordering::Release);
         for slot in st.series.iter_mut() {
             slot.truncate_before(t);
         }
+        self.refresh_front(&st);
     }
 
     /// Cardinality and size of the head: the index's statistics (see
@@ -403,7 +422,7 @@ impl Head {
         let st = self.state.read();
         let mut m = HeadMemory {
             series: st.series.len(),
-            series_table: st.series.heap_bytes(),
+            series_table: st.series.heap_bytes() + self.front.heap_bytes(),
             unlogged: st.unlogged.capacity() * 9,
             index: st.index.memory(),
             ..HeadMemory::default()
@@ -438,6 +457,7 @@ impl Head {
         for &id in &dead {
             st.index.remove(id);
             st.series.remove(id);
+            self.front.forget(id);
         }
         if !dead.is_empty() {
             self.gc_epoch.fetch_add(1, Ordering::Release);
@@ -464,6 +484,7 @@ impl Head {
         for &(id, lo, hi) in &ranges {
             if let Some(s) = st.series.get_mut(id) {
                 s.delete(lo, hi);
+                self.front.set(id, s.max_time());
             }
         }
         Ok(ranges.len())
@@ -480,6 +501,7 @@ impl Head {
     pub fn set_min_valid_time(&self, t: i64) {
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
+        self.min_valid.store(st.min_valid, Ordering::Release);
     }
 
     /// The time range of the samples in memory, if any.
@@ -539,6 +561,7 @@ impl Head {
         let id = st.next_id;
         // next_id is always plausible.
         let _ = st.create(id, labels.clone());
+        self.front.set(id, None);
         if self.wal.is_some() {
             st.unlogged.insert(id);
         }
@@ -587,6 +610,22 @@ impl Appender<'_> {
 
     /// Adds a sample for a series by reference (fast path: no label lookup).
     pub fn append_ref(&mut self, id: SeriesId, t: i64, v: f64) -> Result<(), Error> {
+        // Without the lock first: the same checks against front.rs's copy
+        // of what the locked path reads below.
+        let last = self.head.front.get(id);
+        if last != front::ASK {
+            let min_valid = self.head.min_valid.load(Ordering::Acquire);
+            if t < min_valid {
+                return Err(Error::OutOfBounds { t, min_valid });
+            }
+            let window = self.head.opts.out_of_order_window_ms;
+            if last != front::EMPTY && t < last && (window == 0 || last.saturating_sub(t) > window)
+            {
+                return Err(Error::OutOfOrderSample { t, last });
+            }
+            self.samples.push((id, t, v));
+            return Ok(());
+        }
         let st = self.head.state.read();
         let s = st.series.get(id).ok_or(Error::UnknownSeries(id))?;
         if t < st.min_valid {
@@ -684,7 +723,11 @@ impl Appender<'_> {
                 first_err.get_or_insert(Error::OutOfBounds { t, min_valid });
                 continue;
             }
-            match s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms) {
+            let stored = s.append(t, v, &opts.chunk_policy, opts.out_of_order_window_ms);
+            if matches!(stored, Ok(true)) {
+                self.head.front.set(id, s.max_time());
+            }
+            match stored {
                 Ok(true) => summary.appended += 1,
                 Ok(false) => summary.duplicates += 1,
                 Err(e) => {
