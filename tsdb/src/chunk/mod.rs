@@ -126,6 +126,14 @@ impl ChunkWriter {
         Ok(())
     }
 
+    /// Empties the chunk, as [`ChunkWriter::new`] would, but keeps the
+    /// buffer: a head cutting a series' chunk starts the next one in the
+    /// same allocation, sized by the chunk before, instead of growing a new
+    /// one 48 bytes at a time (about 9 allocator calls a chunk).
+    pub fn clear(&mut self) {
+        self.app.clear();
+    }
+
     /// Samples appended.
     pub fn len(&self) -> usize {
         usize::from(self.app.count)

@@ -194,6 +194,20 @@ impl XorAppender {
         (self.count > 0).then_some(self.t)
     }
 
+    /// Empties the chunk but keeps its buffer's capacity (see
+    /// `ChunkWriter::clear`).
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[super::ENC_XOR, 0, 0]);
+        self.t = 0;
+        self.delta = 0;
+        self.prev = 0;
+        self.count = 0;
+        self.lead = 0;
+        self.trail = 0;
+        self.free = 0;
+    }
+
     /// The first sample's timestamp, read back from the stream (the first
     /// thing in it, a zigzag varint right after the header), so that it
     /// costs no field.

@@ -312,7 +312,11 @@ impl MemSeries {
                 self.sealed.push(mint, maxt, out);
             });
         }
-        self.open = ChunkWriter::new();
+        // The next chunk starts in this one's buffer, already its size:
+        // growing a fresh one 48 bytes at a time, and freeing this one, were
+        // about 9 allocator calls a chunk, 15-20 % of ingest CPU (README,
+        // "Head").
+        self.open.clear();
     }
 
     /// Removes the samples in `[mint, maxt]`: chunks wholly inside go,
