@@ -269,6 +269,33 @@ impl MemSeries {
         policy: &ChunkPolicy,
         window: i64,
     ) -> Result<bool, Error> {
+        self.append_with(t, v, policy, window, MemSeries::cut)
+    }
+
+    /// [`append`](Self::append), but a full chunk is handed to `seals`
+    /// (the background sealer) instead of being sealed here: it stays in
+    /// the sealed buffer in its open encoding, readable, until
+    /// [`SealedChunks::replace`] swaps in its sealed form.
+    pub(crate) fn append_deferring(
+        &mut self,
+        id: u64,
+        t: i64,
+        v: f64,
+        policy: &ChunkPolicy,
+        window: i64,
+        seals: &mut SealJobs,
+    ) -> Result<bool, Error> {
+        self.append_with(t, v, policy, window, |s| s.cut_deferred(id, seals))
+    }
+
+    fn append_with(
+        &mut self,
+        t: i64,
+        v: f64,
+        policy: &ChunkPolicy,
+        window: i64,
+        cut: impl FnOnce(&mut Self),
+    ) -> Result<bool, Error> {
         match self.max_time() {
             Some(last) if t < last || (t == last && !self.same_as_last(v)) => {
                 if t == last {
@@ -297,10 +324,28 @@ impl MemSeries {
             _ => {}
         }
         if policy.should_cut(&self.open, t) {
-            self.cut();
+            cut(self);
         }
         self.open.append(t, v)?;
         Ok(true)
+    }
+
+    /// Moves the open chunk into the sealed buffer as it is (encoding
+    /// `0x01`) and copies it into `seals` for the background sealer.
+    fn cut_deferred(&mut self, id: u64, seals: &mut SealJobs) {
+        if let (Some(mint), Some(maxt)) = (self.open.first_time(), self.open.last_time()) {
+            let bytes = self.open.bytes();
+            let start = seals.bytes.len();
+            seals.bytes.extend_from_slice(bytes);
+            seals.jobs.push(SealJob {
+                id,
+                mint,
+                maxt,
+                at: start..seals.bytes.len(),
+            });
+            self.sealed.push(mint, maxt, bytes);
+        }
+        self.open.clear();
     }
 
     /// Seals the open chunk into the sealed buffer.
@@ -445,6 +490,53 @@ impl SealedChunks {
         buf.reserve_exact(frames.len());
         buf.extend_from_slice(frames);
         self.buf = buf.into_boxed_slice();
+    }
+}
+
+/// Full chunks a commit cut and left to the background sealer
+/// (`head/sealer.rs`): their open-encoding bytes back to back, and which
+/// series and range each is.
+#[derive(Default)]
+pub(crate) struct SealJobs {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) jobs: Vec<SealJob>,
+}
+
+/// One chunk to seal: series `id`'s chunk `[mint, maxt]`, whose open
+/// encoding is `bytes[at]` of its [`SealJobs`] (or, in a result, whose
+/// sealed encoding is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SealJob {
+    pub(crate) id: u64,
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) at: std::ops::Range<usize>,
+}
+
+/// The background sealer's half: swapping a sealed chunk in.
+impl SealedChunks {
+    /// Replaces the chunk `[mint, maxt]` by `sealed` if it still holds
+    /// `open_len` bytes in the open encoding (a deletion or truncation may
+    /// have rewritten it since; then nothing changes). Frames after it
+    /// keep their bytes: each is framed against the previous chunk's maxt,
+    /// which does not change.
+    pub(crate) fn replace(&mut self, mint: i64, maxt: i64, open_len: usize, sealed: &[u8]) -> bool {
+        let Some(c) = self.iter().find(|c| c.mint == mint && c.maxt == maxt) else {
+            return false;
+        };
+        if c.bytes.len() != open_len || c.bytes.first() != Some(&crate::chunk::ENC_XOR) {
+            return false;
+        }
+        let (start, end, base) = (c.start, c.end, c.base);
+        let mut frame = [0u8; 32];
+        let n = frame_header(&mut frame, sealed.len(), mint, maxt, base);
+        let mut buf = Vec::with_capacity(self.buf.len() - (end - start) + n + sealed.len());
+        buf.extend_from_slice(&self.buf[..start]);
+        buf.extend_from_slice(&frame[..n]);
+        buf.extend_from_slice(sealed);
+        buf.extend_from_slice(&self.buf[end..]);
+        self.buf = buf.into_boxed_slice();
+        true
     }
 }
 
