@@ -16,7 +16,8 @@ mod sealer;
 mod series;
 mod snapshot;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
@@ -174,6 +175,25 @@ struct State {
     /// Samples before this time are refused: their range is already on disk
     /// in a block (Prometheus's "out of bounds").
     min_valid: i64,
+    /// Chunks cut by commits and in the background sealer's hands
+    /// (`sealer.rs`), by series and mint: they come after the series'
+    /// sealed chunks and before its open one. Empty whenever a checkpoint
+    /// is encoded, and before a truncation, deletion or collection.
+    pending: BTreeMap<(SeriesId, i64), Pending>,
+}
+
+/// A chunk in the sealer's hands, in its open encoding.
+struct Pending {
+    maxt: i64,
+    /// The commit's cut chunks, shared with the sealer.
+    bytes: Arc<Vec<u8>>,
+    at: std::ops::Range<usize>,
+}
+
+impl Pending {
+    fn bytes(&self) -> &[u8] {
+        self.bytes.get(self.at.clone()).unwrap_or_default()
+    }
 }
 
 impl State {
@@ -344,53 +364,52 @@ impl Head {
         head
     }
 
-    /// Swaps in the chunks the background sealer has sealed.
+    /// Appends the chunks the background sealer has sealed to their
+    /// series (in the order they were cut) and drops their pending copies.
     fn swap_sealed(&self, st: &mut State) {
         let Some(sealer) = &self.sealer else { return };
         for batch in sealer.take_done() {
-            for (job, open_len, bytes) in batch.iter() {
-                if let Some(s) = st.series.get_mut(job.id) {
-                    s.sealed.replace(job.mint, job.maxt, open_len, bytes);
+            for (job, bytes) in batch.iter() {
+                if st.pending.remove(&(job.id, job.mint)).is_some() {
+                    if let Some(s) = st.series.get_mut(job.id) {
+                        s.sealed.push(job.mint, job.maxt, bytes);
+                    }
                 }
             }
+            sealer.recycle(batch);
         }
     }
 
-    /// Waits until every chunk handed to the background sealer is back and
-    /// swapped in (a checkpoint saves what sealing in place would have).
-    /// Callers hold the commit lock, so no commit hands over more.
+    /// Waits until every chunk handed to the background sealer is back,
+    /// and appends it to its series; seals here whatever the sealer did
+    /// not take (its thread gone). Afterwards no chunk is pending: what
+    /// follows sees the series as sealing in place leaves them. Callers
+    /// hold the commit lock, so no commit hands over more.
     fn settle_seals(&self) {
-        let Some(sealer) = &self.sealer else { return };
-        loop {
-            // Read before swapping: a count of 0 means every chunk is
-            // already in `done`.
-            let idle = sealer.in_flight() == 0 || sealer.is_gone();
-            self.swap_sealed(&mut self.state.write());
-            if idle {
-                return;
+        if let Some(sealer) = &self.sealer {
+            loop {
+                // Read before swapping: a count of 0 means every chunk is
+                // already back.
+                let idle = sealer.in_flight() == 0 || sealer.is_gone();
+                self.swap_sealed(&mut self.state.write());
+                if idle {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
             }
-            std::thread::sleep(std::time::Duration::from_micros(100));
         }
-    }
-
-    /// Seals `seals`' chunks here and swaps them in (when the sealer
-    /// thread is gone).
-    fn seal_in_place(&self, seals: &series::SealJobs) {
+        let mut st = self.state.write();
+        if st.pending.is_empty() {
+            return;
+        }
         let mut enc = crate::chunk::Encoder::new();
         let (mut samples, mut out) = (Vec::new(), Vec::new());
-        let mut st = self.state.write();
-        for job in &seals.jobs {
-            samples.clear();
+        // In key order: by series, then mint, the order they were cut.
+        for ((id, mint), p) in std::mem::take(&mut st.pending) {
             out.clear();
-            let Some(bytes) = seals.bytes.get(job.at.clone()) else {
-                continue;
-            };
-            let ok = Chunk::new(bytes)
-                .and_then(|c| c.decode_into(&mut samples))
-                .is_ok()
-                && enc.encode(&samples, &mut out).is_ok();
-            if let (true, Some(s)) = (ok, st.series.get_mut(job.id)) {
-                s.sealed.replace(job.mint, job.maxt, bytes.len(), &out);
+            sealer::seal(&mut enc, &mut samples, p.bytes(), &mut out);
+            if let Some(s) = st.series.get_mut(id) {
+                s.sealed.push(mint, p.maxt, &out);
             }
         }
     }
@@ -466,6 +485,8 @@ impl Head {
     /// [`checkpoint`](Head::checkpoint) after it, or a restart replays the
     /// dropped samples from the WAL again.
     pub fn truncate_before(&self, t: i64) {
+        let _commits = self.commit.lock();
+        self.settle_seals();
         let mut st = self.state.write();
         st.min_valid = st.min_valid.max(t);
         self.min_valid.store(st.min_valid, Ordering::Release);
@@ -485,7 +506,8 @@ impl Head {
             .series
             .iter()
             .map(|(_, s)| s.sealed.len() + usize::from(!s.open.is_empty()))
-            .sum();
+            .sum::<usize>()
+            + st.pending.len();
         HeadStats {
             index: st.index.stats(top),
             chunks,
@@ -504,6 +526,9 @@ impl Head {
             index: st.index.memory(),
             ..HeadMemory::default()
         };
+        // Chunks in the sealer's hands count as sealed ones, at their open
+        // size.
+        m.sealed_chunks += st.pending.values().map(|p| p.at.len()).sum::<usize>();
         for (_, s) in st.series.iter() {
             let (sealed, open, ooo) = s.heap_bytes();
             m.sealed_chunks += sealed;
@@ -524,6 +549,7 @@ impl Head {
     /// the dropped series from the WAL. Returns how many were dropped.
     pub fn gc_series(&self) -> usize {
         let _commits = self.commit.lock();
+        self.settle_seals();
         let mut st = self.state.write();
         let dead: Vec<SeriesId> = st
             .series
@@ -547,6 +573,7 @@ impl Head {
     /// Returns how many series it touched.
     pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, Error> {
         let _commits = self.commit.lock();
+        self.settle_seals();
         let ids = self.state.read().index.select(matchers);
         let ranges: Vec<(SeriesId, i64, i64)> = ids.iter().map(|&id| (id, mint, maxt)).collect();
         if ranges.is_empty() {
@@ -593,6 +620,11 @@ impl Head {
             if let (Some(lo), Some(hi)) = (s.min_time(), s.max_time()) {
                 range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
+        }
+        // A pending chunk may be a series' first (its open chunk, after
+        // it, holds the newest sample).
+        for &(_, lo) in st.pending.keys() {
+            range = range.map(|(a, b)| (a.min(lo), b));
         }
         range
     }
@@ -654,6 +686,7 @@ impl State {
             next_id: 1,
             unlogged: HashSet::default(),
             min_valid: i64::MIN,
+            pending: BTreeMap::new(),
         }
     }
 }
@@ -790,12 +823,16 @@ impl Appender<'_> {
         self.head.swap_sealed(&mut st);
         // Chunks this commit cuts go to the background sealer, unless it
         // is behind (then they are sealed here, as without it).
-        let defer = self
-            .head
-            .sealer
-            .as_ref()
-            .is_some_and(|s| s.in_flight() < sealer::MAX_IN_FLIGHT);
-        let mut seals = series::SealJobs::default();
+        let defer = opts.out_of_order_window_ms == 0
+            && self
+                .head
+                .sealer
+                .as_ref()
+                .is_some_and(|s| s.in_flight() < sealer::MAX_IN_FLIGHT);
+        let mut seals = match (&self.head.sealer, defer) {
+            (Some(sealer), true) => sealer.jobs(),
+            _ => series::SealJobs::default(),
+        };
         for id in logged {
             st.unlogged.remove(&id);
         }
@@ -826,12 +863,21 @@ impl Appender<'_> {
                 }
             }
         }
-        drop(st);
         if !seals.jobs.is_empty() {
+            // Readable from here on, under the same lock as the samples.
+            let bytes = Arc::new(seals.bytes);
+            for job in &seals.jobs {
+                let p = Pending {
+                    maxt: job.maxt,
+                    bytes: bytes.clone(),
+                    at: job.at.clone(),
+                };
+                st.pending.insert((job.id, job.mint), p);
+            }
+            drop(st);
             if let Some(sealer) = &self.head.sealer {
-                if let Err(seals) = sealer.send(seals) {
-                    self.head.seal_in_place(&seals);
-                }
+                // If its thread is gone, they wait for `settle_seals`.
+                let _ = sealer.send(bytes, seals.jobs);
             }
         }
         match first_err {
@@ -888,6 +934,19 @@ impl Querier<'_> {
             }
             if let Some(start) = start {
                 data.extend_from_slice(&s.sealed.raw()[start..end]);
+            }
+            if !st.pending.is_empty() {
+                // Chunks in the sealer's hands, framed as the sealed ones.
+                for (&(_, lo), p) in st.pending.range((id, i64::MIN)..=(id, i64::MAX)) {
+                    if lo > self.maxt || p.maxt < self.mint {
+                        continue;
+                    }
+                    let mut frame = [0u8; 32];
+                    let n = series::frame_header(&mut frame, p.bytes().len(), lo, p.maxt, prev);
+                    data.extend_from_slice(&frame[..n]);
+                    data.extend_from_slice(p.bytes());
+                    prev = p.maxt;
+                }
             }
             if let (Some(lo), Some(hi)) = (s.open.first_time(), s.open.last_time()) {
                 if lo <= self.maxt && hi >= self.mint {

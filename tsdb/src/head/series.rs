@@ -273,9 +273,10 @@ impl MemSeries {
     }
 
     /// [`append`](Self::append), but a full chunk is handed to `seals`
-    /// (the background sealer) instead of being sealed here: it stays in
-    /// the sealed buffer in its open encoding, readable, until
-    /// [`SealedChunks::replace`] swaps in its sealed form.
+    /// (for the background sealer, `sealer.rs`) instead of being sealed
+    /// here; the head keeps it readable meanwhile (`State::pending`).
+    /// Not for a series with an out-of-order window: a late sample would
+    /// not find the samples of a chunk in flight.
     pub(crate) fn append_deferring(
         &mut self,
         id: u64,
@@ -330,8 +331,8 @@ impl MemSeries {
         Ok(true)
     }
 
-    /// Moves the open chunk into the sealed buffer as it is (encoding
-    /// `0x01`) and copies it into `seals` for the background sealer.
+    /// Copies the open chunk into `seals` for the background sealer and
+    /// empties it (keeping its buffer, as [`cut`](Self::cut)).
     fn cut_deferred(&mut self, id: u64, seals: &mut SealJobs) {
         if let (Some(mint), Some(maxt)) = (self.open.first_time(), self.open.last_time()) {
             let bytes = self.open.bytes();
@@ -343,7 +344,6 @@ impl MemSeries {
                 maxt,
                 at: start..seals.bytes.len(),
             });
-            self.sealed.push(mint, maxt, bytes);
         }
         self.open.clear();
     }
@@ -495,7 +495,7 @@ impl SealedChunks {
 
 /// Full chunks a commit cut and left to the background sealer
 /// (`head/sealer.rs`): their open-encoding bytes back to back, and which
-/// series and range each is.
+/// series and range each is, in the order they were cut.
 #[derive(Default)]
 pub(crate) struct SealJobs {
     pub(crate) bytes: Vec<u8>,
@@ -511,33 +511,6 @@ pub(crate) struct SealJob {
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
     pub(crate) at: std::ops::Range<usize>,
-}
-
-/// The background sealer's half: swapping a sealed chunk in.
-impl SealedChunks {
-    /// Replaces the chunk `[mint, maxt]` by `sealed` if it still holds
-    /// `open_len` bytes in the open encoding (a deletion or truncation may
-    /// have rewritten it since; then nothing changes). Frames after it
-    /// keep their bytes: each is framed against the previous chunk's maxt,
-    /// which does not change.
-    pub(crate) fn replace(&mut self, mint: i64, maxt: i64, open_len: usize, sealed: &[u8]) -> bool {
-        let Some(c) = self.iter().find(|c| c.mint == mint && c.maxt == maxt) else {
-            return false;
-        };
-        if c.bytes.len() != open_len || c.bytes.first() != Some(&crate::chunk::ENC_XOR) {
-            return false;
-        }
-        let (start, end, base) = (c.start, c.end, c.base);
-        let mut frame = [0u8; 32];
-        let n = frame_header(&mut frame, sealed.len(), mint, maxt, base);
-        let mut buf = Vec::with_capacity(self.buf.len() - (end - start) + n + sealed.len());
-        buf.extend_from_slice(&self.buf[..start]);
-        buf.extend_from_slice(&frame[..n]);
-        buf.extend_from_slice(sealed);
-        buf.extend_from_slice(&self.buf[end..]);
-        self.buf = buf.into_boxed_slice();
-        true
-    }
 }
 
 #[cfg(test)]
