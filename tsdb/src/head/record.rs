@@ -75,37 +75,18 @@ pub(crate) fn encode_samples(samples: &[(u64, i64, f64)], out: &mut Vec<u8>) {
     out.reserve(12 + samples.len() * 12);
     let (mut pid, mut pt) = (0i64, 0i64);
     for &(id, t, v) in samples {
-        // Each sample is put together on the stack and copied once: a
-        // push per byte, each checking the vector's capacity, was most of
-        // this function's cost (5 % of ingest CPU).
-        let mut b = [0u8; 30];
-        let mut n = uvarint_at(&mut b, 0, zigzag((id as i64).wrapping_sub(pid)));
-        n = uvarint_at(&mut b, n, zigzag(t.wrapping_sub(pt)));
+        put_varint(out, (id as i64).wrapping_sub(pid));
+        put_varint(out, t.wrapping_sub(pt));
         let i = v as i64;
         if (i as f64).to_bits() == v.to_bits() && i.unsigned_abs() < EXACT_INT {
-            n = uvarint_at(&mut b, n, zigzag(i) + 1);
+            put_uvarint(out, zigzag(i) + 1);
         } else {
-            // n <= 20 here: 9 more bytes fit.
-            b[n + 1..n + 9].copy_from_slice(&v.to_bits().to_le_bytes());
-            n += 9;
+            out.push(0);
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
         }
-        out.extend_from_slice(&b[..n]);
         pid = id as i64;
         pt = t;
     }
-}
-
-/// Writes `v` as a uvarint at `b[at..]`; returns the end. At most 10
-/// bytes: callers keep `at <= 20`.
-#[inline]
-fn uvarint_at(b: &mut [u8; 30], mut at: usize, mut v: u64) -> usize {
-    while v >= 0x80 {
-        b[at] = v as u8 | 0x80;
-        v >>= 7;
-        at += 1;
-    }
-    b[at] = v as u8;
-    at + 1
 }
 
 fn zigzag(v: i64) -> u64 {
