@@ -319,8 +319,10 @@ pub struct Head {
     /// `State::min_valid`, for the same reader.
     min_valid: AtomicI64,
     /// Seals the chunks commits cut (`sealer.rs`), if
-    /// `seal_in_background`.
-    sealer: Option<sealer::Sealer>,
+    /// `seal_in_background`: started by the first commit that cuts a
+    /// chunk (a thread's stack and malloc arena cost a head that never
+    /// fills a chunk about 200 KB); `None` inside if it could not start.
+    sealer: std::sync::OnceLock<Option<sealer::Sealer>>,
 }
 
 impl Head {
@@ -347,11 +349,7 @@ impl Head {
 
     fn new(wal: Option<Wal>, opts: HeadOptions, state: State) -> Head {
         let head = Head {
-            sealer: if opts.seal_in_background {
-                sealer::Sealer::start()
-            } else {
-                None
-            },
+            sealer: std::sync::OnceLock::new(),
             wal,
             opts,
             min_valid: AtomicI64::new(state.min_valid),
@@ -364,10 +362,28 @@ impl Head {
         head
     }
 
+    /// The background sealer, if started.
+    fn sealer(&self) -> Option<&sealer::Sealer> {
+        self.sealer.get().and_then(Option::as_ref)
+    }
+
+    /// Whether a commit may hand its cut chunks to the sealer: it is on,
+    /// not failed to start, and not behind.
+    fn may_defer(&self) -> bool {
+        self.opts.seal_in_background
+            && self.opts.out_of_order_window_ms == 0
+            && match self.sealer.get() {
+                None => true,
+                Some(s) => s
+                    .as_ref()
+                    .is_some_and(|s| s.in_flight() < sealer::MAX_IN_FLIGHT),
+            }
+    }
+
     /// Appends the chunks the background sealer has sealed to their
     /// series (in the order they were cut) and drops their pending copies.
     fn swap_sealed(&self, st: &mut State) {
-        let Some(sealer) = &self.sealer else { return };
+        let Some(sealer) = self.sealer() else { return };
         for batch in sealer.take_done() {
             for (job, bytes) in batch.iter() {
                 if st.pending.remove(&(job.id, job.mint)).is_some() {
@@ -386,7 +402,7 @@ impl Head {
     /// follows sees the series as sealing in place leaves them. Callers
     /// hold the commit lock, so no commit hands over more.
     fn settle_seals(&self) {
-        if let Some(sealer) = &self.sealer {
+        if let Some(sealer) = self.sealer() {
             loop {
                 // Read before swapping: a count of 0 means every chunk is
                 // already back.
@@ -823,13 +839,8 @@ impl Appender<'_> {
         self.head.swap_sealed(&mut st);
         // Chunks this commit cuts go to the background sealer, unless it
         // is behind (then they are sealed here, as without it).
-        let defer = opts.out_of_order_window_ms == 0
-            && self
-                .head
-                .sealer
-                .as_ref()
-                .is_some_and(|s| s.in_flight() < sealer::MAX_IN_FLIGHT);
-        let mut seals = match (&self.head.sealer, defer) {
+        let defer = self.head.may_defer();
+        let mut seals = match (self.head.sealer(), defer) {
             (Some(sealer), true) => sealer.jobs(),
             _ => series::SealJobs::default(),
         };
@@ -875,10 +886,13 @@ impl Appender<'_> {
                 st.pending.insert((job.id, job.mint), p);
             }
             drop(st);
-            if let Some(sealer) = &self.head.sealer {
+            let sealer = self.head.sealer.get_or_init(sealer::Sealer::start);
+            if let Some(sealer) = sealer {
                 // If its thread is gone, they wait for `settle_seals`.
                 let _ = sealer.send(bytes, seals.jobs);
             }
+            // If it could not start, they wait for `settle_seals` too, and
+            // later commits seal in place.
         }
         match first_err {
             Some(e) => Err(e),
