@@ -16,6 +16,7 @@
 mod families;
 pub(crate) mod number;
 mod scan;
+mod span;
 mod strict;
 
 use std::borrow::Cow;
@@ -281,22 +282,37 @@ impl<'a> LabelIter<'a> {
     /// The next pair of a plain label set: `name="value"` and an optional
     /// comma.
     #[inline(always)]
+    #[allow(unsafe_code)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
         let start = self.off;
         // INVARIANT (plain form): a name of label characters, then `="`, a
         // value without '"' or '\\', then '"', then ',' or the end.
-        let (eq, ve) = if self.k < self.cached {
+        if self.k < self.cached {
             let k = 2 * usize::from(self.k);
             self.k += 1;
-            (usize::from(self.ends[k]), usize::from(self.ends[k + 1]))
-        } else {
-            let b = self.src.as_bytes();
-            if start >= b.len() {
-                return None;
-            }
-            let eq = scan::find_byte(b, start, b'=')?;
-            (eq, scan::find_quote_or_backslash(b, eq + 2)?)
-        };
+            let (eq, ve) = (usize::from(self.ends[k]), usize::from(self.ends[k + 1]));
+            self.off = ve + 2;
+            // SAFETY: the fast path stored these offsets (`Labels` fields are
+            // private to this module) for pair k of `src`, in order: `start`
+            // is 0 or right after the ',' that ends pair k-1, the name is at
+            // least one character, `eq` is the '=' and `eq + 1` the opening
+            // '"', `ve` the closing '"', followed by ',' or the end of `src`.
+            // So `start < eq < eq + 2 <= ve < src.len()`, and each index is
+            // at or right after an ASCII byte: a character boundary.
+            let (name, value) = unsafe {
+                (
+                    span::sub(self.src, start, eq),
+                    span::sub(self.src, eq + 2, ve),
+                )
+            };
+            return Some((Str::plain(name), Str::plain(value)));
+        }
+        let b = self.src.as_bytes();
+        if start >= b.len() {
+            return None;
+        }
+        let eq = scan::find_byte(b, start, b'=')?;
+        let ve = scan::find_quote_or_backslash(b, eq + 2)?;
         let name = self.src.get(start..eq)?;
         let value = self.src.get(eq + 2..ve)?;
         // Past the quote and the comma (or the end); `rest` is not used in
@@ -504,7 +520,7 @@ impl<'a> Parser<'a> {
         // One validation pass up front (fast for ASCII) lets every later
         // slice be a `&str` for free; a bad byte is reported when the line
         // holding it is reached, so earlier errors still come first.
-        let text = match std::str::from_utf8(input) {
+        let text = match simdutf8::compat::from_utf8(input) {
             Ok(t) => t,
             Err(e) => std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or_default(),
         };
@@ -618,6 +634,7 @@ impl<'a> Parser<'a> {
     /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
     /// reaching its end ends the line only when it is the end of the input.
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_line(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -635,7 +652,9 @@ impl<'a> Parser<'a> {
             return None;
         }
         let mut i = start + n;
-        let name = Str::plain(text.get(start..i)?);
+        // SAFETY: `n > 0` ASCII name characters from `start`, inside `text`:
+        // both ends are next to an ASCII byte.
+        let name = Str::plain(unsafe { span::sub(text, start, i) });
         let mut labels = Labels::EMPTY;
         if b.get(i) == Some(&b'{') {
             let open = i + 1;
@@ -675,7 +694,9 @@ impl<'a> Parser<'a> {
                 }
             }
             labels = Labels {
-                raw: text.get(open..i)?,
+                // SAFETY: `open` follows the '{' and `i` is the '}' (both
+                // ASCII, inside `text`, `open <= i`).
+                raw: unsafe { span::sub(text, open, i) },
                 len: count,
                 plain: true,
                 cached,
@@ -710,7 +731,9 @@ impl<'a> Parser<'a> {
                 (ts, tend)
             };
             timestamp_ms = Some(ts);
-            ts_text = Some(text.get(i + 1..tend)?);
+            // SAFETY: the timestamp is the ASCII digits (and sign or
+            // point) between the space at `i` and `tend`, inside `text`.
+            ts_text = Some(unsafe { span::sub(text, i + 1, tend) });
             i = tend;
         }
         let next = match b.get(i) {
@@ -758,6 +781,7 @@ impl<'a> Parser<'a> {
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
     /// [`Parser::fast_text_line`]).
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -771,7 +795,9 @@ impl<'a> Parser<'a> {
         if n == 0 || b.get(ns + n) != Some(&b' ') {
             return None;
         }
-        let name = Str::plain(text.get(ns..ns + n)?);
+        // SAFETY: `n > 0` ASCII name characters from `ns`, followed by a
+        // space, inside `text`.
+        let name = Str::plain(unsafe { span::sub(text, ns, ns + n) });
         let rest = ns + n + 1;
         let tail = b.get(rest..)?;
         // The end of the line, past the text or type word.
@@ -791,7 +817,9 @@ impl<'a> Parser<'a> {
                 None if b.len() == self.src.len() => (b.len(), b.len(), Esc::None),
                 None => return None,
             };
-            let raw = text.get(rest..end)?;
+            // SAFETY: from after the space at `rest - 1` to the line feed
+            // at `end` or the end of `text`.
+            let raw = unsafe { span::sub(text, rest, end) };
             (
                 Entry::Help {
                     name,
@@ -823,6 +851,7 @@ impl<'a> Parser<'a> {
     /// `# HELP`, `# TYPE` and `# UNIT` lines of OpenMetrics on the fast
     /// path (see [`Parser::fast_line`]); as [`Parser::om_line`] reads them.
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_om_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -835,7 +864,9 @@ impl<'a> Parser<'a> {
         if n == 0 || b.get(ns + n) != Some(&b' ') {
             return None;
         }
-        let name = Str::plain(text.get(ns..ns + n)?);
+        // SAFETY: `n > 0` ASCII name characters from `ns`, followed by a
+        // space, inside `text`.
+        let name = Str::plain(unsafe { span::sub(text, ns, ns + n) });
         let rest = ns + n + 1;
         let tail = b.get(rest..)?;
         // Every metadata line ends in a line feed.
