@@ -43,9 +43,10 @@
 //! # Ok::<(), vigil_exposition::Error>(())
 //! ```
 #![deny(missing_docs)]
-// `unsafe` is denied everywhere but in the parser's `parse/span.rs` (unchecked
-// sub-slices of validated text, measured on the parse hot path) and the
-// fast path's functions that call it, each block with its `SAFETY:`.
+// `unsafe` is denied everywhere but on the parser's measured hot path:
+// `parse/span.rs` (unchecked sub-slices of validated text) and the fast-path
+// functions that call it, and `parse/simd.rs` (SSE2 name checks); each block
+// has its `SAFETY:`.
 #![deny(unsafe_code)]
 
 pub mod client;

@@ -16,6 +16,7 @@
 mod families;
 pub(crate) mod number;
 mod scan;
+mod simd;
 mod span;
 mod strict;
 
@@ -201,9 +202,8 @@ impl<'a> Labels<'a> {
             src: self.raw,
             off: 0,
             plain: self.plain,
-            k: 0,
-            cached: self.cached,
-            ends: self.ends,
+            left: self.cached,
+            ends: u128::from_le_bytes(self.ends),
         }
     }
 
@@ -236,10 +236,11 @@ pub struct LabelIter<'a> {
     rest: &'a [u8],
     off: usize,
     plain: bool,
-    /// Index of the next pair.
-    k: u8,
-    cached: u8,
-    ends: [u8; 2 * CACHED],
+    /// Pairs left whose offsets are in `ends` (plain form only).
+    left: u8,
+    /// The offsets of [`Labels`], the next pair's in the low 16 bits
+    /// (shifted out as the pairs are handed out: no index to keep).
+    ends: u128,
 }
 
 impl<'a> LabelIter<'a> {
@@ -279,34 +280,39 @@ impl<'a> LabelIter<'a> {
         }
     }
 
-    /// The next pair of a plain label set: `name="value"` and an optional
-    /// comma.
+    /// The next pair of a plain label set whose offsets the parser kept.
     #[inline(always)]
     #[allow(unsafe_code)]
+    fn next_cached(&mut self) -> (Str<'a>, Str<'a>) {
+        let start = self.off;
+        let eq = (self.ends & 0xff) as usize;
+        let ve = ((self.ends >> 8) & 0xff) as usize;
+        self.ends >>= 16;
+        self.left -= 1;
+        self.off = ve + 2;
+        // SAFETY: the fast path stored these offsets (`Labels` fields are
+        // private to this module) for this pair of `src`, in order: `start`
+        // is 0 or right after the ',' that ends the pair before, the name is
+        // at least one character, `eq` is the '=' and `eq + 1` the opening
+        // '"', `ve` the closing '"', followed by ',' or the end of `src`. So
+        // `start < eq < eq + 2 <= ve < src.len()`, and each index is at or
+        // right after an ASCII byte: a character boundary.
+        let (name, value) = unsafe {
+            (
+                span::sub(self.src, start, eq),
+                span::sub(self.src, eq + 2, ve),
+            )
+        };
+        (Str::plain(name), Str::plain(value))
+    }
+
+    /// The next pair of a plain label set past the cached ones:
+    /// `name="value"` and an optional comma.
+    #[inline(always)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
         let start = self.off;
         // INVARIANT (plain form): a name of label characters, then `="`, a
         // value without '"' or '\\', then '"', then ',' or the end.
-        if self.k < self.cached {
-            let k = 2 * usize::from(self.k);
-            self.k += 1;
-            let (eq, ve) = (usize::from(self.ends[k]), usize::from(self.ends[k + 1]));
-            self.off = ve + 2;
-            // SAFETY: the fast path stored these offsets (`Labels` fields are
-            // private to this module) for pair k of `src`, in order: `start`
-            // is 0 or right after the ',' that ends pair k-1, the name is at
-            // least one character, `eq` is the '=' and `eq + 1` the opening
-            // '"', `ve` the closing '"', followed by ',' or the end of `src`.
-            // So `start < eq < eq + 2 <= ve < src.len()`, and each index is
-            // at or right after an ASCII byte: a character boundary.
-            let (name, value) = unsafe {
-                (
-                    span::sub(self.src, start, eq),
-                    span::sub(self.src, eq + 2, ve),
-                )
-            };
-            return Some((Str::plain(name), Str::plain(value)));
-        }
         let b = self.src.as_bytes();
         if start >= b.len() {
             return None;
@@ -327,6 +333,9 @@ impl<'a> Iterator for LabelIter<'a> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
+        if self.left > 0 {
+            return Some(self.next_cached());
+        }
         if self.plain {
             return self.next_plain();
         }

@@ -6,8 +6,8 @@
 //! timestamp). The fast path has already found every end it slices at on
 //! an ASCII byte of the text, so the checks cannot fail there; measured by
 //! cachegrind on `/federate` output, they were ~100 of ~1,300 instructions
-//! a sample. This is the crate's only `unsafe` besides the UTF-8 check in
-//! [`super::utf8`].
+//! a sample. The crate's other `unsafe` is the SSE2 name check in
+//! [`super::simd`].
 
 #![allow(unsafe_code)]
 
