@@ -59,3 +59,29 @@ pub(crate) fn name_run16(b: &[u8], mut i: usize, colon: bool) -> usize {
     }
     i
 }
+
+/// The first `"`, `\\` or line feed at or after `i` in the 16-byte chunks
+/// that fit in `b` (`Ok`), or where those chunks end (`Err`): the caller
+/// goes on from there with the word and byte loops. Label values are
+/// mostly 5-30 bytes: one or two tests, against two to four words.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn value_end16(b: &[u8], mut i: usize) -> Result<usize, usize> {
+    while i + 16 <= b.len() {
+        // SAFETY: `i + 16 <= b.len()`, so the sixteen bytes read are inside
+        // `b`; `loadu` has no alignment requirement; the rest is
+        // register-only SSE2, baseline on x86-64 (see `in_range`).
+        let m = unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
+            let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let e = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let n = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, e), n))
+        };
+        if m != 0 {
+            return Ok(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    Err(i)
+}
