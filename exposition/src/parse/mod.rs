@@ -153,17 +153,19 @@ fn unescape(raw: &str, quote: bool) -> String {
 /// The view stays small, as it is moved with every entry. When the parser
 /// saw the plain form, `name="value"` pairs joined by single commas with no
 /// blanks, escapes or quoted names (what every client library writes), it
-/// keeps where the `=` and the closing quote of the first pairs are, one
-/// byte each, so iteration costs no second scan; pairs past those are found
-/// again by looking for `=` and `"`. Any other form is walked by the lenient
-/// scanner.
+/// keeps where the `=` and the closing quote of each pair are, one byte
+/// each, so iteration costs no second scan, when there are at most
+/// eight pairs within 255 bytes (the fast path's lines); otherwise the
+/// pairs are found again by looking for `=` and `"`. Any other form is
+/// walked by the lenient scanner.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<'a> {
     raw: &'a str,
     len: u16,
     /// `raw` is in the plain form described above.
     plain: bool,
-    /// Pairs whose offsets are in `ends` (plain form only).
+    /// Pairs whose offsets are in `ends`: all of them, or none (plain form
+    /// only).
     cached: u8,
     /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1.
     ends: [u8; 2 * CACHED],
@@ -171,6 +173,9 @@ pub struct Labels<'a> {
 
 /// How many plain pairs a [`Labels`] view keeps the offsets of.
 const CACHED: usize = 8;
+
+/// How many timestamps the fast path remembers (see `Parser::ts_seen`).
+const TS_SLOTS: usize = 4;
 
 impl<'a> Labels<'a> {
     const EMPTY: Labels<'static> = Labels {
@@ -500,11 +505,16 @@ pub struct Parser<'a> {
     /// and samples repeat it, so the next line usually starts with these
     /// bytes and a comparison replaces the character checks.
     last_name: &'a [u8],
-    /// The last timestamp the fast path read, as written, and its value:
-    /// the samples of one target in a `/federate` response all carry the
-    /// same one, so a comparison replaces reading thirteen digits.
-    last_ts: &'a [u8],
-    last_ts_ms: i64,
+    /// Timestamps the fast path read, as written, with their values: the
+    /// samples of one target in a `/federate` response all carry the same
+    /// one, and the targets interleave (`federate.prom`: 5 values in 193
+    /// runs; one slot missed 193 times a pass, four miss 10), so a
+    /// comparison usually replaces reading thirteen digits.
+    ts_seen: [(&'a [u8], i64); TS_SLOTS],
+    /// The slot that matched or was filled last, tried first.
+    ts_last: usize,
+    /// The slot to fill next (round robin).
+    ts_next: usize,
     /// Label names the fast path has checked (see [`NameCache`]).
     label_names: Box<NameCache>,
 }
@@ -544,8 +554,9 @@ impl<'a> Parser<'a> {
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
             last_name: &[],
-            last_ts: &[],
-            last_ts_ms: 0,
+            ts_seen: [(&[], 0); TS_SLOTS],
+            ts_last: 0,
+            ts_next: 0,
             label_names: Box::new(NameCache::new()),
         }
     }
@@ -669,11 +680,12 @@ impl<'a> Parser<'a> {
             let open = i + 1;
             i = open;
             let mut count: u16 = 0;
-            let mut cached: u8 = 0;
             // The offsets are gathered in a register and stored once: byte
             // stores followed by the entry's word copy stalled on store
-            // forwarding.
-            let mut ends = [0u64; 2];
+            // forwarding. Each pair enters at the top and moves the others
+            // down: no test, variable shift or index per pair; whether they
+            // fit is settled once at the end.
+            let mut ends: u128 = 0;
             loop {
                 if *b.get(i)? == b'}' {
                     break;
@@ -686,14 +698,10 @@ impl<'a> Parser<'a> {
                 if b[q] != b'"' {
                     return None;
                 }
-                if u16::from(cached) == count
-                    && usize::from(cached) < CACHED
-                    && q - open <= usize::from(u8::MAX)
-                {
-                    let pair = ((eq - open) | (q - open) << 8) as u64;
-                    ends[usize::from(cached >> 2)] |= pair << (16 * (cached & 3));
-                    cached += 1;
-                }
+                // Truncated to a byte each; only used below when every
+                // offset fits.
+                let pair = ((eq - open) & 0xff | ((q - open) & 0xff) << 8) as u128;
+                ends = ends >> 16 | pair << (128 - 16);
                 i = q + 1;
                 count = count.saturating_add(1);
                 match b.get(i) {
@@ -702,6 +710,14 @@ impl<'a> Parser<'a> {
                     _ => return None,
                 }
             }
+            // All pairs kept when there are at most `CACHED` and every
+            // offset fits in a byte (the last closing quote is the largest);
+            // else none, and iteration finds them again.
+            let cached = if usize::from(count) <= CACHED && i - open <= usize::from(u8::MAX) {
+                count as u8
+            } else {
+                0
+            };
             labels = Labels {
                 // SAFETY: `open` follows the '{' and `i` is the '}' (both
                 // ASCII, inside `text`, `open <= i`).
@@ -709,7 +725,11 @@ impl<'a> Parser<'a> {
                 len: count,
                 plain: true,
                 cached,
-                ends: (u128::from(ends[0]) | u128::from(ends[1]) << 64).to_le_bytes(),
+                // The first pair to the low bits.
+                ends: ends
+                    .checked_shr(16 * (CACHED as u32 - u32::from(cached)))
+                    .unwrap_or(0)
+                    .to_le_bytes(),
             };
             i += 1;
         }
@@ -723,21 +743,20 @@ impl<'a> Parser<'a> {
         // OpenMetrics exemplars: the general path.
         if b.get(i) == Some(&b' ') {
             let t = i + 1;
-            let last = self.last_ts;
-            let (ts, tend) = if !last.is_empty()
-                && scan::starts_with_at(b, t, last)
-                && !b.get(t + last.len()).is_some_and(u8::is_ascii_digit)
-            {
-                (self.last_ts_ms, t + last.len())
-            } else {
-                let (ts, tend) = if om {
-                    number::parse_seconds_prefix(b, t)?
-                } else {
-                    number::parse_ms_prefix(b, t)?
-                };
-                self.last_ts = &b[t..tend];
-                self.last_ts_ms = ts;
-                (ts, tend)
+            let (ts, tend) = match self.seen_ts(b, t) {
+                Some(seen) => seen,
+                None => {
+                    let (ts, tend) = if om {
+                        number::parse_seconds_prefix(b, t)?
+                    } else {
+                        number::parse_ms_prefix(b, t)?
+                    };
+                    let k = self.ts_next;
+                    self.ts_seen[k] = (&b[t..tend], ts);
+                    self.ts_last = k;
+                    self.ts_next = (k + 1) % TS_SLOTS;
+                    (ts, tend)
+                }
             };
             timestamp_ms = Some(ts);
             // SAFETY: the timestamp is the ASCII digits (and sign or
@@ -764,6 +783,29 @@ impl<'a> Parser<'a> {
         self.pos = next;
         self.line += 1;
         Some(Entry::Sample(sample))
+    }
+
+    /// A timestamp read before that `b[t..]` repeats (and that no further
+    /// digit extends): its value and where it ends.
+    #[inline(always)]
+    fn seen_ts(&mut self, b: &[u8], t: usize) -> Option<(i64, usize)> {
+        let repeats = |p: &[u8]| {
+            !p.is_empty()
+                && scan::starts_with_at(b, t, p)
+                && !b.get(t + p.len()).is_some_and(u8::is_ascii_digit)
+        };
+        let (p, v) = self.ts_seen[self.ts_last];
+        if repeats(p) {
+            return Some((v, t + p.len()));
+        }
+        for k in 0..TS_SLOTS {
+            let (p, v) = self.ts_seen[k];
+            if repeats(p) {
+                self.ts_last = k;
+                return Some((v, t + p.len()));
+            }
+        }
+        None
     }
 
     /// [`name_len`] of a classic metric name at `b[i..]`, first comparing
@@ -1849,6 +1891,50 @@ mod tests {
             }
             same_reading(&doc)?;
         }
+    }
+
+    /// The fast path's remembered timestamps: interleaved targets, more
+    /// values than slots, and values that are prefixes of one another.
+    #[test]
+    fn remembered_timestamps_read_as_written() {
+        let stamps = [
+            "1795328360122",
+            "1795328360509",
+            "17953283601220",
+            "179532836012",
+            "1795328360122",
+            "5",
+            "1795328360023",
+            "-5",
+            "1795328359708",
+            "1795328360509",
+            "55",
+            "5",
+        ];
+        let mut doc = String::new();
+        for (k, t) in stamps.iter().cycle().take(40).enumerate() {
+            doc.push_str(&format!("m{{i=\"{}\"}} {k} {t}\n", k % 3));
+        }
+        let (entries, err) = read(doc.as_bytes(), Format::Text, true);
+        assert_eq!(err, None);
+        let got: Vec<Option<i64>> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Sample(s) => s.timestamp_ms,
+                _ => None,
+            })
+            .collect();
+        let want: Vec<Option<i64>> = stamps
+            .iter()
+            .cycle()
+            .take(40)
+            .map(|t| Some(t.parse().unwrap()))
+            .collect();
+        assert_eq!(got, want);
+        same_reading(doc.as_bytes()).unwrap();
+        // The same in seconds, as OpenMetrics writes them.
+        let om = doc.replace("1795328", "1795.328") + "# EOF\n";
+        same_reading_as(om.as_bytes(), Format::OpenMetrics).unwrap();
     }
 
     #[test]
