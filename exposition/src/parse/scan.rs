@@ -250,18 +250,27 @@ impl NameCache {
         }
         // The name's end, if it is in the plain form `name=`: the first '='.
         let head = word(b, i);
-        let m = eq_mask(head, b'=');
-        let (n, head, tail) = if m != 0 {
-            let n = (m.trailing_zeros() / 8) as usize;
-            let keep = (1u64 << (8 * n)).wrapping_sub(1);
-            (n, head & keep, 0)
-        } else {
-            let m = eq_mask(word(b, i + 8), b'=');
-            if m == 0 {
-                return checked(label_name_len(b, i));
+        // One SSE2 compare finds it in the sixteen bytes.
+        #[cfg(target_arch = "x86_64")]
+        let eq = super::simd::find16(b, i, b'=');
+        #[cfg(not(target_arch = "x86_64"))]
+        let eq = {
+            let m = eq_mask(head, b'=');
+            if m != 0 {
+                Some((m.trailing_zeros() / 8) as usize)
+            } else {
+                let m = eq_mask(word(b, i + 8), b'=');
+                (m != 0).then(|| 8 + (m.trailing_zeros() / 8) as usize)
             }
-            let n = 8 + (m.trailing_zeros() / 8) as usize;
-            (n, head, word(b, i + n - 8))
+        };
+        let Some(n) = eq else {
+            return checked(label_name_len(b, i));
+        };
+        let (head, tail) = if n < 8 {
+            let keep = (1u64 << (8 * n)).wrapping_sub(1);
+            (head & keep, 0)
+        } else {
+            (head, word(b, i + n - 8))
         };
         let len = n as u64;
         let h = (head ^ tail.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -85,3 +85,19 @@ pub(crate) fn value_end16(b: &[u8], mut i: usize) -> Result<usize, usize> {
     }
     Err(i)
 }
+
+/// The offset of the first `byte` in `b[i..i + 16]`, which must be inside
+/// `b` (checked: a panic, never a read outside).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn find16(b: &[u8], i: usize, byte: u8) -> Option<usize> {
+    let chunk = &b[i..i + 16];
+    // SAFETY: `chunk` is sixteen bytes long, so the load stays inside it;
+    // `loadu` has no alignment requirement; the rest is register-only SSE2,
+    // baseline on x86-64 (see `in_range`).
+    let m = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8)))
+    };
+    (m != 0).then(|| m.trailing_zeros() as usize)
+}
