@@ -164,10 +164,8 @@ pub struct Labels<'a> {
     len: u16,
     /// `raw` is in the plain form described above.
     plain: bool,
-    /// Pairs whose offsets are in `ends`: all of them, or none (plain form
-    /// only).
-    cached: u8,
-    /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1.
+    /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1;
+    /// for all pairs or none (zeros), plain form only.
     ends: [u8; 2 * CACHED],
 }
 
@@ -182,7 +180,6 @@ impl<'a> Labels<'a> {
         raw: "",
         len: 0,
         plain: true,
-        cached: 0,
         ends: [0; 2 * CACHED],
     };
 
@@ -207,7 +204,6 @@ impl<'a> Labels<'a> {
             src: self.raw,
             off: 0,
             plain: self.plain,
-            left: self.cached,
             ends: u128::from_le_bytes(self.ends),
         }
     }
@@ -241,10 +237,10 @@ pub struct LabelIter<'a> {
     rest: &'a [u8],
     off: usize,
     plain: bool,
-    /// Pairs left whose offsets are in `ends` (plain form only).
-    left: u8,
     /// The offsets of [`Labels`], the next pair's in the low 16 bits
-    /// (shifted out as the pairs are handed out: no index to keep).
+    /// (shifted out as the pairs are handed out: no index to keep). No
+    /// pair's offsets are zero (its `=` comes after a name), so zero means
+    /// none left.
     ends: u128,
 }
 
@@ -293,7 +289,6 @@ impl<'a> LabelIter<'a> {
         let eq = (self.ends & 0xff) as usize;
         let ve = ((self.ends >> 8) & 0xff) as usize;
         self.ends >>= 16;
-        self.left -= 1;
         self.off = ve + 2;
         // SAFETY: the fast path stored these offsets (`Labels` fields are
         // private to this module) for this pair of `src`, in order: `start`
@@ -311,7 +306,7 @@ impl<'a> LabelIter<'a> {
         (Str::plain(name), Str::plain(value))
     }
 
-    /// The next pair of a plain label set past the cached ones:
+    /// The next pair of a plain label set whose offsets were not kept:
     /// `name="value"` and an optional comma.
     #[inline(always)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
@@ -338,7 +333,7 @@ impl<'a> Iterator for LabelIter<'a> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left > 0 {
+        if self.ends != 0 {
             return Some(self.next_cached());
         }
         if self.plain {
@@ -495,8 +490,9 @@ pub struct Parser<'a> {
     line: u32,
     om: bool,
     state: ParseState,
-    /// Text 0.0.4 through the fast path first (off only in the tests that
-    /// compare the two paths).
+    /// Lines through the fast path first: off in strict mode, whose extra
+    /// checks are the general path's, and in the tests that compare the
+    /// two paths.
     fast: bool,
     strict: Option<Box<strict::Validator>>,
     /// Spans of the current sample's label names, for the duplicate check.
@@ -550,7 +546,7 @@ impl<'a> Parser<'a> {
             line: 1,
             om,
             state: ParseState::Running,
-            fast: true,
+            fast: !(om && mode == Mode::Strict),
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
             last_name: &[],
@@ -724,7 +720,6 @@ impl<'a> Parser<'a> {
                 raw: unsafe { span::sub(text, open, i) },
                 len: count,
                 plain: true,
-                cached,
                 // The first pair to the low bits.
                 ends: ends
                     .checked_shr(16 * (CACHED as u32 - u32::from(cached)))
@@ -1435,7 +1430,6 @@ impl<'a> Parser<'a> {
             raw: &line[open + 1..i],
             len: count,
             plain,
-            cached: 0,
             ends: [0; 2 * CACHED],
         };
         Ok((labels, qname, i + 1))
@@ -1453,7 +1447,7 @@ impl<'a> Iterator for Parser<'a> {
         // The fast path (a failed attempt costs a few compares; the general
         // path then reads the line). Not after an OpenMetrics `# EOF`, and
         // not in strict mode, whose extra checks are the general path's.
-        if self.fast && self.state == ParseState::Running && self.strict.is_none() {
+        if self.fast && self.state == ParseState::Running {
             let start = self.pos;
             #[cfg(debug_assertions)]
             let no = self.line;

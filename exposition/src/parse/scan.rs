@@ -100,6 +100,15 @@ pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
 #[inline]
 pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
     let mut i = from;
+    // The first sixteen bytes with one SSE2 compare (a type word and its
+    // line feed, a label name and its '=').
+    #[cfg(target_arch = "x86_64")]
+    if i + 16 <= b.len() {
+        if let Some(k) = super::simd::find16(b, i, byte) {
+            return Some(i + k);
+        }
+        i += 16;
+    }
     while i + 8 <= b.len() {
         let m = eq_mask(word(b, i), byte);
         if m != 0 {
