@@ -374,6 +374,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The SIMD, word and byte steps of `find_byte` agree with a byte
+        /// loop on any bytes, from any start.
+        #[test]
+        fn found_bytes_agree_with_a_byte_loop(
+            v in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::sample::select(b"ab_09<>".to_vec()),
+                1 => proptest::sample::select(b"=\n".to_vec()),
+                1 => proptest::num::u8::ANY,
+            ], 0..60),
+            from in 0usize..60,
+            byte in proptest::sample::select(b"=\n".to_vec()),
+        ) {
+            let from = from.min(v.len());
+            let want = v[from..].iter().position(|&c| c == byte).map(|k| from + k);
+            proptest::prop_assert_eq!(find_byte(&v, from, byte), want);
+        }
+
         /// The SIMD and word scans agree with a byte loop on any bytes.
         #[test]
         fn value_ends_agree_with_a_byte_loop(
