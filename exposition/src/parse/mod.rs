@@ -16,6 +16,8 @@
 mod families;
 pub(crate) mod number;
 mod scan;
+mod simd;
+mod span;
 mod strict;
 
 use std::borrow::Cow;
@@ -151,31 +153,33 @@ fn unescape(raw: &str, quote: bool) -> String {
 /// The view stays small, as it is moved with every entry. When the parser
 /// saw the plain form, `name="value"` pairs joined by single commas with no
 /// blanks, escapes or quoted names (what every client library writes), it
-/// keeps where the `=` and the closing quote of the first pairs are, one
-/// byte each, so iteration costs no second scan; pairs past those are found
-/// again by looking for `=` and `"`. Any other form is walked by the lenient
-/// scanner.
+/// keeps where the `=` and the closing quote of each pair are, one byte
+/// each, so iteration costs no second scan, when there are at most
+/// eight pairs within 255 bytes (the fast path's lines); otherwise the
+/// pairs are found again by looking for `=` and `"`. Any other form is
+/// walked by the lenient scanner.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<'a> {
     raw: &'a str,
     len: u16,
     /// `raw` is in the plain form described above.
     plain: bool,
-    /// Pairs whose offsets are in `ends` (plain form only).
-    cached: u8,
-    /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1.
+    /// For pair k: offset of its `=` at 2k, of its closing quote at 2k+1;
+    /// for all pairs or none (zeros), plain form only.
     ends: [u8; 2 * CACHED],
 }
 
 /// How many plain pairs a [`Labels`] view keeps the offsets of.
 const CACHED: usize = 8;
 
+/// How many timestamps the fast path remembers (see `Parser::ts_seen`).
+const TS_SLOTS: usize = 4;
+
 impl<'a> Labels<'a> {
     const EMPTY: Labels<'static> = Labels {
         raw: "",
         len: 0,
         plain: true,
-        cached: 0,
         ends: [0; 2 * CACHED],
     };
 
@@ -200,9 +204,7 @@ impl<'a> Labels<'a> {
             src: self.raw,
             off: 0,
             plain: self.plain,
-            k: 0,
-            cached: self.cached,
-            ends: self.ends,
+            ends: u128::from_le_bytes(self.ends),
         }
     }
 
@@ -235,10 +237,11 @@ pub struct LabelIter<'a> {
     rest: &'a [u8],
     off: usize,
     plain: bool,
-    /// Index of the next pair.
-    k: u8,
-    cached: u8,
-    ends: [u8; 2 * CACHED],
+    /// The offsets of [`Labels`], the next pair's in the low 16 bits
+    /// (shifted out as the pairs are handed out: no index to keep). No
+    /// pair's offsets are zero (its `=` comes after a name), so zero means
+    /// none left.
+    ends: u128,
 }
 
 impl<'a> LabelIter<'a> {
@@ -278,25 +281,44 @@ impl<'a> LabelIter<'a> {
         }
     }
 
-    /// The next pair of a plain label set: `name="value"` and an optional
-    /// comma.
+    /// The next pair of a plain label set whose offsets the parser kept.
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn next_cached(&mut self) -> (Str<'a>, Str<'a>) {
+        let start = self.off;
+        let eq = (self.ends & 0xff) as usize;
+        let ve = ((self.ends >> 8) & 0xff) as usize;
+        self.ends >>= 16;
+        self.off = ve + 2;
+        // SAFETY: the fast path stored these offsets (`Labels` fields are
+        // private to this module) for this pair of `src`, in order: `start`
+        // is 0 or right after the ',' that ends the pair before, the name is
+        // at least one character, `eq` is the '=' and `eq + 1` the opening
+        // '"', `ve` the closing '"', followed by ',' or the end of `src`. So
+        // `start < eq < eq + 2 <= ve < src.len()`, and each index is at or
+        // right after an ASCII byte: a character boundary.
+        let (name, value) = unsafe {
+            (
+                span::sub(self.src, start, eq),
+                span::sub(self.src, eq + 2, ve),
+            )
+        };
+        (Str::plain(name), Str::plain(value))
+    }
+
+    /// The next pair of a plain label set whose offsets were not kept:
+    /// `name="value"` and an optional comma.
     #[inline(always)]
     fn next_plain(&mut self) -> Option<(Str<'a>, Str<'a>)> {
         let start = self.off;
         // INVARIANT (plain form): a name of label characters, then `="`, a
         // value without '"' or '\\', then '"', then ',' or the end.
-        let (eq, ve) = if self.k < self.cached {
-            let k = 2 * usize::from(self.k);
-            self.k += 1;
-            (usize::from(self.ends[k]), usize::from(self.ends[k + 1]))
-        } else {
-            let b = self.src.as_bytes();
-            if start >= b.len() {
-                return None;
-            }
-            let eq = scan::find_byte(b, start, b'=')?;
-            (eq, scan::find_quote_or_backslash(b, eq + 2)?)
-        };
+        let b = self.src.as_bytes();
+        if start >= b.len() {
+            return None;
+        }
+        let eq = scan::find_byte(b, start, b'=')?;
+        let ve = scan::find_quote_or_backslash(b, eq + 2)?;
         let name = self.src.get(start..eq)?;
         let value = self.src.get(eq + 2..ve)?;
         // Past the quote and the comma (or the end); `rest` is not used in
@@ -311,6 +333,9 @@ impl<'a> Iterator for LabelIter<'a> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
+        if self.ends != 0 {
+            return Some(self.next_cached());
+        }
         if self.plain {
             return self.next_plain();
         }
@@ -465,8 +490,9 @@ pub struct Parser<'a> {
     line: u32,
     om: bool,
     state: ParseState,
-    /// Text 0.0.4 through the fast path first (off only in the tests that
-    /// compare the two paths).
+    /// Lines through the fast path first: off in strict mode, whose extra
+    /// checks are the general path's, and in the tests that compare the
+    /// two paths.
     fast: bool,
     strict: Option<Box<strict::Validator>>,
     /// Spans of the current sample's label names, for the duplicate check.
@@ -475,11 +501,16 @@ pub struct Parser<'a> {
     /// and samples repeat it, so the next line usually starts with these
     /// bytes and a comparison replaces the character checks.
     last_name: &'a [u8],
-    /// The last timestamp the fast path read, as written, and its value:
-    /// the samples of one target in a `/federate` response all carry the
-    /// same one, so a comparison replaces reading thirteen digits.
-    last_ts: &'a [u8],
-    last_ts_ms: i64,
+    /// Timestamps the fast path read, as written, with their values: the
+    /// samples of one target in a `/federate` response all carry the same
+    /// one, and the targets interleave (`federate.prom`: 5 values in 193
+    /// runs; one slot missed 193 times a pass, four miss 10), so a
+    /// comparison usually replaces reading thirteen digits.
+    ts_seen: [(&'a [u8], i64); TS_SLOTS],
+    /// The slot that matched or was filled last, tried first.
+    ts_last: usize,
+    /// The slot to fill next (round robin).
+    ts_next: usize,
     /// Label names the fast path has checked (see [`NameCache`]).
     label_names: Box<NameCache>,
 }
@@ -504,7 +535,7 @@ impl<'a> Parser<'a> {
         // One validation pass up front (fast for ASCII) lets every later
         // slice be a `&str` for free; a bad byte is reported when the line
         // holding it is reached, so earlier errors still come first.
-        let text = match std::str::from_utf8(input) {
+        let text = match simdutf8::compat::from_utf8(input) {
             Ok(t) => t,
             Err(e) => std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or_default(),
         };
@@ -515,12 +546,13 @@ impl<'a> Parser<'a> {
             line: 1,
             om,
             state: ParseState::Running,
-            fast: true,
+            fast: !(om && mode == Mode::Strict),
             strict: (om && mode == Mode::Strict).then(|| Box::new(strict::Validator::new())),
             names: Vec::new(),
             last_name: &[],
-            last_ts: &[],
-            last_ts_ms: 0,
+            ts_seen: [(&[], 0); TS_SLOTS],
+            ts_last: 0,
+            ts_next: 0,
             label_names: Box::new(NameCache::new()),
         }
     }
@@ -618,6 +650,7 @@ impl<'a> Parser<'a> {
     /// INVARIANT: only bytes of the valid UTF-8 prefix `self.text` are read;
     /// reaching its end ends the line only when it is the end of the input.
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_line(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -635,17 +668,20 @@ impl<'a> Parser<'a> {
             return None;
         }
         let mut i = start + n;
-        let name = Str::plain(text.get(start..i)?);
+        // SAFETY: `n > 0` ASCII name characters from `start`, inside `text`:
+        // both ends are next to an ASCII byte.
+        let name = Str::plain(unsafe { span::sub(text, start, i) });
         let mut labels = Labels::EMPTY;
         if b.get(i) == Some(&b'{') {
             let open = i + 1;
             i = open;
             let mut count: u16 = 0;
-            let mut cached: u8 = 0;
             // The offsets are gathered in a register and stored once: byte
             // stores followed by the entry's word copy stalled on store
-            // forwarding.
-            let mut ends = [0u64; 2];
+            // forwarding. Each pair enters at the top and moves the others
+            // down: no test, variable shift or index per pair; whether they
+            // fit is settled once at the end.
+            let mut ends: u128 = 0;
             loop {
                 if *b.get(i)? == b'}' {
                     break;
@@ -658,14 +694,10 @@ impl<'a> Parser<'a> {
                 if b[q] != b'"' {
                     return None;
                 }
-                if u16::from(cached) == count
-                    && usize::from(cached) < CACHED
-                    && q - open <= usize::from(u8::MAX)
-                {
-                    let pair = ((eq - open) | (q - open) << 8) as u64;
-                    ends[usize::from(cached >> 2)] |= pair << (16 * (cached & 3));
-                    cached += 1;
-                }
+                // Truncated to a byte each; only used below when every
+                // offset fits.
+                let pair = ((eq - open) & 0xff | ((q - open) & 0xff) << 8) as u128;
+                ends = ends >> 16 | pair << (128 - 16);
                 i = q + 1;
                 count = count.saturating_add(1);
                 match b.get(i) {
@@ -674,12 +706,25 @@ impl<'a> Parser<'a> {
                     _ => return None,
                 }
             }
+            // All pairs kept when there are at most `CACHED` and every
+            // offset fits in a byte (the last closing quote is the largest);
+            // else none, and iteration finds them again.
+            let cached = if usize::from(count) <= CACHED && i - open <= usize::from(u8::MAX) {
+                count as u8
+            } else {
+                0
+            };
             labels = Labels {
-                raw: text.get(open..i)?,
+                // SAFETY: `open` follows the '{' and `i` is the '}' (both
+                // ASCII, inside `text`, `open <= i`).
+                raw: unsafe { span::sub(text, open, i) },
                 len: count,
                 plain: true,
-                cached,
-                ends: (u128::from(ends[0]) | u128::from(ends[1]) << 64).to_le_bytes(),
+                // The first pair to the low bits.
+                ends: ends
+                    .checked_shr(16 * (CACHED as u32 - u32::from(cached)))
+                    .unwrap_or(0)
+                    .to_le_bytes(),
             };
             i += 1;
         }
@@ -693,24 +738,25 @@ impl<'a> Parser<'a> {
         // OpenMetrics exemplars: the general path.
         if b.get(i) == Some(&b' ') {
             let t = i + 1;
-            let last = self.last_ts;
-            let (ts, tend) = if !last.is_empty()
-                && scan::starts_with_at(b, t, last)
-                && !b.get(t + last.len()).is_some_and(u8::is_ascii_digit)
-            {
-                (self.last_ts_ms, t + last.len())
-            } else {
-                let (ts, tend) = if om {
-                    number::parse_seconds_prefix(b, t)?
-                } else {
-                    number::parse_ms_prefix(b, t)?
-                };
-                self.last_ts = &b[t..tend];
-                self.last_ts_ms = ts;
-                (ts, tend)
+            let (ts, tend) = match self.seen_ts(b, t) {
+                Some(seen) => seen,
+                None => {
+                    let (ts, tend) = if om {
+                        number::parse_seconds_prefix(b, t)?
+                    } else {
+                        number::parse_ms_prefix(b, t)?
+                    };
+                    let k = self.ts_next;
+                    self.ts_seen[k] = (&b[t..tend], ts);
+                    self.ts_last = k;
+                    self.ts_next = (k + 1) % TS_SLOTS;
+                    (ts, tend)
+                }
             };
             timestamp_ms = Some(ts);
-            ts_text = Some(text.get(i + 1..tend)?);
+            // SAFETY: the timestamp is the ASCII digits (and sign or
+            // point) between the space at `i` and `tend`, inside `text`.
+            ts_text = Some(unsafe { span::sub(text, i + 1, tend) });
             i = tend;
         }
         let next = match b.get(i) {
@@ -732,6 +778,29 @@ impl<'a> Parser<'a> {
         self.pos = next;
         self.line += 1;
         Some(Entry::Sample(sample))
+    }
+
+    /// A timestamp read before that `b[t..]` repeats (and that no further
+    /// digit extends): its value and where it ends.
+    #[inline(always)]
+    fn seen_ts(&mut self, b: &[u8], t: usize) -> Option<(i64, usize)> {
+        let repeats = |p: &[u8]| {
+            !p.is_empty()
+                && scan::starts_with_at(b, t, p)
+                && !b.get(t + p.len()).is_some_and(u8::is_ascii_digit)
+        };
+        let (p, v) = self.ts_seen[self.ts_last];
+        if repeats(p) {
+            return Some((v, t + p.len()));
+        }
+        for k in 0..TS_SLOTS {
+            let (p, v) = self.ts_seen[k];
+            if repeats(p) {
+                self.ts_last = k;
+                return Some((v, t + p.len()));
+            }
+        }
+        None
     }
 
     /// [`name_len`] of a classic metric name at `b[i..]`, first comparing
@@ -758,6 +827,7 @@ impl<'a> Parser<'a> {
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
     /// [`Parser::fast_text_line`]).
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -771,7 +841,9 @@ impl<'a> Parser<'a> {
         if n == 0 || b.get(ns + n) != Some(&b' ') {
             return None;
         }
-        let name = Str::plain(text.get(ns..ns + n)?);
+        // SAFETY: `n > 0` ASCII name characters from `ns`, followed by a
+        // space, inside `text`.
+        let name = Str::plain(unsafe { span::sub(text, ns, ns + n) });
         let rest = ns + n + 1;
         let tail = b.get(rest..)?;
         // The end of the line, past the text or type word.
@@ -791,7 +863,9 @@ impl<'a> Parser<'a> {
                 None if b.len() == self.src.len() => (b.len(), b.len(), Esc::None),
                 None => return None,
             };
-            let raw = text.get(rest..end)?;
+            // SAFETY: from after the space at `rest - 1` to the line feed
+            // at `end` or the end of `text`.
+            let raw = unsafe { span::sub(text, rest, end) };
             (
                 Entry::Help {
                     name,
@@ -823,6 +897,7 @@ impl<'a> Parser<'a> {
     /// `# HELP`, `# TYPE` and `# UNIT` lines of OpenMetrics on the fast
     /// path (see [`Parser::fast_line`]); as [`Parser::om_line`] reads them.
     #[inline]
+    #[allow(unsafe_code)]
     fn fast_om_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
@@ -835,7 +910,9 @@ impl<'a> Parser<'a> {
         if n == 0 || b.get(ns + n) != Some(&b' ') {
             return None;
         }
-        let name = Str::plain(text.get(ns..ns + n)?);
+        // SAFETY: `n > 0` ASCII name characters from `ns`, followed by a
+        // space, inside `text`.
+        let name = Str::plain(unsafe { span::sub(text, ns, ns + n) });
         let rest = ns + n + 1;
         let tail = b.get(rest..)?;
         // Every metadata line ends in a line feed.
@@ -1353,7 +1430,6 @@ impl<'a> Parser<'a> {
             raw: &line[open + 1..i],
             len: count,
             plain,
-            cached: 0,
             ends: [0; 2 * CACHED],
         };
         Ok((labels, qname, i + 1))
@@ -1371,7 +1447,7 @@ impl<'a> Iterator for Parser<'a> {
         // The fast path (a failed attempt costs a few compares; the general
         // path then reads the line). Not after an OpenMetrics `# EOF`, and
         // not in strict mode, whose extra checks are the general path's.
-        if self.fast && self.state == ParseState::Running && self.strict.is_none() {
+        if self.fast && self.state == ParseState::Running {
             let start = self.pos;
             #[cfg(debug_assertions)]
             let no = self.line;
@@ -1809,6 +1885,50 @@ mod tests {
             }
             same_reading(&doc)?;
         }
+    }
+
+    /// The fast path's remembered timestamps: interleaved targets, more
+    /// values than slots, and values that are prefixes of one another.
+    #[test]
+    fn remembered_timestamps_read_as_written() {
+        let stamps = [
+            "1795328360122",
+            "1795328360509",
+            "17953283601220",
+            "179532836012",
+            "1795328360122",
+            "5",
+            "1795328360023",
+            "-5",
+            "1795328359708",
+            "1795328360509",
+            "55",
+            "5",
+        ];
+        let mut doc = String::new();
+        for (k, t) in stamps.iter().cycle().take(40).enumerate() {
+            doc.push_str(&format!("m{{i=\"{}\"}} {k} {t}\n", k % 3));
+        }
+        let (entries, err) = read(doc.as_bytes(), Format::Text, true);
+        assert_eq!(err, None);
+        let got: Vec<Option<i64>> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Sample(s) => s.timestamp_ms,
+                _ => None,
+            })
+            .collect();
+        let want: Vec<Option<i64>> = stamps
+            .iter()
+            .cycle()
+            .take(40)
+            .map(|t| Some(t.parse().unwrap()))
+            .collect();
+        assert_eq!(got, want);
+        same_reading(doc.as_bytes()).unwrap();
+        // The same in seconds, as OpenMetrics writes them.
+        let om = doc.replace("1795328", "1795.328") + "# EOF\n";
+        same_reading_as(om.as_bytes(), Format::OpenMetrics).unwrap();
     }
 
     #[test]

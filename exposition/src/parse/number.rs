@@ -186,12 +186,13 @@ pub(crate) fn parse_value(s: &str) -> Option<(f64, NumberKind)> {
 }
 
 /// The parser's fast path for a value: reads a decimal number starting at
-/// `b[i]` (`[-] digits [. digits] [e [sign] digits]`, at most 19 digits in
-/// the mantissa) and returns it with the index of the byte after it, when
-/// Clinger's exact conversion applies. The caller checks what follows; on
-/// `None` it falls back to [`parse_value`], which gives the same bits for
-/// everything this accepts (both are exact, so both are the correctly
-/// rounded value).
+/// `b[i]` (`[-] digits [. digits] [e [sign] digits]`, at most four exponent
+/// digits) and returns it with the index of the byte after it. Clinger's
+/// exact conversion when it applies, else the standard library's reader on
+/// the token, as [`parse_value`] does; both are correctly rounded, so the
+/// bits are [`parse_value`]'s. The caller checks what follows; on `None`
+/// (no number, or one beyond the f64 range) it falls back to
+/// [`parse_value`], which reports it.
 #[inline]
 pub(crate) fn parse_value_prefix(b: &[u8], i: usize) -> Option<(f64, usize)> {
     let mut j = i;
@@ -207,7 +208,7 @@ pub(crate) fn parse_value_prefix(b: &[u8], i: usize) -> Option<(f64, usize)> {
         m = f;
         exp = -(nf as i64);
     }
-    if digits == 0 || digits > 19 {
+    if digits == 0 {
         return None;
     }
     if let Some(&c) = b.get(j) {
@@ -227,18 +228,22 @@ pub(crate) fn parse_value_prefix(b: &[u8], i: usize) -> Option<(f64, usize)> {
             exp += if eneg { -(e as i64) } else { e as i64 };
         }
     }
-    if m > 1u64 << 53 {
-        return None;
+    if digits > 19 || m > 1u64 << 53 || !(-22..=22).contains(&exp) {
+        // Not exact with one operation (17-digit mantissas, as Go writes
+        // timestamps in seconds, are common): the standard library's
+        // correctly rounded reader on the token, which is what
+        // `parse_value` falls back to for it, so the bits agree.
+        let token = std::str::from_utf8(&b[i..j]).ok()?;
+        let v: f64 = token.parse().ok()?;
+        // Go's ParseFloat refuses values beyond the f64 range; the general
+        // path reports them.
+        return v.is_finite().then_some((v, j));
     }
     let v = m as f64;
-    let v = if exp == 0 {
-        v
-    } else if (1..=22).contains(&exp) {
+    let v = if exp >= 0 {
         v * POW10[exp as usize]
-    } else if (-22..0).contains(&exp) {
-        v / POW10[(-exp) as usize]
     } else {
-        return None;
+        v / POW10[(-exp) as usize]
     };
     Some((if neg { -v } else { v }, j))
 }
@@ -466,11 +471,16 @@ mod tests {
             ("7.6238e-05\n", Some((7.6238e-05, 10))),
             ("1. ", Some((1.0, 2))),
             (".5", Some((0.5, 2))),
-            ("1234567890123456789", None),
-            // 17 digits above 2^53: not exact, left to the general path.
-            ("1.7953283591354845e+09", None),
-            ("12345678901234567890", None),
-            ("1e23", None),
+            // Beyond Clinger's exact case: the standard library's reader.
+            ("1234567890123456789", Some((1234567890123456789.0, 19))),
+            ("1.7953283591354845e+09 1", Some((1.7953283591354845e9, 22))),
+            ("12345678901234567890", Some((12345678901234567890.0, 20))),
+            ("1e23", Some((1e23, 4))),
+            ("-1e-300\n", Some((-1e-300, 7))),
+            ("0.00021637799999999998", Some((0.00021637799999999998, 22))),
+            // Out of range: refused by the general path, with its message.
+            ("1e400", None),
+            ("-1e309", None),
             ("1e", None),
             ("1e+", None),
             ("+1", None),

@@ -58,6 +58,13 @@ pub(crate) fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
 /// split and must not let a value run into the next line.
 #[inline]
 pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
+    // Sixteen bytes a test with SSE2 (three compares, one mask), then the
+    // words and bytes of the tail.
+    #[cfg(target_arch = "x86_64")]
+    let from = match super::simd::value_end16(b, from) {
+        Ok(k) => return Some(k),
+        Err(i) => i,
+    };
     let mut i = from;
     let swar_end = b.len().min(from + 64);
     while i + 8 <= swar_end {
@@ -93,6 +100,15 @@ pub(crate) fn find_value_end(b: &[u8], from: usize) -> Option<usize> {
 #[inline]
 pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
     let mut i = from;
+    // The first sixteen bytes with one SSE2 compare (a type word and its
+    // line feed, a label name and its '=').
+    #[cfg(target_arch = "x86_64")]
+    if i + 16 <= b.len() {
+        if let Some(k) = super::simd::find16(b, i, byte) {
+            return Some(i + k);
+        }
+        i += 16;
+    }
     while i + 8 <= b.len() {
         let m = eq_mask(word(b, i), byte);
         if m != 0 {
@@ -109,27 +125,38 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
     None
 }
 
-/// Whether `b[i..]` starts with `p`, a word at a time (no library call for
-/// the short names this compares).
+/// Whether `b[i..]` starts with `p`, sixteen bytes at a time (no library
+/// call for the short names this compares).
 #[inline(always)]
 pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
     let Some(s) = b.get(i..i + p.len()) else {
         return false;
     };
-    if p.len() < 8 {
+    let n = p.len();
+    if n < 8 {
         return s == p;
     }
     // Whole words, the last one overlapping the one before it: no tail
-    // loop and no library call.
+    // loop and no library call. A 16-byte compare is one SSE2 compare and
+    // mask (metric names are 20-60 bytes: two to four of them).
+    if n <= 16 {
+        return word(s, 0) == word(p, 0) && word(s, n - 8) == word(p, n - 8);
+    }
     let mut k = 0;
-    while k + 8 < p.len() {
-        if word(s, k) != word(p, k) {
+    while k + 16 < n {
+        if word16(s, k) != word16(p, k) {
             return false;
         }
-        k += 8;
+        k += 16;
     }
-    let last = p.len() - 8;
-    word(s, last) == word(p, last)
+    word16(s, n - 16) == word16(p, n - 16)
+}
+
+#[inline(always)]
+fn word16(b: &[u8], i: usize) -> u128 {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[i..i + 16]);
+    u128::from_le_bytes(a)
 }
 
 static LABEL: [bool; 256] = table(false);
@@ -149,6 +176,13 @@ const fn table(colon: bool) -> [bool; 256] {
 #[inline(always)]
 fn run(b: &[u8], mut i: usize, colon: bool) -> usize {
     let t = if colon { &METRIC } else { &LABEL };
+    #[cfg(target_arch = "x86_64")]
+    {
+        i = super::simd::name_run16(b, i, colon);
+        if i + 16 <= b.len() {
+            return i;
+        }
+    }
     // Eight lookups without a branch between them, then one test; then a
     // byte loop. (Measured: cheaper than gathering the eight lookups into a
     // word to find the end without the loop, and than a SWAR class test.)
@@ -225,18 +259,27 @@ impl NameCache {
         }
         // The name's end, if it is in the plain form `name=`: the first '='.
         let head = word(b, i);
-        let m = eq_mask(head, b'=');
-        let (n, head, tail) = if m != 0 {
-            let n = (m.trailing_zeros() / 8) as usize;
-            let keep = (1u64 << (8 * n)).wrapping_sub(1);
-            (n, head & keep, 0)
-        } else {
-            let m = eq_mask(word(b, i + 8), b'=');
-            if m == 0 {
-                return checked(label_name_len(b, i));
+        // One SSE2 compare finds it in the sixteen bytes.
+        #[cfg(target_arch = "x86_64")]
+        let eq = super::simd::find16(b, i, b'=');
+        #[cfg(not(target_arch = "x86_64"))]
+        let eq = {
+            let m = eq_mask(head, b'=');
+            if m != 0 {
+                Some((m.trailing_zeros() / 8) as usize)
+            } else {
+                let m = eq_mask(word(b, i + 8), b'=');
+                (m != 0).then(|| 8 + (m.trailing_zeros() / 8) as usize)
             }
-            let n = 8 + (m.trailing_zeros() / 8) as usize;
-            (n, head, word(b, i + n - 8))
+        };
+        let Some(n) = eq else {
+            return checked(label_name_len(b, i));
+        };
+        let (head, tail) = if n < 8 {
+            let keep = (1u64 << (8 * n)).wrapping_sub(1);
+            (head & keep, 0)
+        } else {
+            (head, word(b, i + n - 8))
         };
         let len = n as u64;
         let h = (head ^ tail.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -327,6 +370,43 @@ mod tests {
                     assert_eq!(find_value_end(&v, 0), want, "len {len} at {at}");
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The SIMD, word and byte steps of `find_byte` agree with a byte
+        /// loop on any bytes, from any start.
+        #[test]
+        fn found_bytes_agree_with_a_byte_loop(
+            v in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::sample::select(b"ab_09<>".to_vec()),
+                1 => proptest::sample::select(b"=\n".to_vec()),
+                1 => proptest::num::u8::ANY,
+            ], 0..60),
+            from in 0usize..60,
+            byte in proptest::sample::select(b"=\n".to_vec()),
+        ) {
+            let from = from.min(v.len());
+            let want = v[from..].iter().position(|&c| c == byte).map(|k| from + k);
+            proptest::prop_assert_eq!(find_byte(&v, from, byte), want);
+        }
+
+        /// The SIMD and word scans agree with a byte loop on any bytes.
+        #[test]
+        fn value_ends_agree_with_a_byte_loop(
+            v in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::sample::select(b"ab \t!#0=,}".to_vec()),
+                1 => proptest::sample::select(b"\"\\\n".to_vec()),
+                1 => proptest::num::u8::ANY,
+            ], 0..100),
+            from in 0usize..100,
+        ) {
+            let from = from.min(v.len());
+            let want = v[from..]
+                .iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | b'\n'))
+                .map(|k| from + k);
+            proptest::prop_assert_eq!(find_value_end(&v, from), want);
         }
     }
 
@@ -431,10 +511,13 @@ mod tests {
     #[test]
     fn name_runs_agree_with_a_byte_loop() {
         let is_label = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        // Past two 16-byte SIMD chunks, on a background of every class
+        // of name character, so that each lane meets each byte.
+        let background = b"aZ_09zA";
         for c in 0..=255u8 {
-            for len in 0..20 {
+            for len in 0..40 {
                 for at in 0..=len {
-                    let mut v = vec![b'a'; len];
+                    let mut v: Vec<u8> = (0..len).map(|k| background[k % 7]).collect();
                     if at < len {
                         v[at] = c;
                     }
@@ -450,6 +533,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The SIMD name runs (x86-64) and the table loop agree with a
+        /// plain byte test on any bytes, from any start.
+        #[test]
+        fn name_runs_agree_with_a_byte_test_on_any_bytes(
+            v in proptest::collection::vec(proptest::prop_oneof![
+                3 => proptest::sample::select(b"abcxyzABCXYZ0189_:".to_vec()),
+                1 => proptest::num::u8::ANY,
+            ], 0..80),
+            from in 0usize..80,
+        ) {
+            let from = from.min(v.len());
+            let is_label = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+            let want = v[from..].iter().position(|&x| !is_label(x)).unwrap_or(v.len() - from);
+            proptest::prop_assert_eq!(label_chars(&v, from), want);
+            let want = v[from..]
+                .iter()
+                .position(|&x| !(is_label(x) || x == b':'))
+                .unwrap_or(v.len() - from);
+            proptest::prop_assert_eq!(metric_chars(&v, from), want);
+        }
+    }
+
     #[test]
     fn prefixes() {
         let b = b"node_cpu_seconds_total{cpu=\"0\"}";
@@ -462,7 +568,7 @@ mod tests {
 
     #[test]
     fn prefixes_agree_with_slice_compare_at_every_length_and_difference() {
-        let b: Vec<u8> = (0..40u8).map(|k| b'a' + k % 26).collect();
+        let b: Vec<u8> = (0..72u8).map(|k| b'a' + k % 26).collect();
         for at in 0..b.len() {
             for len in 0..=b.len() + 1 - at {
                 let Some(p) = b.get(at..at + len) else {
