@@ -134,6 +134,27 @@ impl ChunkWriter {
         self.app.clear();
     }
 
+    /// Appends `samples`, which must be strictly increasing, after the last
+    /// sample and at most [`MAX_SAMPLES`] in all: the same bytes and buffer
+    /// capacity as [`append`](Self::append) of each, allocated once.
+    /// Refused as a whole (nothing appended) otherwise.
+    pub(crate) fn append_all(&mut self, samples: &[(i64, f64)]) -> Result<(), Error> {
+        let mut last = self.app.last_t();
+        for &(t, _) in samples {
+            if let Some(l) = last {
+                if t <= l {
+                    return Err(Error::OutOfOrder { t, last: l });
+                }
+            }
+            last = Some(t);
+        }
+        if self.len() + samples.len() > MAX_SAMPLES {
+            return Err(Error::Full(self.len()));
+        }
+        self.app.append_all(samples);
+        Ok(())
+    }
+
     /// Samples appended.
     pub fn len(&self) -> usize {
         usize::from(self.app.count)
