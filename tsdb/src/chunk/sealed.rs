@@ -389,6 +389,14 @@ impl Encoder {
     /// the values kept aside; returns the scale and the first integer, or
     /// `None` when some value is no short decimal.
     fn decimal_columns(&mut self) -> Option<(u32, i64)> {
+        match self.integer_columns() {
+            Some(found) => found,
+            None => self.scaled_columns(),
+        }
+    }
+
+    /// [`decimal_columns`](Self::decimal_columns) at any scale.
+    fn scaled_columns(&mut self) -> Option<(u32, i64)> {
         let n = self.vs.len();
         // Smallest scale that holds every value (each value's smallest
         // scale, maximised; checked again below at the final scale).
@@ -436,6 +444,43 @@ impl Encoder {
         self.col
             .extend(self.col2.windows(2).map(|p| p[1].wrapping_sub(p[0])));
         Some((k, m0))
+    }
+}
+
+impl Encoder {
+    /// [`decimal_columns`](Self::decimal_columns) at scale 0 in one pass
+    /// (the common case, integers: the general path finds the scale in
+    /// one pass and converts in a second): `None` when some finite value
+    /// is not an integer (the general path decides), else its answer.
+    fn integer_columns(&mut self) -> Option<Option<(u32, i64)>> {
+        let n = self.vs.len();
+        self.exc.clear();
+        self.col2.clear();
+        let mut first = None;
+        for (i, &v) in self.vs.iter().enumerate() {
+            if is_exception(v) {
+                self.exc.push((i, v.to_bits()));
+                self.col2.push(self.col2.last().copied().unwrap_or(0));
+            } else {
+                let m = to_decimal(v, 0)?;
+                if first.is_none() {
+                    first = Some(m);
+                    for x in &mut self.col2 {
+                        *x = m;
+                    }
+                }
+                self.col2.push(m);
+            }
+        }
+        let finite = n - self.exc.len();
+        if finite == 0 || (n - finite) * 4 > n {
+            return Some(None);
+        }
+        let m0 = first?;
+        self.col.clear();
+        self.col
+            .extend(self.col2.windows(2).map(|p| p[1].wrapping_sub(p[0])));
+        Some(Some((0, m0)))
     }
 }
 
@@ -783,5 +828,55 @@ impl SealedIter<'_> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => (-1000..1000i64).prop_map(|i| i as f64),
+            1 => any::<i64>().prop_map(|i| i as f64),
+            1 => (-1000..1000i64).prop_map(|i| i as f64 / 100.0),
+            1 => prop_oneof![
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(-0.0),
+                Just(f64::from_bits(0x7ff0_0000_0000_0002)),
+            ],
+            1 => any::<u64>().prop_map(f64::from_bits),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The one-pass integer path gives what the general path gives
+        /// wherever it answers (so sealing writes the same bytes as before
+        /// it existed).
+        #[test]
+        fn integer_columns_agree_with_the_general_path(
+            vs in prop::collection::vec(value(), 1..200),
+        ) {
+            let mut a = Encoder::new();
+            a.vs = vs.clone();
+            let mut b = Encoder::new();
+            b.vs = vs;
+            if let Some(fast) = a.integer_columns() {
+                let slow = b.scaled_columns();
+                prop_assert_eq!(fast, slow);
+                if slow.is_some() {
+                    prop_assert_eq!(&a.col, &b.col);
+                    prop_assert_eq!(&a.col2, &b.col2);
+                    prop_assert_eq!(&a.exc, &b.exc);
+                }
+            } else {
+                // Declined only when a finite value is no integer.
+                prop_assert!(b.vs.iter().any(|&v| !is_exception(v) && to_decimal(v, 0).is_none()));
+            }
+        }
     }
 }
