@@ -37,6 +37,14 @@ use crate::chunk::{Chunk, ChunkWriter, Encoder, MAX_SAMPLES};
 /// sample) stays a few megabytes.
 const BATCH_SAMPLES: usize = 1 << 19;
 
+/// The first batch's size; each next one is twice as large, up to
+/// [`BATCH_SAMPLES`].
+const FIRST_BATCH_SAMPLES: usize = 1 << 16;
+
+/// Series the reading thread indexes after handing over a batch (a few
+/// milliseconds of work) before it reads on.
+const INDEX_SLICE: usize = 2048;
+
 /// Below this many samples a batch is applied on the calling thread.
 const PARALLEL_MIN: usize = 1 << 14;
 
@@ -118,9 +126,9 @@ impl<B> Default for Batch<B> {
 /// One thread reads the WAL (CRCs, page faults of the mapping, decoding
 /// `Series` records) and hands batches over, so that reading the next
 /// batch overlaps applying this one. That thread also adds the new
-/// series' labels to the index, after handing over their batch: on the
-/// calling thread, indexing 10,000 series took 30–40 ms in which the
-/// other threads waited.
+/// series' labels to the index, a slice after each batch it hands over:
+/// on the calling thread, indexing 10,000 series took 30–40 ms in which
+/// the other threads waited.
 pub(super) fn replay(
     wal: &Wal,
     from: u64,
@@ -195,8 +203,9 @@ impl Known {
 
 /// Reads records into batches and sends them; stops at the end, at an
 /// error (sent after the batch before it) or when the receiver is gone.
-/// The labels of the series a batch creates go into `index` once the
-/// batch is sent, while it is applied. (An id the head refuses as
+/// The labels of the series a batch creates go into `index` after the
+/// batch is sent, [`INDEX_SLICE`] after each batch, while batches are
+/// applied. (An id the head refuses as
 /// implausible may be indexed here: the replay then fails, and the head
 /// with it.)
 fn read<B: AsRef<[u8]>>(
@@ -207,10 +216,23 @@ fn read<B: AsRef<[u8]>>(
 ) {
     let mut batch = Batch::default();
     let mut batch_samples = 0usize;
+    // The first batches small, so that the applying threads start early
+    // instead of waiting for a whole batch to be read.
+    let mut limit = FIRST_BATCH_SAMPLES;
+    // Labels not indexed yet, oldest first, from `done` on.
     let mut labels: Vec<(u64, crate::labels::Labels)> = Vec::new();
-    let mut index_them = |labels: &mut Vec<(u64, crate::labels::Labels)>| {
-        for (id, l) in labels.drain(..) {
-            index.add(id, &l);
+    let mut done = 0usize;
+    // Indexes up to `most` of them (a slice after each batch sent, so
+    // that reading stays ahead of the applying threads).
+    let mut index_them = |labels: &mut Vec<(u64, crate::labels::Labels)>, most: usize| {
+        let end = labels.len().min(done.saturating_add(most));
+        for (id, l) in &labels[done..end] {
+            index.add(*id, l);
+        }
+        done = end;
+        if done == labels.len() {
+            labels.clear();
+            done = 0;
         }
     };
     for rec in reader {
@@ -219,7 +241,7 @@ fn read<B: AsRef<[u8]>>(
             Err(e) => {
                 let _ = tx.send(Ok(batch));
                 let _ = tx.send(Err(e.into()));
-                index_them(&mut labels);
+                index_them(&mut labels, usize::MAX);
                 return;
             }
         };
@@ -227,7 +249,7 @@ fn read<B: AsRef<[u8]>>(
             // A count that is wrong only sizes the batch; decode checks it.
             batch_samples += bytes.as_ref().len() / 10;
             batch.samples.push((lsn, bytes));
-            if batch_samples < BATCH_SAMPLES {
+            if batch_samples < limit {
                 continue;
             }
         } else {
@@ -249,13 +271,13 @@ fn read<B: AsRef<[u8]>>(
                 Ok(Record::Samples(_)) => {
                     let _ = tx.send(Ok(batch));
                     let _ = tx.send(unreachable_samples(lsn).map(|()| Batch::default()));
-                    index_them(&mut labels);
+                    index_them(&mut labels, usize::MAX);
                     return;
                 }
                 Err(e) => {
                     let _ = tx.send(Ok(batch));
                     let _ = tx.send(Err(e));
-                    index_them(&mut labels);
+                    index_them(&mut labels, usize::MAX);
                     return;
                 }
             }
@@ -263,11 +285,12 @@ fn read<B: AsRef<[u8]>>(
         if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
             return;
         }
-        index_them(&mut labels);
+        index_them(&mut labels, INDEX_SLICE);
         batch_samples = 0;
+        limit = (limit * 2).min(BATCH_SAMPLES);
     }
     let _ = tx.send(Ok(batch));
-    index_them(&mut labels);
+    index_them(&mut labels, usize::MAX);
 }
 
 /// A `Samples` record that did not start with its kind byte cannot decode
