@@ -524,11 +524,28 @@ impl<'a> Shard<'a> {
         budget: &AtomicUsize,
     ) -> Result<(), Error> {
         let mut cur = vec![0usize; parts.len()];
+        // The id at each record's cursor (`u64::MAX` past its end), side
+        // by side: most records hold nothing of a given block, and
+        // reading each one's next entry to find that out cost a cache
+        // miss per record and block.
+        let mut next: Vec<u64> = parts
+            .iter()
+            .map(|p| {
+                p.get(self.k)
+                    .and_then(|l| l.first())
+                    .map_or(u64::MAX, |s| s.0)
+            })
+            .collect();
         for (j, (slots, pending)) in self.blocks.iter_mut().enumerate() {
             let lo = ((j * self.threads + self.k) * BLOCK) as u64;
             let hi = lo + BLOCK as u64;
-            for ((p, c), (lsn, _)) in parts.iter().zip(cur.iter_mut()).zip(batch) {
-                let Some(list) = p.get(self.k) else { continue };
+            for (r, (lsn, _)) in batch.iter().enumerate().take(parts.len()) {
+                if next[r] >= hi {
+                    continue;
+                }
+                let (Some(list), Some(c)) = (parts[r].get(self.k), cur.get_mut(r)) else {
+                    continue;
+                };
                 while let Some(&(id, t, v)) = list.get(*c) {
                     if id >= hi {
                         break;
@@ -545,6 +562,7 @@ impl<'a> Shard<'a> {
                     }
                     put(s, p, t, v, opts, self.scratch, budget);
                 }
+                next[r] = list.get(*c).map_or(u64::MAX, |s| s.0);
             }
         }
         Ok(())
