@@ -205,9 +205,8 @@ impl Known {
 /// error (sent after the batch before it) or when the receiver is gone.
 /// The labels of the series a batch creates go into `index` after the
 /// batch is sent, [`INDEX_SLICE`] after each batch, while batches are
-/// applied. (An id the head refuses as
-/// implausible may be indexed here: the replay then fails, and the head
-/// with it.)
+/// applied. (An id the head refuses as implausible may be indexed here:
+/// the replay then fails, and the head with it.)
 fn read<B: AsRef<[u8]>>(
     reader: impl Iterator<Item = Result<(u64, B), vigil_wal::Error>>,
     tx: &std::sync::mpsc::SyncSender<Result<Batch<B>, Error>>,
