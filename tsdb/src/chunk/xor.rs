@@ -242,8 +242,14 @@ impl XorAppender {
             }
             self.append(t, v);
         }
-        // At least the length (each step left 20 bytes free for a sample).
-        self.buf.shrink_to(cap);
+        // `cap` is at least the length (each step left 20 bytes free for a
+        // sample); the worst-case reservation may be below it (few samples
+        // into a nearly full buffer) or above it.
+        if self.buf.capacity() > cap {
+            self.buf.shrink_to(cap);
+        } else if self.buf.capacity() < cap {
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
     }
 
     /// Appends; the caller has checked order and capacity.
