@@ -417,9 +417,33 @@ impl Encoder {
         if finite == 0 || (n - finite) * 4 > n {
             return None;
         }
-        // The integers, with each kept-aside value holding its neighbour's
-        // integer (the previous one, or the first for a leading run), so it
-        // costs a zero delta.
+        let m0 = self.columns_at(k)?;
+        Some((k, m0))
+    }
+
+    /// [`decimal_columns`](Self::decimal_columns) at scale 0 in one pass
+    /// (the common case, integers: the general path finds the scale in
+    /// one pass and converts in a second): `None` when some finite value
+    /// is not an integer (the general path decides), else its answer.
+    fn integer_columns(&mut self) -> Option<Option<(u32, i64)>> {
+        let n = self.vs.len();
+        let Some(m0) = self.columns_at(0) else {
+            // Every value kept aside: no decimal layout at any scale. Else
+            // a finite value is no integer, and the general path decides.
+            return (self.exc.len() == n).then_some(None);
+        };
+        if self.exc.len() * 4 > n {
+            return Some(None);
+        }
+        Some(Some((0, m0)))
+    }
+
+    /// The values at scale `k` into `col2`, each kept-aside value (into
+    /// `exc`) holding its neighbour's integer (the previous one, or the
+    /// first for a leading run) so that it costs a zero delta, and their
+    /// deltas into `col`; returns the first integer, or `None` when a
+    /// finite value has no integer at scale `k` or there is none.
+    fn columns_at(&mut self, k: u32) -> Option<i64> {
         self.exc.clear();
         self.col2.clear();
         let mut first = None;
@@ -443,44 +467,7 @@ impl Encoder {
         self.col.clear();
         self.col
             .extend(self.col2.windows(2).map(|p| p[1].wrapping_sub(p[0])));
-        Some((k, m0))
-    }
-}
-
-impl Encoder {
-    /// [`decimal_columns`](Self::decimal_columns) at scale 0 in one pass
-    /// (the common case, integers: the general path finds the scale in
-    /// one pass and converts in a second): `None` when some finite value
-    /// is not an integer (the general path decides), else its answer.
-    fn integer_columns(&mut self) -> Option<Option<(u32, i64)>> {
-        let n = self.vs.len();
-        self.exc.clear();
-        self.col2.clear();
-        let mut first = None;
-        for (i, &v) in self.vs.iter().enumerate() {
-            if is_exception(v) {
-                self.exc.push((i, v.to_bits()));
-                self.col2.push(self.col2.last().copied().unwrap_or(0));
-            } else {
-                let m = to_decimal(v, 0)?;
-                if first.is_none() {
-                    first = Some(m);
-                    for x in &mut self.col2 {
-                        *x = m;
-                    }
-                }
-                self.col2.push(m);
-            }
-        }
-        let finite = n - self.exc.len();
-        if finite == 0 || (n - finite) * 4 > n {
-            return Some(None);
-        }
-        let m0 = first?;
-        self.col.clear();
-        self.col
-            .extend(self.col2.windows(2).map(|p| p[1].wrapping_sub(p[0])));
-        Some(Some((0, m0)))
+        Some(m0)
     }
 }
 
