@@ -675,7 +675,9 @@ impl<'a> Parser<'a> {
         if b.get(i) == Some(&b'{') {
             let open = i + 1;
             i = open;
-            let mut count: u16 = 0;
+            // Counted in a full register and saturated once at the end (a
+            // saturating `u16` add per pair cost a compare and a move).
+            let mut count: usize = 0;
             // The offsets are gathered in a register and stored once: byte
             // stores followed by the entry's word copy stalled on store
             // forwarding. Each pair enters at the top and moves the others
@@ -699,7 +701,7 @@ impl<'a> Parser<'a> {
                 let pair = ((eq - open) & 0xff | ((q - open) & 0xff) << 8) as u128;
                 ends = ends >> 16 | pair << (128 - 16);
                 i = q + 1;
-                count = count.saturating_add(1);
+                count += 1;
                 match b.get(i) {
                     Some(b',') => i += 1,
                     Some(b'}') => break,
@@ -709,7 +711,7 @@ impl<'a> Parser<'a> {
             // All pairs kept when there are at most `CACHED` and every
             // offset fits in a byte (the last closing quote is the largest);
             // else none, and iteration finds them again.
-            let cached = if usize::from(count) <= CACHED && i - open <= usize::from(u8::MAX) {
+            let cached = if count <= CACHED && i - open <= usize::from(u8::MAX) {
                 count as u8
             } else {
                 0
@@ -718,7 +720,7 @@ impl<'a> Parser<'a> {
                 // SAFETY: `open` follows the '{' and `i` is the '}' (both
                 // ASCII, inside `text`, `open <= i`).
                 raw: unsafe { span::sub(text, open, i) },
-                len: count,
+                len: u16::try_from(count).unwrap_or(u16::MAX),
                 plain: true,
                 // The first pair to the low bits.
                 ends: ends
