@@ -693,7 +693,9 @@ impl<'a> Parser<'a> {
                     return None;
                 }
                 let q = scan::find_value_end(b, eq + 2)?;
-                if b[q] != b'"' {
+                // SAFETY: `find_value_end` returns the index of a byte of
+                // `b`.
+                if unsafe { span::byte(b, q) } != b'"' {
                     return None;
                 }
                 // Truncated to a byte each; only used below when every
