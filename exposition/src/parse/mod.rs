@@ -811,6 +811,7 @@ impl<'a> Parser<'a> {
     /// with the last name checked, which the line usually repeats (its
     /// characters are known to be valid); remembers the name found.
     #[inline(always)]
+    #[allow(unsafe_code)]
     fn known_name_len(&mut self, b: &'a [u8], i: usize) -> usize {
         let last = self.last_name;
         let n = if !last.is_empty() && scan::starts_with_at(b, i, last) {
@@ -824,7 +825,14 @@ impl<'a> Parser<'a> {
         } else {
             name_len(b, i)
         };
-        self.last_name = &b[i..i + n];
+        self.last_name = if n == 0 {
+            &[]
+        } else {
+            // SAFETY: `i + n <= b.len()`: either `b[i..]` starts with
+            // `last` and the run of name characters from `k` stays in `b`,
+            // or `name_len` read `b[i]` (`n > 0`) and the run after it.
+            unsafe { span::bytes(b, i, i + n) }
+        };
         n
     }
 

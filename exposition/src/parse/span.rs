@@ -42,3 +42,15 @@ pub(crate) unsafe fn byte(b: &[u8], i: usize) -> u8 {
     // SAFETY: the caller guarantees `i < b.len()`.
     unsafe { *b.get_unchecked(i) }
 }
+
+/// `b[a..c]`, unchecked in release builds (checked by a debug assertion).
+///
+/// # Safety
+///
+/// `a <= c <= b.len()`.
+#[inline(always)]
+pub(crate) unsafe fn bytes(b: &[u8], a: usize, c: usize) -> &[u8] {
+    debug_assert!(a <= c && c <= b.len(), "bytes {a}..{c} of {}", b.len());
+    // SAFETY: the caller guarantees both ends in order and in bounds.
+    unsafe { b.get_unchecked(a..c) }
+}
