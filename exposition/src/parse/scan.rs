@@ -20,6 +20,22 @@ fn lt_mask(w: u64, n: u8) -> u64 {
     w.wrapping_sub(LO * u64::from(n)) & !w & HI
 }
 
+/// `word(b, i)` without the bounds check (and the overflow test of
+/// `i + 8` that came with it: five instructions a read), where the caller
+/// has proven the range.
+///
+/// # Safety
+///
+/// `i + 8 <= b.len()`.
+#[inline(always)]
+#[allow(unsafe_code)]
+unsafe fn word_unchecked(b: &[u8], i: usize) -> u64 {
+    debug_assert!(i + 8 <= b.len(), "word at {i} of {}", b.len());
+    // SAFETY: the caller guarantees the eight bytes are inside `b`;
+    // `read_unaligned` has no alignment requirement.
+    u64::from_le(unsafe { b.as_ptr().add(i).cast::<u64>().read_unaligned() })
+}
+
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u64 {
     let mut a = [0u8; 8];
@@ -252,23 +268,28 @@ impl NameCache {
     /// The same as [`label_name_len`] (`None` for 0): the length of the
     /// classic label name at `b[i..]`.
     #[inline(always)]
+    #[allow(unsafe_code)]
     pub(crate) fn name_len(&mut self, b: &[u8], i: usize) -> Option<usize> {
         let checked = |n: usize| (n > 0).then_some(n);
         if i + 16 > b.len() {
             return checked(label_name_len(b, i));
         }
         // The name's end, if it is in the plain form `name=`: the first '='.
-        let head = word(b, i);
+        // SAFETY: `i + 16 <= b.len()` (just tested; `i + 16` cannot wrap, a
+        // slice is at most `isize::MAX` bytes).
+        let head = unsafe { word_unchecked(b, i) };
         // One SSE2 compare finds it in the sixteen bytes.
         #[cfg(target_arch = "x86_64")]
-        let eq = super::simd::find16(b, i, b'=');
+        // SAFETY: as above.
+        let eq = unsafe { super::simd::find16_unchecked(b, i, b'=') };
         #[cfg(not(target_arch = "x86_64"))]
         let eq = {
             let m = eq_mask(head, b'=');
             if m != 0 {
                 Some((m.trailing_zeros() / 8) as usize)
             } else {
-                let m = eq_mask(word(b, i + 8), b'=');
+                // SAFETY: as above.
+                let m = eq_mask(unsafe { word_unchecked(b, i + 8) }, b'=');
                 (m != 0).then(|| 8 + (m.trailing_zeros() / 8) as usize)
             }
         };
@@ -279,7 +300,8 @@ impl NameCache {
             let keep = (1u64 << (8 * n)).wrapping_sub(1);
             (head & keep, 0)
         } else {
-            (head, word(b, i + n - 8))
+            // SAFETY: `8 <= n < 16`, so `i + n - 8 + 8 < i + 16 <= b.len()`.
+            (head, unsafe { word_unchecked(b, i + n - 8) })
         };
         let len = n as u64;
         let h = (head ^ tail.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);

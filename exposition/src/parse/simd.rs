@@ -101,3 +101,23 @@ pub(crate) fn find16(b: &[u8], i: usize, byte: u8) -> Option<usize> {
     };
     (m != 0).then(|| m.trailing_zeros() as usize)
 }
+
+/// [`find16`] without the bounds check (and the overflow test of `i + 16`
+/// that came with it), where the caller has proven the range.
+///
+/// # Safety
+///
+/// `i + 16 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn find16_unchecked(b: &[u8], i: usize, byte: u8) -> Option<usize> {
+    debug_assert!(i + 16 <= b.len(), "16 bytes at {i} of {}", b.len());
+    // SAFETY: the caller guarantees the sixteen bytes are inside `b`;
+    // `loadu` has no alignment requirement; the rest is register-only SSE2,
+    // baseline on x86-64 (see `in_range`).
+    let m = unsafe {
+        let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8)))
+    };
+    (m != 0).then(|| m.trailing_zeros() as usize)
+}
