@@ -144,6 +144,7 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
 /// Whether `b[i..]` starts with `p`, sixteen bytes at a time (no library
 /// call for the short names this compares).
 #[inline(always)]
+#[allow(unsafe_code)]
 pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
     let Some(s) = b.get(i..i + p.len()) else {
         return false;
@@ -154,25 +155,40 @@ pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
     }
     // Whole words, the last one overlapping the one before it: no tail
     // loop and no library call. A 16-byte compare is one SSE2 compare and
-    // mask (metric names are 20-60 bytes: two to four of them).
+    // mask (metric names are 20-60 bytes: two to four of them). `s` and `p`
+    // are both `n` bytes long; the reads are unchecked (the compiler kept
+    // a bounds and overflow test per read).
     if n <= 16 {
-        return word(s, 0) == word(p, 0) && word(s, n - 8) == word(p, n - 8);
+        // SAFETY: `8 <= n`: the words at 0 and `n - 8` are inside both.
+        return unsafe {
+            word_unchecked(s, 0) == word_unchecked(p, 0)
+                && word_unchecked(s, n - 8) == word_unchecked(p, n - 8)
+        };
     }
     let mut k = 0;
     while k + 16 < n {
-        if word16(s, k) != word16(p, k) {
+        // SAFETY: `k + 16 < n`: inside both.
+        if unsafe { word16_unchecked(s, k) != word16_unchecked(p, k) } {
             return false;
         }
         k += 16;
     }
-    word16(s, n - 16) == word16(p, n - 16)
+    // SAFETY: `16 < n`: the last sixteen bytes of both.
+    unsafe { word16_unchecked(s, n - 16) == word16_unchecked(p, n - 16) }
 }
 
+/// Sixteen bytes at `b[i..]` as one number, unchecked.
+///
+/// # Safety
+///
+/// `i + 16 <= b.len()`.
 #[inline(always)]
-fn word16(b: &[u8], i: usize) -> u128 {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[i..i + 16]);
-    u128::from_le_bytes(a)
+#[allow(unsafe_code)]
+unsafe fn word16_unchecked(b: &[u8], i: usize) -> u128 {
+    debug_assert!(i + 16 <= b.len(), "16 bytes at {i} of {}", b.len());
+    // SAFETY: the caller guarantees the sixteen bytes are inside `b`;
+    // `read_unaligned` has no alignment requirement.
+    u128::from_le(unsafe { b.as_ptr().add(i).cast::<u128>().read_unaligned() })
 }
 
 static LABEL: [bool; 256] = table(false);
