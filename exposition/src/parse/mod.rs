@@ -689,7 +689,13 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let eq = i + self.label_names.name_len(b, i)?;
-                if b.get(eq..eq + 2)? != b"=\"" {
+                // `name_len` measured a name inside `b`: `eq <= b.len()`, so
+                // the length test cannot wrap (a range `get` also tested
+                // `eq + 2` for overflow: six instructions a pair).
+                debug_assert!(eq <= b.len());
+                // SAFETY: `eq + 2 <= b.len()`, tested first.
+                if b.len() - eq < 2 || unsafe { span::u16_at(b, eq) } != u16::from_le_bytes(*b"=\"")
+                {
                     return None;
                 }
                 let q = scan::find_value_end(b, eq + 2)?;

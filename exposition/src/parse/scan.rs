@@ -282,7 +282,8 @@ impl NameCache {
     }
 
     /// The same as [`label_name_len`] (`None` for 0): the length of the
-    /// classic label name at `b[i..]`.
+    /// classic label name at `b[i..]`; the name is inside `b` (the parser's
+    /// unchecked reads after it rely on `i + n <= b.len()`).
     #[inline(always)]
     #[allow(unsafe_code)]
     pub(crate) fn name_len(&mut self, b: &[u8], i: usize) -> Option<usize> {

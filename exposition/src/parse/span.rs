@@ -54,3 +54,17 @@ pub(crate) unsafe fn bytes(b: &[u8], a: usize, c: usize) -> &[u8] {
     // SAFETY: the caller guarantees both ends in order and in bounds.
     unsafe { b.get_unchecked(a..c) }
 }
+
+/// The two bytes `b[i]`, `b[i + 1]` as a little-endian number, unchecked in
+/// release builds (checked by a debug assertion).
+///
+/// # Safety
+///
+/// `i + 2 <= b.len()`.
+#[inline(always)]
+pub(crate) unsafe fn u16_at(b: &[u8], i: usize) -> u16 {
+    debug_assert!(i + 2 <= b.len(), "bytes {i}..{} of {}", i + 2, b.len());
+    // SAFETY: the caller guarantees both bytes are inside `b`;
+    // `read_unaligned` has no alignment requirement.
+    u16::from_le(unsafe { b.as_ptr().add(i).cast::<u16>().read_unaligned() })
+}
