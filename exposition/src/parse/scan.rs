@@ -146,10 +146,13 @@ pub(crate) fn find_byte(b: &[u8], from: usize, byte: u8) -> Option<usize> {
 #[inline(always)]
 #[allow(unsafe_code)]
 pub(crate) fn starts_with_at(b: &[u8], i: usize, p: &[u8]) -> bool {
-    let Some(s) = b.get(i..i + p.len()) else {
-        return false;
-    };
     let n = p.len();
+    // `b.get(i..i + n)` tested `i + n` for overflow besides the bounds.
+    if n > b.len() || i > b.len() - n {
+        return false;
+    }
+    // SAFETY: `i + n <= b.len()`, tested just before without overflow.
+    let s = unsafe { b.get_unchecked(i..i + n) };
     if n < 8 {
         return s == p;
     }
