@@ -843,7 +843,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `# HELP name text` and `# TYPE name type` on the fast path (see
-    /// [`Parser::fast_text_line`]).
+    /// [`Parser::fast_line`]).
     #[inline]
     #[allow(unsafe_code)]
     fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
