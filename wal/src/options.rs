@@ -63,9 +63,18 @@ pub struct Options {
     /// torn record: zeros written to disk are read back from it, where a
     /// fallocated tail reads as zeros without I/O.
     pub zero_fill: bool,
-    /// Check every record's checksum in sealed segments when opening. On by
-    /// default: damage is found at open, where `repair` can act on it, rather
-    /// than by a reader later.
+    /// Check every record of the sealed segments (all but the newest) when
+    /// opening, on the calling thread. Off by default: `Wal::open` then reads
+    /// only the segments' headers and the newest segment (which it must scan
+    /// to find where the log ends), and a [`Reader`](crate::Reader) checks a
+    /// sealed segment's records as it first reads them, with the same checks
+    /// and the same [`Error::Corrupt`](crate::Error::Corrupt) (segment and
+    /// offset) that `open` would give, after returning every record of the
+    /// complete batches before the damage. So a restart that reads the whole
+    /// log checks each record once, on the thread that reads it, instead of
+    /// twice with the first pass holding up everything else. On: damage
+    /// anywhere is found at open. `repair` always verifies at open, because
+    /// it must find the damage to cut the log there.
     pub verify_sealed: bool,
     /// On damage in a sealed segment, cut the log at the damage (dropping it
     /// and everything after it) instead of failing with `Error::Corrupt`. Off
@@ -97,7 +106,7 @@ impl Default for Options {
             sync: SyncPolicy::Always,
             preallocate: true,
             zero_fill: false,
-            verify_sealed: true,
+            verify_sealed: false,
             repair: false,
             write_buffer: 1 << 20,
             gather_fraction: 0.5,

@@ -10,11 +10,30 @@ use bytes::Bytes;
 use crate::Lsn;
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, SEGMENT_HEADER};
-use crate::wal::Shared;
+use crate::wal::{Shared, verify_sealed_frames};
+
+/// A reader verifies a sealed segment's frames this many bytes (rounded up
+/// to a batch) ahead of the records it returns: the records of a batch are
+/// returned only once the whole batch is known to be valid, and the bytes
+/// just checksummed are still in the cache when the caller reads them.
+const VERIFY_WINDOW: usize = 512 << 10;
 
 /// Iterates `(Lsn, Bytes)` pairs in order, from a starting sequence number,
 /// over the records that are durable. Payloads borrow the segment's memory
 /// map: no copy is made.
+///
+/// A reader checks every record it returns, when it reads it, so damage
+/// that happens while the log is open never reaches the caller as data. In
+/// a sealed segment it checks a window of whole batches ahead of the
+/// records it returns, with every check `Wal::open` makes of a sealed
+/// segment under `Options::verify_sealed` (the frames, a batch cut short at
+/// the segment's end, the sequence numbers where one segment meets the
+/// next): so with `verify_sealed` off (the default) each sealed record is
+/// checked once, here, and damage is the same [`Error::Corrupt`], naming the
+/// same segment and offset, that `open` would have given, returned after
+/// every record of the complete batches before it and again on every later
+/// call. In the newest segment, which appenders extend, it checks each
+/// record as it reads it.
 ///
 /// As an [`Iterator`] it stops when it has caught up with the durable end;
 /// calling `next` again later yields what was appended since. For a consumer
@@ -37,9 +56,12 @@ struct Cursor {
     /// Bytes below this are durable and may be read.
     limit: usize,
     sealed: bool,
-    /// The first LSN of the next segment, if one exists: no record here may
-    /// reach it (unverified sealed segments are checked as they are read).
-    end_lsn: Option<Lsn>,
+    /// This reader has just verified the frames below this offset (a batch
+    /// boundary): they are returned without checking them again.
+    checked: usize,
+    /// Damage found at or after `checked` in a sealed segment (offset,
+    /// reason).
+    damage: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -103,7 +125,7 @@ impl Reader {
     }
 
     fn open_segment(&mut self) -> Result<bool> {
-        let (info, limit, sealed, end_lsn) = {
+        let (info, limit, sealed) = {
             let st = self.shared.state.lock();
             let oldest = st.segments[0].first_lsn;
             if self.want < oldest {
@@ -114,13 +136,12 @@ impl Reader {
             }
             let idx = st.segments.partition_point(|s| s.first_lsn <= self.want) - 1;
             let info = st.segments[idx].clone();
-            let end_lsn = st.segments.get(idx + 1).map(|s| s.first_lsn);
             let (limit, sealed) = match info.sealed_len {
                 Some(len) => (len, true),
                 None if info.first_lsn == st.durable_seg => (st.durable_off, false),
                 None => (SEGMENT_HEADER as u64, false),
             };
-            (info, limit, sealed, end_lsn)
+            (info, limit, sealed)
         };
         let map = self
             .shared
@@ -135,7 +156,8 @@ impl Reader {
             pos: SEGMENT_HEADER,
             lsn: info.first_lsn,
             sealed,
-            end_lsn,
+            checked: SEGMENT_HEADER,
+            damage: None,
         });
         Ok(true)
     }
@@ -146,26 +168,27 @@ impl Reader {
         let Some(cur) = self.cur.as_mut() else {
             return Ok(false);
         };
-        let (limit, sealed, next) = {
+        let (limit, sealed, next, listed) = {
             let st = self.shared.state.lock();
             let info = st.segments.iter().find(|s| s.first_lsn == cur.first_lsn);
             let next = st
                 .segments
                 .iter()
                 .find(|s| s.first_lsn > cur.first_lsn)
-                .map(|s| s.first_lsn);
+                .map(|s| (s.first_lsn, s.gap_before));
             match info {
                 Some(s) => match s.sealed_len {
-                    Some(len) => (len as usize, true, next),
-                    None if s.first_lsn == st.durable_seg => (st.durable_off as usize, false, next),
-                    None => (SEGMENT_HEADER, false, next),
+                    Some(len) => (len as usize, true, next, true),
+                    None if s.first_lsn == st.durable_seg => {
+                        (st.durable_off as usize, false, next, true)
+                    }
+                    None => (SEGMENT_HEADER, false, next, true),
                 },
                 // Truncated away while we read it: what we mapped is all there is.
-                None => (cur.limit, true, next),
+                None => (cur.limit, true, next, false),
             }
         };
         cur.sealed = sealed;
-        cur.end_lsn = next;
         if limit > cur.pos {
             if limit > cur.map.len() {
                 cur.map = self
@@ -178,9 +201,22 @@ impl Reader {
             return Ok(true);
         }
         if sealed {
-            if let Some(next_first) = next {
-                // Records lost to a failed fsync leave a gap between
-                // segments; skip over it.
+            if let Some((next_first, gap_before)) = next {
+                // The next segment starts right after this one's last
+                // record, or says that records before it were lost (a
+                // failed fsync, a snapshot beyond the log); anything else
+                // means this segment lost its tail, as `Wal::open` reports
+                // it. Skip over an allowed gap.
+                let n = cur.lsn;
+                if listed && next_first != n && (next_first < n || !gap_before) {
+                    return Err(Error::Corrupt {
+                        segment: cur.path.clone(),
+                        offset: cur.pos as u64,
+                        reason: format!(
+                            "segment ends before record {n}, but the next segment starts at {next_first}"
+                        ),
+                    });
+                }
                 self.want = self.want.max(next_first);
                 self.cur = None;
                 return Ok(true);
@@ -201,22 +237,42 @@ impl Reader {
                 }
                 return Ok(None);
             }
-            match format::read_frame(&cur.map[..cur.limit], cur.pos, cur.lsn) {
-                Frame::Record { lsn, .. } if cur.end_lsn.is_some_and(|e| lsn >= e) => {
+            let trusted = cur.pos < cur.checked;
+            if !trusted && cur.sealed {
+                if let Some((offset, reason)) = &cur.damage {
                     return Err(Error::Corrupt {
                         segment: cur.path.clone(),
-                        offset: cur.pos as u64,
-                        reason: format!(
-                            "record {lsn} overlaps the next segment, which starts at {}",
-                            cur.end_lsn.unwrap_or_default()
-                        ),
+                        offset: *offset,
+                        reason: reason.clone(),
                     });
                 }
+                // `checked` is the start of the batch `pos` is in.
+                let v = verify_sealed_frames(
+                    &cur.map[..cur.limit],
+                    cur.pos,
+                    cur.lsn,
+                    cur.checked,
+                    VERIFY_WINDOW,
+                );
+                cur.checked = v.end.max(cur.checked);
+                cur.damage = v.damage;
+                continue;
+            }
+            match format::read_frame_checked(&cur.map[..cur.limit], cur.pos, cur.lsn, !trusted) {
                 Frame::Record {
-                    lsn, start, end, ..
+                    lsn,
+                    start,
+                    end,
+                    continues,
                 } => {
                     cur.pos = end;
                     cur.lsn += 1;
+                    if !trusted && !continues {
+                        // In the active segment, each frame checked as it
+                        // is read: a batch boundary for the case that the
+                        // segment is sealed while this reader is in it.
+                        cur.checked = end;
+                    }
                     if lsn < self.want {
                         continue;
                     }

@@ -121,6 +121,21 @@ pub(crate) struct SegmentInfo {
     pub(crate) path: PathBuf,
     /// Final length once sealed; `None` for the active segment.
     pub(crate) sealed_len: Option<u64>,
+    /// The header's `GAP_BEFORE` flag: the records just before `first_lsn`
+    /// may be missing (lost to a failed fsync, or covered by a snapshot).
+    /// Readers check where one segment meets the next with it.
+    pub(crate) gap_before: bool,
+}
+
+impl SegmentInfo {
+    fn new(first_lsn: Lsn, path: PathBuf, sealed_len: Option<u64>, flags: u8) -> Self {
+        SegmentInfo {
+            first_lsn,
+            path,
+            sealed_len,
+            gap_before: flags & format::SEG_FLAG_GAP_BEFORE != 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -500,11 +515,7 @@ impl Writer {
         Ok(Rolled {
             old_first,
             old_len,
-            new: SegmentInfo {
-                first_lsn: first,
-                path,
-                sealed_len: None,
-            },
+            new: SegmentInfo::new(first, path, None, flags),
         })
     }
 }
@@ -666,9 +677,12 @@ impl Wal {
         }
         found.sort_by_key(|f| f.first_lsn);
 
+        // `repair` must see the damage here, at open, to cut the log at it.
+        let verify_sealed = opts.verify_sealed || opts.repair;
         let mut segments: Vec<SegmentInfo> = Vec::new();
-        // (first_lsn, end offset, records) of the last segment kept.
-        let mut last: Option<(Lsn, u64, u64)> = None;
+        // (first_lsn, end offset, records, header flags) of the last segment
+        // kept.
+        let mut last: Option<(Lsn, u64, u64, u8)> = None;
         // The previous segment: its path, where its records end, the LSN
         // after its last record, and whether that is known exactly (it was
         // scanned).
@@ -758,7 +772,13 @@ impl Wal {
                     break;
                 }
             }
-            let scan = if damage.is_none() && (is_last || opts.verify_sealed) {
+            let flags = match format::decode_segment_header(&map) {
+                HeaderCheck::Ok { flags, .. } => flags,
+                _ => 0,
+            };
+            // Without `verify_sealed` a sealed segment's frames are checked
+            // by the readers, as they read them (`Reader`), once per process.
+            let scan = if damage.is_none() && (is_last || verify_sealed) {
                 Some(scan_segment(&map, f.first_lsn))
             } else {
                 None
@@ -839,13 +859,14 @@ impl Wal {
                         });
                     }
                 }
-                last = Some((f.first_lsn, end, records));
+                last = Some((f.first_lsn, end, records, flags));
             } else {
-                segments.push(SegmentInfo {
-                    first_lsn: f.first_lsn,
-                    path: f.path.clone(),
-                    sealed_len: Some(len),
-                });
+                segments.push(SegmentInfo::new(
+                    f.first_lsn,
+                    f.path.clone(),
+                    Some(len),
+                    flags,
+                ));
             }
             prev = Some(match scan {
                 Some(_) => (f.path.clone(), end, f.first_lsn + records, true),
@@ -863,21 +884,38 @@ impl Wal {
                     .map(&s.path, len)
                     .map_err(|e| Error::io("map", &s.path, e))?;
                 let scan = scan_segment(&map, s.first_lsn);
-                if let Some((offset, reason)) = scan.bad {
+                // It was sealed: held to a sealed segment's rules (with
+                // `verify_sealed` the loop above has already checked them;
+                // without, this is where they are checked), so an unfinished
+                // batch at its end is damage here too, not a torn tail.
+                let damage = scan.bad.or_else(|| {
+                    (scan.valid_end != map.len() as u64).then(|| {
+                        (
+                            scan.valid_end,
+                            "unfinished batch at the end of a sealed segment".to_owned(),
+                        )
+                    })
+                });
+                if let Some((offset, reason)) = damage {
                     return Err(Error::Corrupt {
                         segment: s.path,
                         offset,
                         reason,
                     });
                 }
-                last = Some((s.first_lsn, scan.valid_end, scan.records));
+                let flags = if s.gap_before {
+                    format::SEG_FLAG_GAP_BEFORE
+                } else {
+                    0
+                };
+                last = Some((s.first_lsn, scan.valid_end, scan.records, flags));
             }
         }
 
         let shared_opts = opts.clone();
         let floor_next = snapshot_max.map_or(1, |s| s.saturating_add(1));
         let (writer, next_lsn) = match last {
-            Some((first, end, records)) => {
+            Some((first, end, records, flags)) => {
                 let path = dir.join(format::segment_name(first));
                 let file = storage
                     .open(&path, false)
@@ -894,11 +932,7 @@ impl Wal {
                 }
                 file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
                 summary.records_in_last_segment = records;
-                segments.push(SegmentInfo {
-                    first_lsn: first,
-                    path: path.clone(),
-                    sealed_len: None,
-                });
+                segments.push(SegmentInfo::new(first, path.clone(), None, flags));
                 let next = first + records;
                 let w = Writer {
                     file,
@@ -921,11 +955,7 @@ impl Wal {
                 // With zero fill the first segment of a new log is filled
                 // here, in `open`: later ones are filled in the background.
                 let file = create_segment(&*storage, &dir, &opts, &path, first, 0, opts.zero_fill)?;
-                segments.push(SegmentInfo {
-                    first_lsn: first,
-                    path: path.clone(),
-                    sealed_len: None,
-                });
+                segments.push(SegmentInfo::new(first, path.clone(), None, 0));
                 let w = Writer {
                     file,
                     seg_first: first,
@@ -1513,6 +1543,75 @@ pub(crate) fn scan_segment(map: &[u8], first_lsn: Lsn) -> Scan {
                     valid_end: valid_end as u64,
                     records,
                     bad: Some((pos as u64, why.to_owned())),
+                };
+            }
+        }
+    }
+}
+
+/// What [`verify_sealed_frames`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The end of the last complete batch verified: every frame below it
+    /// is valid.
+    pub(crate) end: usize,
+    /// Damage after `end`: the offset and the reason, as `Wal::open` with
+    /// `verify_sealed` reports them for the same bytes.
+    pub(crate) damage: Option<(u64, String)>,
+}
+
+/// Check the frames of a sealed segment (`buf`, the whole file) from `pos`,
+/// where the frame must carry `lsn`; `batch_start` is where the batch that
+/// `pos` is in began (`pos` itself at a batch boundary). Stops at the first
+/// batch end at least `min_bytes` after `pos`, at the end of the segment
+/// (which must end a batch: a sealed segment is frames to its last byte) or
+/// at damage. The same checks as [`scan_segment`] plus the sealed-segment
+/// rule of `Wal::open`, so a reader that verifies a segment window by
+/// window reports exactly the damage that open would have.
+pub(crate) fn verify_sealed_frames(
+    buf: &[u8],
+    mut pos: usize,
+    mut lsn: Lsn,
+    mut batch_start: usize,
+    min_bytes: usize,
+) -> Verified {
+    let stop = pos.saturating_add(min_bytes);
+    loop {
+        match format::read_frame(buf, pos, lsn) {
+            Frame::Record { end, continues, .. } => {
+                pos = end;
+                lsn += 1;
+                if !continues {
+                    batch_start = pos;
+                    if pos >= stop {
+                        return Verified {
+                            end: pos,
+                            damage: None,
+                        };
+                    }
+                }
+            }
+            Frame::End if pos == buf.len() && batch_start == pos => {
+                return Verified {
+                    end: pos,
+                    damage: None,
+                };
+            }
+            // Zeros, or the end of the file, inside or after a batch that
+            // never finished.
+            Frame::End => {
+                return Verified {
+                    end: batch_start,
+                    damage: Some((
+                        batch_start as u64,
+                        "unfinished batch at the end of a sealed segment".into(),
+                    )),
+                };
+            }
+            Frame::Bad(why) => {
+                return Verified {
+                    end: batch_start,
+                    damage: Some((pos as u64, why.to_owned())),
                 };
             }
         }

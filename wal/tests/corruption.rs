@@ -12,9 +12,12 @@
 //!   so in `recovery().torn_tail`, and keeps every batch before it;
 //! * damage anywhere else is `Error::Corrupt` naming the segment and the first
 //!   damaged frame (or, when the data simply stops inside a batch, the start
-//!   of that batch), and leaves the files as they were; with
-//!   `Options::repair` the log is cut there instead, keeping every complete
-//!   batch before the damage;
+//!   of that batch): from `Wal::open` with `Options::verify_sealed`, leaving
+//!   the files as they were; without it (the default), from `Wal::open` when
+//!   the damage is in a header, and otherwise from a reader, at the same
+//!   place, after it has returned exactly the records that repair keeps;
+//!   with `Options::repair` the log is cut there instead, keeping every
+//!   complete batch before the damage;
 //! * `Wal::open` never panics, and a log that opened takes new appends with
 //!   larger sequence numbers and then reopens with nothing left to recover.
 //!
@@ -551,7 +554,14 @@ fn damaged_copy(base: &Base, files: &[Vec<u8>]) -> Disk {
     disk
 }
 
-fn check_opens(base: &Base, files: &[Vec<u8>], verdict: &Verdict, repair: bool, ctx: &str) {
+fn check_opens(
+    base: &Base,
+    files: &[Vec<u8>],
+    verdict: &Verdict,
+    verify: bool,
+    repair: bool,
+    ctx: &str,
+) {
     let Verdict::Opens {
         kept,
         torn,
@@ -561,7 +571,8 @@ fn check_opens(base: &Base, files: &[Vec<u8>], verdict: &Verdict, repair: bool, 
         unreachable!()
     };
     let disk = damaged_copy(base, files);
-    let wal = open(&disk, disk.opts().repair(repair), ctx)
+    let ctx = &format!("{ctx} (verify_sealed {verify}, repair {repair})");
+    let wal = open(&disk, disk.opts().verify_sealed(verify).repair(repair), ctx)
         .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
     let r = wal.recovery().clone();
     let name = |i: usize| disk.path(&base.segs[i].name);
@@ -584,10 +595,115 @@ fn check_opens(base: &Base, files: &[Vec<u8>], verdict: &Verdict, repair: bool, 
     check_continues(&disk, wal, kept, ctx);
 }
 
-fn check_corrupt(base: &Base, files: &[Vec<u8>], seg: usize, offset: u64, ctx: &str) {
+/// Whether segment `i` of `files` has a damaged header that `Wal::open`
+/// itself reports (not the zeros of an unfinished newest segment).
+fn header_damaged(base: &Base, files: &[Vec<u8>], i: usize) -> bool {
+    let now = &files[i];
+    let changed = now.len() < HEADER || now[..HEADER] != base.segs[i].bytes[..HEADER];
+    let unfinished = i + 1 == files.len() && (now.len() < HEADER || now.iter().all(|&b| b == 0));
+    changed && !unfinished
+}
+
+/// Without `verify_sealed` (the default): the damage the judge expects at
+/// (`seg`, `offset`) is reported by `Wal::open` when open reads it anyway
+/// (a header; the segment that becomes the newest one when the newest was
+/// an unfinished roll), or else by a reader from the oldest record, after
+/// exactly the records repair keeps, and again on the next call. Open may
+/// also stop at a later segment's damaged header, which it reads before
+/// any record (only mixed damage has one). A log that opened still takes
+/// appends.
+fn check_corrupt_lazy(base: &Base, files: &[Vec<u8>], seg: usize, offset: u64, ctx: &str) {
+    let ctx = &format!("{ctx} (verify_sealed off)");
     let disk = damaged_copy(base, files);
     let name = |i: usize| disk.path(&base.segs[i].name);
-    match open(&disk, disk.opts(), ctx) {
+    let n = files.len();
+    let later_header = (seg + 1..n).find(|&j| header_damaged(base, files, j));
+    let newest_unfinished = n >= 2 && !header_damaged(base, files, n - 1) && {
+        let now = &files[n - 1];
+        now.len() < HEADER || now.iter().all(|&b| b == 0)
+    };
+    let open_reads_it = (offset as usize) < HEADER || (newest_unfinished && seg == n - 2);
+    let wal = match open(&disk, disk.opts(), ctx) {
+        Err(Error::Corrupt {
+            segment,
+            offset: got,
+            ..
+        }) => {
+            let expected = [Some((seg, offset)), later_header.map(|j| (j, 0))];
+            assert!(
+                expected
+                    .iter()
+                    .flatten()
+                    .any(|&(i, o)| (name(i), o) == (segment.clone(), got)),
+                "{ctx}: open said Corrupt at {segment:?} {got}, expected one of {expected:?}"
+            );
+            assert!(
+                open_reads_it || later_header.is_some(),
+                "{ctx}: open read a sealed segment's records"
+            );
+            return;
+        }
+        Err(e) => panic!("{ctx}: expected Corrupt, got {e}"),
+        Ok(wal) => wal,
+    };
+    assert!(
+        !open_reads_it && later_header.is_none(),
+        "{ctx}: opened, expected Corrupt from open; recovery: {:?}",
+        wal.recovery()
+    );
+    let kept = base.segs[seg].kept_before(offset as usize);
+    let mut reader = wal
+        .reader(0)
+        .unwrap_or_else(|e| panic!("{ctx}: reader: {e}"));
+    let mut got = Vec::new();
+    let err = loop {
+        match reader.next() {
+            Some(Ok((lsn, bytes))) => {
+                assert!(
+                    bytes[..] == payload(lsn)[..],
+                    "{ctx}: record {lsn} read back damaged"
+                );
+                got.push(lsn);
+            }
+            Some(Err(e)) => break e,
+            None => panic!("{ctx}: the reader ended without finding the damage"),
+        }
+    };
+    assert_eq!(
+        got,
+        (1..=kept).collect::<Vec<_>>(),
+        "{ctx}: records before the damage"
+    );
+    for e in [Some(err), reader.next().and_then(Result::err)] {
+        match e {
+            Some(Error::Corrupt {
+                segment,
+                offset: got,
+                ..
+            }) => assert_eq!(
+                (segment, got),
+                (name(seg), offset),
+                "{ctx}: the reader's Corrupt names the wrong place"
+            ),
+            other => panic!("{ctx}: expected Corrupt from the reader, got {other:?}"),
+        }
+    }
+    // The damaged segment is left as it was.
+    assert!(
+        disk.read(&base.segs[seg].name) == files[seg],
+        "{ctx}: open changed the damaged segment"
+    );
+    let next = wal
+        .append(APPENDED)
+        .unwrap_or_else(|e| panic!("{ctx}: append after open: {e}"));
+    assert!(next > kept, "{ctx}: appended at {next}");
+}
+
+fn check_corrupt(base: &Base, files: &[Vec<u8>], seg: usize, offset: u64, ctx: &str) {
+    check_corrupt_lazy(base, files, seg, offset, ctx);
+    let disk = damaged_copy(base, files);
+    let name = |i: usize| disk.path(&base.segs[i].name);
+    match open(&disk, disk.opts().verify_sealed(true), ctx) {
         Err(Error::Corrupt {
             segment,
             offset: got,
@@ -657,11 +773,13 @@ fn run_case(base: &Base, what: &str, damage: impl FnOnce(&mut [Vec<u8>])) -> Ver
     let ctx = format!("[{}] {what} (expected {verdict:?})", base.disk.kind());
     match verdict {
         Verdict::Opens { .. } => {
-            check_opens(base, &files, &verdict, false, &ctx);
-            // Repair has nothing to do with a torn tail. (The same code on
+            check_opens(base, &files, &verdict, false, false, &ctx);
+            // Checking sealed segments at open finds nothing more, and
+            // repair has nothing to do with a torn tail. (The same code on
             // either storage; checked on SimFs only, to save fsyncs.)
             if !base.disk.is_real() {
-                check_opens(base, &files, &verdict, true, &ctx);
+                check_opens(base, &files, &verdict, true, false, &ctx);
+                check_opens(base, &files, &verdict, false, true, &ctx);
             }
         }
         Verdict::Corrupt { seg, offset } => check_corrupt(base, &files, seg, offset, &ctx),
@@ -1094,15 +1212,21 @@ fn a_newer_format_version_is_refused_and_repair_deletes_nothing() {
 fn readers_report_corrupt_for_damage_after_open_instead_of_returning_bad_bytes() {
     // Recovery checks the files once; damage that happens while the log is
     // open (a failing disk) must still never reach a caller as data. A
-    // reader returns every intact record before the damage, then
-    // Error::Corrupt naming the segment and the damaged frame.
+    // reader returns every intact record before the damage (in a sealed
+    // segment, every record of the complete batches before it: a reader
+    // checks a sealed segment batch by batch ahead of what it returns), then
+    // Error::Corrupt naming the segment and the damaged frame (or, where
+    // the data stops, the start of its batch, as open would). Whether or
+    // not open checked the sealed segments first.
     let mut rng = Rng::new(seed_for("readers"));
     for base in both_bases() {
         let cases = if base.disk.is_real() { 30 } else { 300 };
         let mut seen_corrupt = 0;
         for case in 0..cases {
             let disk = base.disk.fork();
-            let wal = Wal::open(disk.dir(), disk.opts()).expect("open the intact log");
+            let verify = case % 2 == 1;
+            let wal = Wal::open(disk.dir(), disk.opts().verify_sealed(verify))
+                .expect("open the intact log");
             assert_eq!(wal.last_lsn(), RECORDS);
             let i = rng.below(base.segs.len());
             let s = &base.segs[i];
@@ -1132,10 +1256,28 @@ fn readers_report_corrupt_for_damage_after_open_instead_of_returning_bad_bytes()
                 .iter()
                 .find(|f| f.end > off + d)
                 .expect("damage inside a frame");
+            let (stop_lsn, stop_off) = if i + 1 < base.segs.len() {
+                let mut now = s.bytes.clone();
+                now[off..off + run].copy_from_slice(&bytes);
+                let batch = s
+                    .frames
+                    .iter()
+                    .find(|g| g.off == f.batch_start)
+                    .expect("the batch's first frame");
+                let at = if looks_like_end(&now, f.off) {
+                    f.batch_start
+                } else {
+                    f.off
+                };
+                (batch.lsn, at)
+            } else {
+                (f.lsn, f.off)
+            };
             let from = 1 + rng.below(RECORDS as usize) as u64;
             let seg_of_from = base.segs.iter().rposition(|g| g.first <= from).unwrap_or(0);
             let ctx = format!(
-                "[{}] case {case}: {kind} {run} bytes at {off} of {} under an open log, read from {from}",
+                "[{}] case {case}: {kind} {run} bytes at {off} of {} under an open log \
+                 (verify_sealed {verify}), read from {from}",
                 base.disk.kind(),
                 s.name
             );
@@ -1165,7 +1307,7 @@ fn readers_report_corrupt_for_damage_after_open_instead_of_returning_bad_bytes()
             seen_corrupt += 1;
             assert_eq!(
                 got,
-                (from..f.lsn).collect::<Vec<_>>(),
+                (from..stop_lsn).collect::<Vec<_>>(),
                 "{ctx}: records before the damage"
             );
             match err {
@@ -1173,10 +1315,10 @@ fn readers_report_corrupt_for_damage_after_open_instead_of_returning_bad_bytes()
                     segment, offset, ..
                 }) => assert_eq!(
                     (segment, offset),
-                    (disk.path(&s.name), f.off as u64),
+                    (disk.path(&s.name), stop_off as u64),
                     "{ctx}: Corrupt names the wrong place"
                 ),
-                other => panic!("{ctx}: expected Corrupt at frame {}, got {other:?}", f.off),
+                other => panic!("{ctx}: expected Corrupt at {stop_off}, got {other:?}"),
             }
         }
         eprintln!(
