@@ -1328,3 +1328,81 @@ fn readers_report_corrupt_for_damage_after_open_instead_of_returning_bad_bytes()
         assert!(seen_corrupt > cases / 3);
     }
 }
+
+#[test]
+fn a_reader_checks_large_sealed_segments_window_by_window() {
+    // Without `verify_sealed` a reader checks a sealed segment a window of
+    // whole batches (512 KiB or a little more) ahead of the records it
+    // returns. In segments of 2 MiB, a flipped bit deep in a segment, and
+    // in the frames on either side of where a window ends, is found at the
+    // frame open would name, after exactly the records repair keeps (and
+    // `run_case` checks the same damage with `verify_sealed` and repair).
+    const WINDOW: usize = 512 << 10;
+    const LARGE_RECORDS: u64 = 40_000;
+    let disk = Disk::sim();
+    let opts = disk
+        .opts()
+        .segment_size(2 << 20)
+        .sync(vigil_wal::SyncPolicy::Never)
+        .write_buffer(64 << 10);
+    let wal = Wal::open(disk.dir(), opts).expect("open a new log");
+    let mut r = Rng::new(seed_for("large_sealed"));
+    let mut next = 1;
+    while next <= LARGE_RECORDS {
+        let n = if r.below(3) == 0 { 2 + r.below(3) } else { 1 } as u64;
+        let n = n.min(LARGE_RECORDS + 1 - next);
+        let recs: Vec<Vec<u8>> = (next..next + n).map(payload).collect();
+        assert_eq!(wal.append_batch(&recs).expect("append"), next..next + n);
+        next += n;
+    }
+    wal.close().expect("close");
+    let segs: Vec<Seg> = disk
+        .segment_names()
+        .into_iter()
+        .map(|n| {
+            let bytes = disk.read(&n);
+            parse_segment(n, bytes)
+        })
+        .collect();
+    assert!(segs.len() >= 3, "only {} segments", segs.len());
+    let base = Base { disk, segs };
+    let sealed = base.segs.len() - 1;
+    let mut cases: Vec<(usize, usize)> = Vec::new();
+    for i in 0..sealed {
+        let s = &base.segs[i];
+        assert!(
+            s.bytes.len() > 3 * WINDOW,
+            "segment {i} is small: {} bytes",
+            s.bytes.len()
+        );
+        // Where the reader's windows end: the first batch end at least a
+        // window after the previous end.
+        let mut start = HEADER;
+        while let Some(f) = s.frames.iter().find(|f| f.batch_end >= start + WINDOW) {
+            let end = f.batch_end;
+            // The last frame before the window's end and the first after it.
+            for g in s.frames.iter().filter(|g| g.end == end || g.off == end) {
+                cases.push((i, g.off + FRAME_HEADER / 2));
+                cases.push((i, g.end - 1));
+            }
+            start = end;
+        }
+    }
+    for _ in 0..20 {
+        let i = r.below(sealed);
+        cases.push((i, HEADER + r.below(base.segs[i].bytes.len() - HEADER)));
+    }
+    for &(i, off) in &cases {
+        let bit = r.below(8);
+        let what = format!(
+            "flip bit {bit} of byte {off} of large sealed segment {}",
+            base.segs[i].name
+        );
+        let v = run_case(&base, &what, |f| f[i][off] ^= 1 << bit);
+        assert!(
+            matches!(v, Verdict::Corrupt { seg, .. } if seg == i),
+            "{what}: {v:?}"
+        );
+    }
+    eprintln!("{} cases", cases.len());
+}
