@@ -12,6 +12,11 @@
 //!   one the log reports;
 //! - with `verify_sealed` on, a log that opened reads without error (damage is
 //!   found at open, not later by a reader);
+//! - the same directory opened with `verify_sealed` on and off (two copies):
+//!   where it opens with it on, it opens with it off, with the same recovery
+//!   summary, and reads the same records without error; where it fails with
+//!   it on, it fails with it off too, at open or in a reader from the oldest
+//!   record (sealed segments are checked once, by the reader, not skipped);
 //! - a record whose append succeeded gets the next sequence number and is
 //!   there, with its bytes, after a reopen.
 //!
@@ -139,6 +144,7 @@ fn run_input(input: &Input) {
         .preallocate(input.flags & 4 == 0)
         .max_record_size(1 << 16);
     let verify = opts.verify_sealed;
+    compare_verify(&fs, &opts);
 
     let opened = Wal::open(DIR, opts.clone());
     trace(|| {
@@ -191,6 +197,71 @@ fn run_input(input: &Input) {
     match reader.next() {
         Some(Ok((got, bytes))) if got == lsn && bytes[..] == *PROBE => {}
         other => panic!("record {lsn} appended before the reopen reads back as {other:?}"),
+    }
+}
+
+/// Every record a reader from the oldest one returns (at most
+/// `READ_LIMIT`), and the error it stopped at.
+fn read_everything(wal: &Wal) -> (Vec<(Lsn, Vec<u8>)>, Option<String>) {
+    let reader = match wal.reader(0) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    let mut out = Vec::new();
+    for (n, item) in reader.enumerate() {
+        assert!(n < READ_LIMIT, "reader does not end");
+        match item {
+            Ok((lsn, bytes)) => out.push((lsn, bytes.to_vec())),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+    }
+    (out, None)
+}
+
+/// Open exact copies of the directory with `verify_sealed` on and off (and
+/// no repair, which would check at open either way) and compare.
+fn compare_verify(fs: &SimFs, opts: &Options) {
+    let with = |verify: bool| {
+        opts.clone()
+            .storage(Arc::new(fs.crash(|unsynced| unsynced)))
+            .verify_sealed(verify)
+            .repair(false)
+    };
+    let eager = Wal::open(DIR, with(true));
+    let lazy = Wal::open(DIR, with(false));
+    trace(|| format!("verify_sealed on: {eager:?}\nverify_sealed off: {lazy:?}"));
+    match (&eager, &lazy) {
+        (Ok(e), Ok(l)) => {
+            assert_eq!(
+                e.recovery(),
+                l.recovery(),
+                "recovery with and without verify_sealed"
+            );
+            assert_eq!(e.last_lsn(), l.last_lsn());
+            let (er, ee) = read_everything(e);
+            let (lr, le) = read_everything(l);
+            assert!(
+                ee.is_none(),
+                "opened with verify_sealed, then a reader failed: {ee:?}"
+            );
+            assert!(
+                le.is_none(),
+                "opens with verify_sealed, but without it a reader failed: {le:?}"
+            );
+            assert!(
+                er == lr,
+                "records read with and without verify_sealed differ"
+            );
+        }
+        (Ok(_), Err(err)) => panic!("opens with verify_sealed, but not without it: {err}"),
+        (Err(err), Ok(l)) => {
+            let (_, le) = read_everything(l);
+            assert!(
+                le.is_some(),
+                "open with verify_sealed failed ({err}), but without it a reader read everything"
+            );
+        }
+        (Err(_), Err(_)) => {}
     }
 }
 
