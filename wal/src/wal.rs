@@ -636,7 +636,11 @@ impl Wal {
     ///
     /// Recovery cuts a torn tail from the newest segment (reported in
     /// [`Wal::recovery`]) and fails with [`Error::Corrupt`] on damage anywhere
-    /// else, unless [`Options::repair`] is set.
+    /// else, unless [`Options::repair`] is set. The records of the sealed
+    /// segments are checked here only with [`Options::verify_sealed`] (or
+    /// `repair`); by default a [`Reader`] checks them as it reads them and
+    /// returns the same error there, so open reads only their headers and
+    /// the newest segment.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
         let dir = dir.as_ref().to_path_buf();
         let storage = opts.storage.clone();
