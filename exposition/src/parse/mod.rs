@@ -200,7 +200,6 @@ impl<'a> Labels<'a> {
     #[inline]
     pub fn iter(&self) -> LabelIter<'a> {
         LabelIter {
-            rest: self.raw.as_bytes(),
             src: self.raw,
             off: 0,
             plain: self.plain,
@@ -230,11 +229,16 @@ impl<'a> IntoIterator for Labels<'a> {
 }
 
 /// Iterator over the `(name, value)` pairs of [`Labels`].
+///
+/// Only plain values (a text, a position, the offsets): no field is a
+/// reference into the iterator, and the general form's walk is a function
+/// of the text and the position (`general_pair`), so a caller's loop keeps
+/// the iterator in registers (it was in a stack slot, stored and reloaded
+/// at every pair, while `&mut self` went to the out-of-line general walk).
 #[derive(Clone, Debug)]
 pub struct LabelIter<'a> {
     src: &'a str,
-    /// `src[off..]`.
-    rest: &'a [u8],
+    /// Where the next pair starts in `src`.
     off: usize,
     plain: bool,
     /// The offsets of [`Labels`], the next pair's in the low 16 bits
@@ -244,7 +248,29 @@ pub struct LabelIter<'a> {
     ends: u128,
 }
 
-impl<'a> LabelIter<'a> {
+/// The label walk of the general form (blanks, escapes, quoted names,
+/// trailing commas): a cursor over `src`.
+struct GeneralWalk<'a> {
+    src: &'a str,
+    /// `src[off..]`.
+    rest: &'a [u8],
+    off: usize,
+}
+
+/// The next pair of a label set in the general form from `off`, and where
+/// the walk stopped (the next pair's start, or where it gave up).
+#[inline(never)]
+fn general_pair(src: &str, off: usize) -> (Option<(Str<'_>, Str<'_>)>, usize) {
+    let mut w = GeneralWalk {
+        src,
+        rest: src.as_bytes().get(off..).unwrap_or_default(),
+        off,
+    };
+    let pair = w.next_pair();
+    (pair, w.off)
+}
+
+impl<'a> GeneralWalk<'a> {
     fn skip_ws(&mut self) {
         while let Some(&c) = self.rest.first() {
             if c == b' ' || c == b'\t' || c == b',' {
@@ -281,6 +307,34 @@ impl<'a> LabelIter<'a> {
         }
     }
 
+    fn next_pair(&mut self) -> Option<(Str<'a>, Str<'a>)> {
+        loop {
+            self.skip_ws();
+            if self.rest.is_empty() {
+                return None;
+            }
+            let name = self.item()?;
+            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
+                self.advance(1);
+            }
+            if self.rest.first() != Some(&b'=') {
+                // A quoted metric name among the labels: not a pair.
+                continue;
+            }
+            self.advance(1);
+            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
+                self.advance(1);
+            }
+            if self.rest.first() != Some(&b'"') {
+                return None;
+            }
+            let value = self.item()?;
+            return Some((name, value));
+        }
+    }
+}
+
+impl<'a> LabelIter<'a> {
     /// The next pair of a plain label set whose offsets the parser kept.
     #[inline(always)]
     #[allow(unsafe_code)]
@@ -339,29 +393,9 @@ impl<'a> Iterator for LabelIter<'a> {
         if self.plain {
             return self.next_plain();
         }
-        loop {
-            self.skip_ws();
-            if self.rest.is_empty() {
-                return None;
-            }
-            let name = self.item()?;
-            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
-                self.advance(1);
-            }
-            if self.rest.first() != Some(&b'=') {
-                // A quoted metric name among the labels: not a pair.
-                continue;
-            }
-            self.advance(1);
-            while matches!(self.rest.first(), Some(b' ' | b'\t')) {
-                self.advance(1);
-            }
-            if self.rest.first() != Some(&b'"') {
-                return None;
-            }
-            let value = self.item()?;
-            return Some((name, value));
-        }
+        let (pair, off) = general_pair(self.src, self.off);
+        self.off = off;
+        pair
     }
 }
 
