@@ -254,32 +254,51 @@ pub(crate) fn label_name_len(b: &[u8], i: usize) -> usize {
 /// Label names of up to 15 bytes that have passed the name check,
 /// remembered by their bytes. A scrape repeats a handful of names
 /// (`instance`, `job`, a family's own) on every line; finding the `=` after
-/// the name a word at a time and looking the bytes up here costs less than
-/// checking each character again.
+/// the name sixteen bytes at a time and looking the bytes up here costs less
+/// than checking each character again.
 pub(crate) struct NameCache {
     slots: [NameSlot; NAME_SLOTS],
 }
 
-/// A name of `len` bytes: its first eight bytes (zero past `len`) and, for
-/// names of eight or more, its last eight; together they are all of it.
-/// `len == 0` marks an empty slot.
+/// A name of `n < 16` bytes as one 128-bit key: its bytes (zero past `n`)
+/// in the low fifteen bytes and `n` in the top byte (a name may not hold a
+/// zero byte, but the bytes before an `=` may: the length keeps `a\0` from
+/// matching `a`). Built the same way for every length, with a mask from a
+/// table: no branch on the length (which names of under and over eight
+/// bytes in turn made hard to predict). An empty slot holds a top byte of
+/// 0xff, which no key has.
 #[derive(Clone, Copy)]
 struct NameSlot {
-    head: u64,
-    tail: u64,
-    len: u64,
+    lo: u64,
+    hi: u64,
 }
 
 /// Direct-mapped; a collision only costs a check.
 const NAME_SLOTS: usize = 64;
 
+/// `KEEP[n]`: ones in the low `n` bytes of 16 (little-endian halves).
+const KEEP: [(u64, u64); 16] = keep_masks();
+
+const fn keep_masks() -> [(u64, u64); 16] {
+    let mut t = [(0u64, 0u64); 16];
+    let mut n = 0;
+    while n < 16 {
+        t[n] = if n < 8 {
+            ((1u64 << (8 * n)) - 1, 0)
+        } else {
+            (u64::MAX, (1u64 << (8 * (n - 8))) - 1)
+        };
+        n += 1;
+    }
+    t
+}
+
 impl NameCache {
     pub(crate) fn new() -> NameCache {
         NameCache {
             slots: [NameSlot {
-                head: 0,
-                tail: 0,
-                len: 0,
+                lo: 0,
+                hi: u64::MAX,
             }; NAME_SLOTS],
         }
     }
@@ -297,41 +316,36 @@ impl NameCache {
         // The name's end, if it is in the plain form `name=`: the first '='.
         // SAFETY: `i + 16 <= b.len()` (just tested; `i + 16` cannot wrap, a
         // slice is at most `isize::MAX` bytes).
-        let head = unsafe { word_unchecked(b, i) };
+        let (w0, w1) = unsafe { (word_unchecked(b, i), word_unchecked(b, i + 8)) };
         // One SSE2 compare finds it in the sixteen bytes.
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         let eq = unsafe { super::simd::find16_unchecked(b, i, b'=') };
         #[cfg(not(target_arch = "x86_64"))]
         let eq = {
-            let m = eq_mask(head, b'=');
+            let m = eq_mask(w0, b'=');
             if m != 0 {
                 Some((m.trailing_zeros() / 8) as usize)
             } else {
-                // SAFETY: as above.
-                let m = eq_mask(unsafe { word_unchecked(b, i + 8) }, b'=');
+                let m = eq_mask(w1, b'=');
                 (m != 0).then(|| 8 + (m.trailing_zeros() / 8) as usize)
             }
         };
         let Some(n) = eq else {
             return checked(label_name_len(b, i));
         };
-        let (head, tail) = if n < 8 {
-            let keep = (1u64 << (8 * n)).wrapping_sub(1);
-            (head & keep, 0)
-        } else {
-            // SAFETY: `8 <= n < 16`, so `i + n - 8 + 8 < i + 16 <= b.len()`.
-            (head, unsafe { word_unchecked(b, i + n - 8) })
-        };
-        let len = n as u64;
-        let h = (head ^ tail.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // `n < 16`: an index into the sixteen bytes.
+        let (k0, k1) = KEEP[n & 15];
+        let lo = w0 & k0;
+        let hi = w1 & k1 | (n as u64) << 56;
+        let h = (lo ^ hi.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let slot = &mut self.slots[(h >> 58) as usize % NAME_SLOTS];
-        if n > 0 && slot.head == head && slot.tail == tail && slot.len == len {
+        if slot.lo == lo && slot.hi == hi {
             return Some(n);
         }
         let ln = label_name_len(b, i);
         if ln == n && n > 0 {
-            *slot = NameSlot { head, tail, len };
+            *slot = NameSlot { lo, hi };
         }
         checked(ln)
     }
