@@ -259,6 +259,7 @@ struct GeneralWalk<'a> {
 
 /// The next pair of a label set in the general form from `off`, and where
 /// the walk stopped (the next pair's start, or where it gave up).
+#[cold]
 #[inline(never)]
 fn general_pair(src: &str, off: usize) -> (Option<(Str<'_>, Str<'_>)>, usize) {
     let mut w = GeneralWalk {
