@@ -723,17 +723,7 @@ impl<'a> Parser<'a> {
                 if *b.get(i)? == b'}' {
                     break;
                 }
-                let eq = i + self.label_names.name_len(b, i)?;
-                // `name_len` measured a name inside `b`: `eq <= b.len()`, so
-                // the length test cannot wrap (a range `get` also tested
-                // `eq + 2` for overflow: six instructions a pair).
-                debug_assert!(eq <= b.len());
-                // SAFETY: `eq + 2 <= b.len()`, tested first.
-                if b.len() - eq < 2 || unsafe { span::u16_at(b, eq) } != u16::from_le_bytes(*b"=\"")
-                {
-                    return None;
-                }
-                let q = scan::find_value_end(b, eq + 2)?;
+                let (eq, q) = self.plain_pair(b, i)?;
                 // SAFETY: `find_value_end` returns the index of a byte of
                 // `b`.
                 if unsafe { span::byte(b, q) } != b'"' {
@@ -823,6 +813,58 @@ impl<'a> Parser<'a> {
         self.pos = next;
         self.line += 1;
         Some(Entry::Sample(sample))
+    }
+
+    /// The `=` and the value's end (a `"`, `\\` or line feed, which the
+    /// caller tests) of the label pair at `b[i..]` in the plain form
+    /// `name="value`; `None` for anything else.
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn plain_pair(&mut self, b: &[u8], i: usize) -> Option<(usize, usize)> {
+        // Both ends from masks of the 32 bytes at `i` (see
+        // `simd::pair_masks32`): the name of up to 15 bytes, the value's
+        // end when it is within them.
+        #[cfg(target_arch = "x86_64")]
+        if i + 32 <= b.len() {
+            // SAFETY: `i + 32 <= b.len()`, just tested.
+            let (eqs, ends) = unsafe { simd::pair_masks32(b, i) };
+            if eqs != 0 {
+                let n = eqs.trailing_zeros() as usize;
+                // SAFETY: `i + 16 <= b.len()` and `n < 16` (a bit of a
+                // sixteen-bit mask).
+                if !unsafe { self.label_names.is_name16(b, i, n) } {
+                    return None;
+                }
+                let eq = i + n;
+                // SAFETY: `eq + 2 <= i + 17 <= b.len()`.
+                if unsafe { span::u16_at(b, eq) } != u16::from_le_bytes(*b"=\"") {
+                    return None;
+                }
+                // The lowest bit of `ends` is the opening quote (a name has
+                // none of the three bytes, nor has the '='); the next one is
+                // the value's end. Found without `n`: the name's end and the
+                // value's end come from the loads side by side.
+                debug_assert_eq!(ends.trailing_zeros() as usize, n + 1);
+                let rest = ends & ends.wrapping_sub(1);
+                let q = if rest != 0 {
+                    i + rest.trailing_zeros() as usize
+                } else {
+                    // None of them from `eq + 2` to `i + 32`.
+                    scan::find_value_end(b, i + 32)?
+                };
+                return Some((eq, q));
+            }
+        }
+        let eq = i + self.label_names.name_len(b, i)?;
+        // `name_len` measured a name inside `b`: `eq <= b.len()`, so the
+        // length test cannot wrap (a range `get` also tested `eq + 2` for
+        // overflow: six instructions a pair).
+        debug_assert!(eq <= b.len());
+        // SAFETY: `eq + 2 <= b.len()`, tested first.
+        if b.len() - eq < 2 || unsafe { span::u16_at(b, eq) } != u16::from_le_bytes(*b"=\"") {
+            return None;
+        }
+        Some((eq, scan::find_value_end(b, eq + 2)?))
     }
 
     /// A timestamp read before that `b[t..]` repeats (and that no further
@@ -1982,6 +2024,55 @@ mod tests {
         // The same in seconds, as OpenMetrics writes them.
         let om = doc.replace("1795328", "1795.328") + "# EOF\n";
         same_reading_as(om.as_bytes(), Format::OpenMetrics).unwrap();
+    }
+
+    /// The pair masks of the fast path (`plain_pair`: a name of up to 15
+    /// bytes, the value's end within 32 bytes of the pair's start or past
+    /// them) against the general path: names and values of every length
+    /// around those limits, with a blank, a backslash, a quote or a line
+    /// feed at each place of the value, at the end of the input and with
+    /// room after it, in both formats.
+    #[test]
+    fn label_pairs_read_the_same_at_every_length() {
+        let names = [
+            "a",
+            "_9",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghijklmn",
+            "abcdefghijklmno",
+        ];
+        let longer = [
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "9a",
+            "a.b",
+            "a\u{e9}",
+        ];
+        let mut lines = Vec::new();
+        for name in names.iter().chain(&longer) {
+            for len in 0..40 {
+                let value = "v".repeat(len);
+                lines.push(format!("m{{{name}=\"{value}\"}} 1\n"));
+                lines.push(format!("m{{x=\"y\",{name}=\"{value}\",z=\"\"}} 1 2\n"));
+                for at in 0..len {
+                    for odd in [" ", "\\\\", "\\\"", "\n", "\""] {
+                        let mut v = value.clone();
+                        v.replace_range(at..at + 1, odd);
+                        lines.push(format!("m{{{name}=\"{v}\"}} 1\n"));
+                    }
+                }
+            }
+        }
+        let pad = "# TYPE padding_to_make_room_after_the_line gauge\n";
+        for line in &lines {
+            for tail in ["", pad] {
+                let input = format!("{line}{tail}");
+                same_reading(input.as_bytes()).unwrap();
+                let om = format!("{input}# EOF\n");
+                same_reading_as(om.as_bytes(), Format::OpenMetrics).unwrap();
+            }
+        }
     }
 
     #[test]

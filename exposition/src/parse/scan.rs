@@ -314,15 +314,15 @@ impl NameCache {
             return checked(label_name_len(b, i));
         }
         // The name's end, if it is in the plain form `name=`: the first '='.
-        // SAFETY: `i + 16 <= b.len()` (just tested; `i + 16` cannot wrap, a
-        // slice is at most `isize::MAX` bytes).
-        let (w0, w1) = unsafe { (word_unchecked(b, i), word_unchecked(b, i + 8)) };
         // One SSE2 compare finds it in the sixteen bytes.
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
+        // SAFETY: `i + 16 <= b.len()` (just tested; `i + 16` cannot wrap, a
+        // slice is at most `isize::MAX` bytes).
         let eq = unsafe { super::simd::find16_unchecked(b, i, b'=') };
         #[cfg(not(target_arch = "x86_64"))]
         let eq = {
+            // SAFETY: as above.
+            let (w0, w1) = unsafe { (word_unchecked(b, i), word_unchecked(b, i + 8)) };
             let m = eq_mask(w0, b'=');
             if m != 0 {
                 Some((m.trailing_zeros() / 8) as usize)
@@ -334,6 +334,32 @@ impl NameCache {
         let Some(n) = eq else {
             return checked(label_name_len(b, i));
         };
+        // SAFETY: `i + 16 <= b.len()` and `n < 16`, as `is_name16` needs.
+        if unsafe { self.is_name16(b, i, n) } {
+            return Some(n);
+        }
+        // Not a name up to the '=': the name check's own length.
+        checked(label_name_len(b, i))
+    }
+
+    /// Whether the `n` bytes at `b[i..]`, which the first `=` in the
+    /// sixteen bytes at `b[i..]` follows, are a classic label name: a
+    /// lookup, and the character check on a miss (remembering the name when
+    /// it passes).
+    ///
+    /// # Safety
+    ///
+    /// `i + 16 <= b.len()` and `n < 16`.
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn is_name16(&mut self, b: &[u8], i: usize, n: usize) -> bool {
+        debug_assert!(
+            i + 16 <= b.len() && n < 16,
+            "name of {n} at {i} of {}",
+            b.len()
+        );
+        // SAFETY: `i + 16 <= b.len()` (the caller's contract).
+        let (w0, w1) = unsafe { (word_unchecked(b, i), word_unchecked(b, i + 8)) };
         // `n < 16`: an index into the sixteen bytes.
         let (k0, k1) = KEEP[n & 15];
         let lo = w0 & k0;
@@ -341,13 +367,13 @@ impl NameCache {
         let h = (lo ^ hi.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let slot = &mut self.slots[(h >> 58) as usize % NAME_SLOTS];
         if slot.lo == lo && slot.hi == hi {
-            return Some(n);
+            return true;
         }
-        let ln = label_name_len(b, i);
-        if ln == n && n > 0 {
+        let ok = n > 0 && label_name_len(b, i) == n;
+        if ok {
             *slot = NameSlot { lo, hi };
         }
-        checked(ln)
+        ok
     }
 }
 

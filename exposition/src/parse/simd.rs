@@ -121,3 +121,37 @@ pub(crate) unsafe fn find16_unchecked(b: &[u8], i: usize, byte: u8) -> Option<us
     };
     (m != 0).then(|| m.trailing_zeros() as usize)
 }
+
+/// For the label pair starting at `b[i]`: the `=` bytes of the sixteen
+/// bytes at `b[i..]` (bit k for `b[i + k]`), and the `"`, `\\` and line
+/// feed bytes of the 32 bytes at `b[i..]`. Both loads depend on `i` alone,
+/// so the value's end follows from the name's end by shifts, not by a
+/// second load that waits for it (the pairs of a line are a chain: each
+/// starts after the one before it ends).
+///
+/// # Safety
+///
+/// `i + 32 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn pair_masks32(b: &[u8], i: usize) -> (u32, u32) {
+    debug_assert!(i + 32 <= b.len(), "32 bytes at {i} of {}", b.len());
+    // SAFETY: the caller guarantees the 32 bytes are inside `b`; `loadu` has
+    // no alignment requirement; the rest is register-only SSE2, baseline on
+    // x86-64 (see `in_range`).
+    unsafe {
+        let v0 = _mm_loadu_si128(b.as_ptr().add(i).cast());
+        let v1 = _mm_loadu_si128(b.as_ptr().add(i + 16).cast());
+        let eq = _mm_movemask_epi8(_mm_cmpeq_epi8(v0, _mm_set1_epi8(b'=' as i8))) as u32;
+        let q = _mm_set1_epi8(b'"' as i8);
+        let e = _mm_set1_epi8(b'\\' as i8);
+        let n = _mm_set1_epi8(b'\n' as i8);
+        let end = |v: __m128i| {
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, e)),
+                _mm_cmpeq_epi8(v, n),
+            )) as u32
+        };
+        (eq, end(v0) | end(v1) << 16)
+    }
+}
