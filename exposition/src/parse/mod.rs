@@ -968,6 +968,8 @@ impl<'a> Parser<'a> {
                 },
                 next,
             )
+        } else if let Some((metric_type, next)) = type_word(b, rest) {
+            (Entry::Type { name, metric_type }, next)
         } else {
             // The type words are short: a word-at-a-time search.
             let (end, next) = match scan::find_byte(tail, 0, b'\n') {
@@ -1582,6 +1584,38 @@ fn parse_value_at(line: &str, i: usize, end: usize, no: u32) -> Result<(f64, Num
     })
 }
 
+/// A text 0.0.4 type word and its line feed at `b[i..]`, by one or two
+/// word compares, with the index after the line feed; `None` leaves it to
+/// the search for the line feed and the compare by length (the end of the
+/// input, anything else).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn type_word(b: &[u8], i: usize) -> Option<(MetricType, usize)> {
+    if i > b.len() || b.len() - i < 8 {
+        return None;
+    }
+    // SAFETY: `i + 8 <= b.len()`, just tested without overflow.
+    let w = unsafe { span::u64_at(b, i) };
+    let word = |s: &[u8; 8]| u64::from_le_bytes(*s);
+    if w == word(b"untyped\n") {
+        Some((MetricType::Unknown, i + 8))
+    } else if w == word(b"counter\n") {
+        Some((MetricType::Counter, i + 8))
+    } else if w == word(b"summary\n") {
+        Some((MetricType::Summary, i + 8))
+    } else if w & 0xffff_ffff_ffff == word(b"gauge\n\0\0") {
+        Some((MetricType::Gauge, i + 6))
+    } else if w == word(b"histogra")
+        && b.len() - i >= 10
+        // SAFETY: `i + 10 <= b.len()`, just tested.
+        && unsafe { span::u16_at(b, i + 8) } == u16::from_le_bytes(*b"m\n")
+    {
+        Some((MetricType::Histogram, i + 10))
+    } else {
+        None
+    }
+}
+
 /// Whether two entries are the same: names, texts and label pairs as
 /// written, values bit for bit, timestamps, line numbers.
 #[cfg(any(test, debug_assertions))]
@@ -2071,6 +2105,38 @@ mod tests {
                 same_reading(input.as_bytes()).unwrap();
                 let om = format!("{input}# EOF\n");
                 same_reading_as(om.as_bytes(), Format::OpenMetrics).unwrap();
+            }
+        }
+    }
+
+    /// `# TYPE` lines through the word compares of `type_word` and past
+    /// them, against the general path: every type word and near misses,
+    /// with a line feed, a blank, a carriage return or the end of the input
+    /// after them, and with and without room for the compares after them.
+    #[test]
+    fn type_words_read_the_same() {
+        let words = [
+            "untyped",
+            "counter",
+            "summary",
+            "gauge",
+            "histogram",
+            "gaugex",
+            "histograms",
+            "histogra",
+            "untype",
+            "Counter",
+            "",
+            "unknown",
+            "info",
+            "stateset",
+        ];
+        for word in words {
+            for after in ["\n", " \n", "\r\n", "\t\n", ""] {
+                for tail in ["", "a 1\n", "m{a=\"b\"} 1\n"] {
+                    let input = format!("# TYPE m {word}{after}{tail}");
+                    same_reading(input.as_bytes()).unwrap();
+                }
             }
         }
     }

@@ -70,3 +70,17 @@ pub(crate) unsafe fn u16_at(b: &[u8], i: usize) -> u16 {
     // `read_unaligned` has no alignment requirement.
     u16::from_le(unsafe { b.as_ptr().add(i).cast::<u16>().read_unaligned() })
 }
+
+/// The eight bytes at `b[i..]` as a little-endian number, unchecked in
+/// release builds (checked by a debug assertion).
+///
+/// # Safety
+///
+/// `i + 8 <= b.len()`.
+#[inline(always)]
+pub(crate) unsafe fn u64_at(b: &[u8], i: usize) -> u64 {
+    debug_assert!(i + 8 <= b.len(), "bytes {i}..{} of {}", i + 8, b.len());
+    // SAFETY: the caller guarantees the eight bytes are inside `b`;
+    // `read_unaligned` has no alignment requirement.
+    u64::from_le(unsafe { b.as_ptr().add(i).cast::<u64>().read_unaligned() })
+}
