@@ -827,12 +827,13 @@ impl<'a> Parser<'a> {
         #[cfg(target_arch = "x86_64")]
         if i + 32 <= b.len() {
             // SAFETY: `i + 32 <= b.len()`, just tested.
-            let (eqs, ends) = unsafe { simd::pair_masks32(b, i) };
+            let (eqs, ends, v) = unsafe { simd::pair_masks32(b, i) };
             if eqs != 0 {
                 let n = eqs.trailing_zeros() as usize;
-                // SAFETY: `i + 16 <= b.len()` and `n < 16` (a bit of a
-                // sixteen-bit mask).
-                if !unsafe { self.label_names.is_name16(b, i, n) } {
+                // SAFETY: `v` is the sixteen bytes at `b[i..]`,
+                // `i + 16 <= b.len()` and `n < 16` (a bit of a sixteen-bit
+                // mask).
+                if !unsafe { self.label_names.is_name16_v(v, b, i, n) } {
                     return None;
                 }
                 let eq = i + n;

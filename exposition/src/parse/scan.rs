@@ -257,49 +257,48 @@ pub(crate) fn label_name_len(b: &[u8], i: usize) -> usize {
 /// the name sixteen bytes at a time and looking the bytes up here costs less
 /// than checking each character again.
 pub(crate) struct NameCache {
-    slots: [NameSlot; NAME_SLOTS],
-}
-
-/// A name of `n < 16` bytes as one 128-bit key: its bytes (zero past `n`)
-/// in the low fifteen bytes and `n` in the top byte (a name may not hold a
-/// zero byte, but the bytes before an `=` may: the length keeps `a\0` from
-/// matching `a`). Built the same way for every length, with a mask from a
-/// table: no branch on the length (which names of under and over eight
-/// bytes in turn made hard to predict). An empty slot holds a top byte of
-/// 0xff, which no key has.
-#[derive(Clone, Copy)]
-struct NameSlot {
-    lo: u64,
-    hi: u64,
+    /// Each a name of `n < 16` bytes and its `=` as one 128-bit key: the
+    /// sixteen bytes at the name's start with those past the `=` zeroed.
+    /// A name holds no `=`, so the key gives the length (and `a\0=` is not
+    /// `a=`). Built the same way for every length, with a mask from a table:
+    /// no branch on the length (which names of under and over eight bytes
+    /// in turn made hard to predict). Zero, which no key is, marks an empty
+    /// slot.
+    slots: [u128; NAME_SLOTS],
 }
 
 /// Direct-mapped; a collision only costs a check.
 const NAME_SLOTS: usize = 64;
 
-/// `KEEP[n]`: ones in the low `n` bytes of 16 (little-endian halves).
-const KEEP: [(u64, u64); 16] = keep_masks();
+/// `KEEP[n]`: ones in the low `n + 1` bytes (a name of `n` and its `=`).
+const KEEP: [u128; 16] = keep_masks();
 
-const fn keep_masks() -> [(u64, u64); 16] {
-    let mut t = [(0u64, 0u64); 16];
+const fn keep_masks() -> [u128; 16] {
+    let mut t = [0u128; 16];
     let mut n = 0;
     while n < 16 {
-        t[n] = if n < 8 {
-            ((1u64 << (8 * n)) - 1, 0)
+        t[n] = if n == 15 {
+            u128::MAX
         } else {
-            (u64::MAX, (1u64 << (8 * (n - 8))) - 1)
+            (1u128 << (8 * (n + 1))) - 1
         };
         n += 1;
     }
     t
 }
 
+/// The slot of a key whose first eight bytes are `lo`, for a name of `n`
+/// bytes (names that share their first eight bytes differ in `n`, mostly).
+#[inline(always)]
+fn slot_of(lo: u64, n: usize) -> usize {
+    let h = (lo ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 58) as usize % NAME_SLOTS
+}
+
 impl NameCache {
     pub(crate) fn new() -> NameCache {
         NameCache {
-            slots: [NameSlot {
-                lo: 0,
-                hi: u64::MAX,
-            }; NAME_SLOTS],
+            slots: [0; NAME_SLOTS],
         }
     }
 
@@ -358,20 +357,80 @@ impl NameCache {
             "name of {n} at {i} of {}",
             b.len()
         );
-        // SAFETY: `i + 16 <= b.len()` (the caller's contract).
-        let (w0, w1) = unsafe { (word_unchecked(b, i), word_unchecked(b, i + 8)) };
-        // `n < 16`: an index into the sixteen bytes.
-        let (k0, k1) = KEEP[n & 15];
-        let lo = w0 & k0;
-        let hi = w1 & k1 | (n as u64) << 56;
-        let h = (lo ^ hi.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let slot = &mut self.slots[(h >> 58) as usize % NAME_SLOTS];
-        if slot.lo == lo && slot.hi == hi {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `i + 16 <= b.len()` (the caller's contract).
+            let v = unsafe { super::simd::load16_unchecked(b, i) };
+            // SAFETY: as above, and `n < 16`.
+            unsafe { self.is_name16_v(v, b, i, n) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // SAFETY: `i + 16 <= b.len()` (the caller's contract).
+            let v = unsafe { word_unchecked(b, i) } as u128
+                | (unsafe { word_unchecked(b, i + 8) } as u128) << 64;
+            let key = v & KEEP[n & 15];
+            let slot = &mut self.slots[slot_of(key as u64, n)];
+            if *slot == key {
+                return true;
+            }
+            Self::fill(slot, key, b, i, n)
+        }
+    }
+
+    /// [`NameCache::is_name16`] with the sixteen bytes at `b[i..]` already
+    /// loaded in `v` (the parser's pair masks loaded them): the key is
+    /// masked and compared in the vector register.
+    ///
+    /// # Safety
+    ///
+    /// `v` holds the sixteen bytes at `b[i..]`, `i + 16 <= b.len()` and
+    /// `n < 16`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn is_name16_v(
+        &mut self,
+        v: std::arch::x86_64::__m128i,
+        b: &[u8],
+        i: usize,
+        n: usize,
+    ) -> bool {
+        use std::arch::x86_64::{
+            _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_loadu_si128, _mm_movemask_epi8,
+        };
+        debug_assert!(
+            i + 16 <= b.len() && n < 16,
+            "name of {n} at {i} of {}",
+            b.len()
+        );
+        // `n < 16`: an index into the table.
+        let keep: *const u128 = &KEEP[n & 15];
+        // SAFETY: `keep` and the slot are sixteen-byte values; `loadu` has
+        // no alignment requirement; the rest is register-only SSE2,
+        // baseline on x86-64.
+        let (key, lo) = unsafe {
+            let key = _mm_and_si128(v, _mm_loadu_si128(keep.cast()));
+            (key, _mm_cvtsi128_si64(key) as u64)
+        };
+        let slot = &mut self.slots[slot_of(lo, n)];
+        let at: *const u128 = slot;
+        // SAFETY: as above.
+        let same = unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(key, _mm_loadu_si128(at.cast()))) };
+        if same == 0xffff {
             return true;
         }
+        // SAFETY: a vector is sixteen bytes, as a `u128`.
+        let key: u128 = unsafe { std::mem::transmute(key) };
+        Self::fill(slot, key, b, i, n)
+    }
+
+    /// A name not in its slot: checked, and remembered when it passes.
+    #[inline(always)]
+    fn fill(slot: &mut u128, key: u128, b: &[u8], i: usize, n: usize) -> bool {
         let ok = n > 0 && label_name_len(b, i) == n;
         if ok {
-            *slot = NameSlot { lo, hi };
+            *slot = key;
         }
         ok
     }

@@ -124,7 +124,8 @@ pub(crate) unsafe fn find16_unchecked(b: &[u8], i: usize, byte: u8) -> Option<us
 
 /// For the label pair starting at `b[i]`: the `=` bytes of the sixteen
 /// bytes at `b[i..]` (bit k for `b[i + k]`), and the `"`, `\\` and line
-/// feed bytes of the 32 bytes at `b[i..]`. Both loads depend on `i` alone,
+/// feed bytes of the 32 bytes at `b[i..]`, and the first sixteen bytes (for
+/// the name's key). Both loads depend on `i` alone,
 /// so the value's end follows from the name's end by shifts, not by a
 /// second load that waits for it (the pairs of a line are a chain: each
 /// starts after the one before it ends).
@@ -134,7 +135,7 @@ pub(crate) unsafe fn find16_unchecked(b: &[u8], i: usize, byte: u8) -> Option<us
 /// `i + 32 <= b.len()`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn pair_masks32(b: &[u8], i: usize) -> (u32, u32) {
+pub(crate) unsafe fn pair_masks32(b: &[u8], i: usize) -> (u32, u32, __m128i) {
     debug_assert!(i + 32 <= b.len(), "32 bytes at {i} of {}", b.len());
     // SAFETY: the caller guarantees the 32 bytes are inside `b`; `loadu` has
     // no alignment requirement; the rest is register-only SSE2, baseline on
@@ -152,6 +153,20 @@ pub(crate) unsafe fn pair_masks32(b: &[u8], i: usize) -> (u32, u32) {
                 _mm_cmpeq_epi8(v, n),
             )) as u32
         };
-        (eq, end(v0) | end(v1) << 16)
+        (eq, end(v0) | end(v1) << 16, v0)
     }
+}
+
+/// The sixteen bytes at `b[i..]`.
+///
+/// # Safety
+///
+/// `i + 16 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn load16_unchecked(b: &[u8], i: usize) -> __m128i {
+    debug_assert!(i + 16 <= b.len(), "16 bytes at {i} of {}", b.len());
+    // SAFETY: the caller guarantees the sixteen bytes are inside `b`;
+    // `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(b.as_ptr().add(i).cast()) }
 }
