@@ -720,25 +720,36 @@ impl<'a> Parser<'a> {
             // fit is settled once at the end.
             let mut ends: u128 = 0;
             loop {
-                if *b.get(i)? == b'}' {
-                    break;
-                }
-                let (eq, q) = self.plain_pair(b, i)?;
-                // SAFETY: `find_value_end` returns the index of a byte of
-                // `b`.
-                if unsafe { span::byte(b, q) } != b'"' {
+                let Some((eq, q)) = self.plain_pair(b, i) else {
+                    // No pair here: the end of the set (empty, or after a
+                    // trailing comma), or not the plain form. Tested here
+                    // rather than before each pair (a `}` is never a pair).
+                    if b.get(i) == Some(&b'}') {
+                        break;
+                    }
                     return None;
-                }
+                };
                 // Truncated to a byte each; only used below when every
                 // offset fits.
                 let pair = ((eq - open) & 0xff | ((q - open) & 0xff) << 8) as u128;
                 ends = ends >> 16 | pair << (128 - 16);
-                i = q + 1;
                 count += 1;
-                match b.get(i) {
-                    Some(b',') => i += 1,
-                    Some(b'}') => break,
-                    _ => return None,
+                // The closing quote and the `,` or `}` after it, in one
+                // read. `q` is the index of a byte of `b` (`plain_pair`),
+                // so the length test cannot wrap.
+                debug_assert!(q < b.len());
+                if b.len() - q < 2 {
+                    return None;
+                }
+                // SAFETY: `q + 2 <= b.len()`, just tested.
+                let w = unsafe { span::u16_at(b, q) };
+                if w == u16::from_le_bytes(*b"\",") {
+                    i = q + 2;
+                } else if w == u16::from_le_bytes(*b"\"}") {
+                    i = q + 1;
+                    break;
+                } else {
+                    return None;
                 }
             }
             // All pairs kept when there are at most `CACHED` and every

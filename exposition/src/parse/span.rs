@@ -33,18 +33,6 @@ pub(crate) unsafe fn sub(s: &str, a: usize, b: usize) -> &str {
     unsafe { s.get_unchecked(a..b) }
 }
 
-/// `b[i]`, unchecked in release builds (checked by a debug assertion).
-///
-/// # Safety
-///
-/// `i < b.len()`.
-#[inline(always)]
-pub(crate) unsafe fn byte(b: &[u8], i: usize) -> u8 {
-    debug_assert!(i < b.len(), "byte {i} of {}", b.len());
-    // SAFETY: the caller guarantees `i < b.len()`.
-    unsafe { *b.get_unchecked(i) }
-}
-
 /// `b[a..c]`, unchecked in release builds (checked by a debug assertion).
 ///
 /// # Safety
