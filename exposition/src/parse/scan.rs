@@ -287,10 +287,15 @@ const fn keep_masks() -> [u128; 16] {
     t
 }
 
-/// The slot of a key whose first eight bytes are `lo`, for a name of `n`
-/// bytes (names that share their first eight bytes differ in `n`, mostly).
+/// The slot of a name of `n` bytes whose first three bytes at the name's
+/// start, unmasked, are `lo3`. They are the name's (and its `="` for the
+/// shortest), so the slot is a function of the name; taken before the
+/// masking, the hash does not wait for the mask's load (the lookup is on
+/// every pair). The whole key is compared, so two names in one slot only
+/// cost checks.
 #[inline(always)]
-fn slot_of(lo: u64, n: usize) -> usize {
+fn slot_of(lo3: u64, n: usize) -> usize {
+    let lo = lo3;
     let h = (lo ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 58) as usize % NAME_SLOTS
 }
@@ -370,7 +375,7 @@ impl NameCache {
             let v = unsafe { word_unchecked(b, i) } as u128
                 | (unsafe { word_unchecked(b, i + 8) } as u128) << 64;
             let key = v & KEEP[n & 15];
-            let slot = &mut self.slots[slot_of(key as u64, n)];
+            let slot = &mut self.slots[slot_of(v as u64 & 0xff_ffff, n)];
             if *slot == key {
                 return true;
             }
@@ -411,7 +416,7 @@ impl NameCache {
         // baseline on x86-64.
         let (key, lo) = unsafe {
             let key = _mm_and_si128(v, _mm_loadu_si128(keep.cast()));
-            (key, _mm_cvtsi128_si64(key) as u64)
+            (key, _mm_cvtsi128_si64(v) as u64 & 0xff_ffff)
         };
         let slot = &mut self.slots[slot_of(lo, n)];
         let at: *const u128 = slot;
