@@ -6,10 +6,11 @@
 //! timestamp). The fast path has already found every end it slices at on
 //! an ASCII byte of the text, so the checks cannot fail there; measured by
 //! cachegrind on `/federate` output, they were ~100 of ~1,300 instructions
-//! a sample. The byte and word reads below (and `scan`'s unchecked words)
-//! serve the same purpose where the parser has proven the range (fourth
-//! round, crate README). The crate's other `unsafe` is the SSE2 code in
-//! [`super::simd`].
+//! a sample. The byte-slice and two- and eight-byte reads below (and
+//! `scan`'s unchecked words) serve the same purpose where the parser has
+//! proven the range (fourth and fifth rounds, crate README). The crate's
+//! other `unsafe` is the SSE2 code in [`super::simd`] and the label-name
+//! cache's vector compare in `scan`.
 
 #![allow(unsafe_code)]
 
