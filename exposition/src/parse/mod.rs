@@ -938,9 +938,11 @@ impl<'a> Parser<'a> {
     fn fast_meta(&mut self, start: usize) -> Option<Entry<'a>> {
         let text = self.text;
         let b = text.as_bytes();
-        let kw = b.get(start..start + 7)?;
-        let help = kw == b"# HELP ";
-        if !help && kw != b"# TYPE " {
+        // The keyword and its blank as one word (a line of fewer than
+        // eight bytes is left to the general path).
+        let kw = u64::from_le_bytes(*b.get(start..)?.first_chunk::<8>()?) & 0x00ff_ffff_ffff_ffff;
+        let help = kw == u64::from_le_bytes(*b"# HELP \0");
+        if !help && kw != u64::from_le_bytes(*b"# TYPE \0") {
             return None;
         }
         let ns = start + 7;
@@ -952,6 +954,13 @@ impl<'a> Parser<'a> {
         // space, inside `text`.
         let name = Str::plain(unsafe { span::sub(text, ns, ns + n) });
         let rest = ns + n + 1;
+        if !help {
+            if let Some((metric_type, next)) = type_word(b, rest) {
+                self.pos = next;
+                self.line += 1;
+                return Some(Entry::Type { name, metric_type });
+            }
+        }
         let tail = b.get(rest..)?;
         // The end of the line, past the text or type word.
         let eol = |from: usize| match memchr::memchr(b'\n', &tail[from..]) {
@@ -980,8 +989,6 @@ impl<'a> Parser<'a> {
                 },
                 next,
             )
-        } else if let Some((metric_type, next)) = type_word(b, rest) {
-            (Entry::Type { name, metric_type }, next)
         } else {
             // The type words are short: a word-at-a-time search.
             let (end, next) = match scan::find_byte(tail, 0, b'\n') {
@@ -2150,6 +2157,19 @@ mod tests {
                     same_reading(input.as_bytes()).unwrap();
                 }
             }
+        }
+        // Keyword lines shorter than the keyword's word, at the end.
+        for line in [
+            "#",
+            "# TYPE",
+            "# TYPE ",
+            "# HELP",
+            "# HELP ",
+            "# HELP m",
+            "# HELP m \\",
+        ] {
+            same_reading(line.as_bytes()).unwrap();
+            same_reading(format!("a 1\n{line}").as_bytes()).unwrap();
         }
     }
 
