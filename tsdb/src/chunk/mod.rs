@@ -134,27 +134,6 @@ impl ChunkWriter {
         self.app.clear();
     }
 
-    /// Appends `samples`, which must be strictly increasing, after the last
-    /// sample and at most [`MAX_SAMPLES`] in all: the same bytes and buffer
-    /// capacity as [`append`](Self::append) of each, allocated once.
-    /// Refused as a whole (nothing appended) otherwise.
-    pub(crate) fn append_all(&mut self, samples: &[(i64, f64)]) -> Result<(), Error> {
-        let mut last = self.app.last_t();
-        for &(t, _) in samples {
-            if let Some(l) = last {
-                if t <= l {
-                    return Err(Error::OutOfOrder { t, last: l });
-                }
-            }
-            last = Some(t);
-        }
-        if self.len() + samples.len() > MAX_SAMPLES {
-            return Err(Error::Full(self.len()));
-        }
-        self.app.append_all(samples);
-        Ok(())
-    }
-
     /// Samples appended.
     pub fn len(&self) -> usize {
         usize::from(self.app.count)
@@ -455,48 +434,6 @@ pub(crate) fn xor_err(e: xor::XorError, offset: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// `append_all` leaves the bytes and the buffer capacity that
-        /// appending the same samples one by one leaves, from an empty
-        /// chunk or one holding samples; out of order it appends nothing.
-        #[test]
-        fn append_all_is_appending_one_by_one(
-            before in 0..50usize,
-            n in 0..300usize,
-            steps in proptest::collection::vec(1..100_000i64, 350),
-            values in proptest::collection::vec(proptest::prelude::any::<u64>(), 350),
-        ) {
-            let mut t = 0i64;
-            let samples: Vec<(i64, f64)> = steps
-                .iter()
-                .zip(&values)
-                .take(before + n)
-                .map(|(&d, &v)| {
-                    t += d;
-                    (t, f64::from_bits(v))
-                })
-                .collect();
-            let (head, tail) = samples.split_at(before.min(samples.len()));
-            let mut one = ChunkWriter::new();
-            let mut all = ChunkWriter::new();
-            for &(t, v) in head {
-                one.append(t, v).unwrap();
-                all.append(t, v).unwrap();
-            }
-            for &(t, v) in tail {
-                one.append(t, v).unwrap();
-            }
-            all.append_all(tail).unwrap();
-            proptest::prop_assert_eq!(one.bytes(), all.bytes());
-            proptest::prop_assert_eq!(one.heap_bytes(), all.heap_bytes());
-            if let Some(&(first, _)) = tail.first() {
-                let before = all.bytes().to_vec();
-                proptest::prop_assert!(all.append_all(&[(first, 0.0)]).is_err());
-                proptest::prop_assert_eq!(all.bytes(), &before[..]);
-            }
-        }
-    }
 
     const STALE: u64 = 0x7ff0_0000_0000_0002;
 

@@ -186,6 +186,25 @@ impl Encoder {
         Ok(())
     }
 
+    /// Appends one sealed chunk of the samples `fill` pushes into the
+    /// timestamp and value columns (given empty): strictly increasing, at
+    /// most [`MAX_SAMPLES`], as the head's raw open chunks hold them
+    /// (`head/open.rs`). Nothing is appended when `fill` pushes nothing.
+    pub(crate) fn encode_with(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<i64>, &mut Vec<f64>),
+        out: &mut Vec<u8>,
+    ) {
+        self.ts.clear();
+        self.vs.clear();
+        fill(&mut self.ts, &mut self.vs);
+        debug_assert!(self.ts.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(self.ts.len() <= MAX_SAMPLES && self.ts.len() == self.vs.len());
+        if !self.ts.is_empty() {
+            self.encode_columns(out);
+        }
+    }
+
     pub(crate) fn encode_open(&mut self, w: &ChunkWriter, out: &mut Vec<u8>) {
         self.ts.clear();
         self.vs.clear();

@@ -225,33 +225,6 @@ impl XorAppender {
         None
     }
 
-    /// Appends `samples` as [`append`](Self::append) one by one would (the
-    /// caller has checked order and count), to the same bytes and the same
-    /// capacity, but with one allocation instead of one per `GROW` bytes:
-    /// WAL replay builds 10,000 open chunks at once this way, where the
-    /// small steps cost a reallocation every few samples.
-    pub(crate) fn append_all(&mut self, samples: &[(i64, f64)]) {
-        // The capacity `append`'s steps would reach, tracked beside a
-        // buffer reserved for the worst case.
-        let mut cap = self.buf.capacity();
-        self.buf
-            .reserve_exact(samples.len().saturating_mul(MAX_SAMPLE_BYTES));
-        for &(t, v) in samples {
-            if cap - self.buf.len() < MAX_SAMPLE_BYTES {
-                cap = self.buf.len() + GROW;
-            }
-            self.append(t, v);
-        }
-        // `cap` is at least the length (each step left 20 bytes free for a
-        // sample); the worst-case reservation may be below it (few samples
-        // into a nearly full buffer) or above it.
-        if self.buf.capacity() > cap {
-            self.buf.shrink_to(cap);
-        } else if self.buf.capacity() < cap {
-            self.buf.reserve_exact(cap - self.buf.len());
-        }
-    }
-
     /// Appends; the caller has checked order and capacity.
     pub(crate) fn append(&mut self, t: i64, v: f64) {
         let bits = v.to_bits();

@@ -10,6 +10,7 @@
 //! it. [`Head::open`] replays the WAL.
 
 mod front;
+mod open;
 pub mod record;
 mod replay;
 mod sealer;
@@ -27,7 +28,7 @@ use parking_lot::RwLock;
 use vigil_wal::Wal;
 
 use crate::Error;
-use crate::chunk::{Chunk, ChunkPolicy};
+use crate::chunk::ChunkPolicy;
 use crate::index::{Index, Matcher, SeriesId};
 use crate::labels::Labels;
 use series::MemSeries;
@@ -182,7 +183,7 @@ struct State {
     pending: BTreeMap<(SeriesId, i64), Pending>,
 }
 
-/// A chunk in the sealer's hands, in its open encoding.
+/// A chunk in the sealer's hands, in its raw form (`open.rs`).
 struct Pending {
     maxt: i64,
     /// The commit's cut chunks, shared with the sealer.
@@ -1060,7 +1061,7 @@ impl SeriesSamples<'_> {
             let bytes = self.chunks.next()?.bytes;
             self.buf.clear();
             self.at = 0;
-            if let Err(e) = Chunk::new(bytes).and_then(|c| c.decode_into(&mut self.buf)) {
+            if let Err(e) = open::decode_into(bytes, &mut self.buf) {
                 return Some(Err(e));
             }
         }

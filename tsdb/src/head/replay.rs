@@ -26,11 +26,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vigil_wal::Wal;
 
+use super::open::OpenChunk;
 use super::record::{self, Record};
 use super::series::{MemSeries, frame_header};
 use super::{HeadOptions, State};
 use crate::Error;
-use crate::chunk::{Chunk, ChunkWriter, Encoder, MAX_SAMPLES};
+use crate::chunk::{Encoder, MAX_SAMPLES};
 
 /// Samples gathered before a batch is applied: large enough that starting
 /// threads is noise, small enough that the decoded batch (24 bytes a
@@ -732,16 +733,8 @@ fn put(
                 return;
             }
             if open > 0 {
-                if let Ok(c) = Chunk::new(s.open.bytes()) {
-                    p.buf.extend(c.iter().map_while(Result::ok));
-                }
-                if p.buf.len() != open {
-                    // The head's own chunk did not decode: keep it as it is.
-                    p.buf.clear();
-                    ordinary(s, p, t, v, opts);
-                    return;
-                }
-                s.open = ChunkWriter::new();
+                p.buf.extend(s.open.samples());
+                s.open = OpenChunk::default();
                 if policy.should_cut_len(open, p.buf[0].0, t) {
                     seal(s, p, sc, opts);
                 }

@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use super::open::OpenChunk;
 use crate::Error;
 use crate::chunk::{Chunk, ChunkPolicy, ChunkWriter, Encoder};
 
@@ -33,6 +34,10 @@ thread_local! {
 #[derive(Default, Clone)]
 pub(crate) struct SealedChunks {
     buf: Box<[u8]>,
+    /// The last chunk's maxt (0, the first frame's base, when none): kept
+    /// so that appending a chunk or asking a series' newest time does not
+    /// walk every frame (2.4 % of ingest CPU, README "Head").
+    last_maxt: i64,
 }
 
 /// One sealed chunk, borrowed from a [`SealedChunks`] buffer.
@@ -77,13 +82,14 @@ impl SealedChunks {
         self.iter().next()
     }
 
-    pub(crate) fn last(&self) -> Option<SealedRef<'_>> {
-        self.iter().last()
+    /// The last chunk's maxt, without walking the frames.
+    pub(crate) fn last_maxt(&self) -> Option<i64> {
+        (!self.buf.is_empty()).then_some(self.last_maxt)
     }
 
     /// Appends a chunk after the last one, growing the buffer exactly.
     pub(crate) fn push(&mut self, mint: i64, maxt: i64, bytes: &[u8]) {
-        let base = self.last().map_or(0, |c| c.maxt);
+        let base = self.last_base();
         let mut frame = [0u8; 32];
         let n = frame_header(&mut frame, bytes.len(), mint, maxt, base);
         let mut buf = std::mem::take(&mut self.buf).into_vec();
@@ -92,6 +98,7 @@ impl SealedChunks {
         buf.extend_from_slice(bytes);
         // Exactly full, so this does not reallocate.
         self.buf = buf.into_boxed_slice();
+        self.last_maxt = maxt;
     }
 
     /// Rebuilds the buffer from the chunks `f` maps each chunk to (`None`
@@ -204,7 +211,7 @@ impl<'a> Iterator for SealedIter<'a> {
 #[derive(Default)]
 pub(crate) struct MemSeries {
     pub(crate) sealed: SealedChunks,
-    pub(crate) open: ChunkWriter,
+    pub(crate) open: OpenChunk,
     /// Late samples accepted within the out-of-order window; allocated only
     /// for a series that got one. Boxed so that the other series pay 8
     /// bytes for it, not the 24 of an empty map.
@@ -214,9 +221,7 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     pub(crate) fn max_time(&self) -> Option<i64> {
-        self.open
-            .last_time()
-            .or_else(|| self.sealed.last().map(|s| s.maxt))
+        self.open.last_time().or_else(|| self.sealed.last_maxt())
     }
 
     pub(crate) fn min_time(&self) -> Option<i64> {
@@ -324,8 +329,10 @@ impl MemSeries {
             Some(last) if t == last => return Ok(false),
             _ => {}
         }
-        if policy.should_cut(&self.open, t) {
-            cut(self);
+        if let Some(first) = self.open.first_time() {
+            if policy.should_cut_len(self.open.len(), first, t) {
+                cut(self);
+            }
         }
         self.open.append(t, v)?;
         Ok(true)
@@ -381,7 +388,7 @@ impl MemSeries {
         if self.open.first_time().is_some_and(|f| f <= maxt)
             && self.open.last_time().is_some_and(|l| l >= mint)
         {
-            self.open = rewrite_keeping(self.open.bytes(), keep);
+            self.open.retain(keep);
         }
         if let Some(m) = &mut self.ooo {
             m.retain(|&ts, _| keep(ts));
@@ -410,7 +417,7 @@ impl MemSeries {
             });
         }
         if self.open.first_time().is_some_and(|f| f < t) {
-            self.open = rewrite_keeping(self.open.bytes(), |ts| ts >= t);
+            self.open.retain(|ts| ts >= t);
         }
         if let Some(m) = &mut self.ooo {
             let kept = m.split_off(&t);
@@ -438,7 +445,7 @@ impl MemSeries {
                 .map(|(_, v)| v)
         };
         if self.open.first_time().is_some_and(|f| f <= t) {
-            return find(self.open.bytes());
+            return self.open.value_at(t);
         }
         self.sealed
             .iter()
@@ -477,7 +484,11 @@ pub(crate) fn rewrite_keeping(bytes: &[u8], keep: impl Fn(i64) -> bool) -> Chunk
 impl SealedChunks {
     /// The last chunk's maxt, or 0 (the frame base) when there is none.
     pub(crate) fn last_base(&self) -> i64 {
-        self.last().map_or(0, |c| c.maxt)
+        if self.buf.is_empty() {
+            0
+        } else {
+            self.last_maxt
+        }
     }
 
     /// Appends framed chunks (as [`frame_header`] frames them, the first
@@ -485,6 +496,10 @@ impl SealedChunks {
     pub(crate) fn append_frames(&mut self, frames: &[u8]) {
         if frames.is_empty() {
             return;
+        }
+        let base = self.last_base();
+        if let Some(c) = SealedIter::new(frames, base).last() {
+            self.last_maxt = c.maxt;
         }
         let mut buf = std::mem::take(&mut self.buf).into_vec();
         buf.reserve_exact(frames.len());
@@ -494,7 +509,7 @@ impl SealedChunks {
 }
 
 /// Full chunks a commit cut and left to the background sealer
-/// (`head/sealer.rs`): their open-encoding bytes back to back, and which
+/// (`head/sealer.rs`): their raw bytes (`open.rs`) back to back, and which
 /// series and range each is, in the order they were cut.
 #[derive(Default)]
 pub(crate) struct SealJobs {
@@ -502,7 +517,7 @@ pub(crate) struct SealJobs {
     pub(crate) jobs: Vec<SealJob>,
 }
 
-/// One chunk to seal: series `id`'s chunk `[mint, maxt]`, whose open
+/// One chunk to seal: series `id`'s chunk `[mint, maxt]`, whose raw
 /// encoding is `bytes[at]` of its [`SealJobs`] (or, in a result, whose
 /// sealed encoding is).
 #[derive(Clone, Debug, PartialEq, Eq)]

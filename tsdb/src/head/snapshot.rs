@@ -34,10 +34,7 @@ pub(crate) fn encode(st: &State, out: &mut Vec<u8>) {
             out.extend_from_slice(c.bytes);
         }
         samples.clear();
-        if let Ok(c) = Chunk::new(s.open.bytes()) {
-            // The open chunk was written by this process; it decodes.
-            let _ = c.decode_into(&mut samples);
-        }
+        samples.extend(s.open.samples());
         samples.extend(s.ooo_iter());
         put_uvarint(out, samples.len() as u64);
         put_uvarint(out, s.ooo_len() as u64);
