@@ -78,12 +78,21 @@ impl Front {
 
     /// Records `id`'s newest timestamp (`None`: no sample), creating its
     /// page if needed. Callers hold the state's write lock.
+    #[inline]
     pub(crate) fn set(&self, id: SeriesId, newest: Option<i64>) {
         let v = newest.unwrap_or(EMPTY);
         if let Some(s) = self.slot(id) {
             s.store(v, Ordering::Release);
             return;
         }
+        self.set_new(id, v);
+    }
+
+    /// [`set`](Self::set) where `id`'s page does not exist yet: once per
+    /// 256 series, so kept out of the commit's loop.
+    #[cold]
+    #[inline(never)]
+    fn set_new(&self, id: SeriesId, v: i64) {
         let Some((k, off, i)) = locate(id) else {
             return; // beyond the table: the locked path answers
         };
