@@ -61,7 +61,52 @@ fn locate(id: SeriesId) -> Option<(usize, usize, usize)> {
     Some((k, off, (id % PAGE as u64) as usize))
 }
 
+/// The page of slots last looked up, kept by a caller that looks up many
+/// ids in a row (`append_ref`, a commit's loop): ids of a shard of series
+/// share pages, so most lookups skip the directory's three dependent loads.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Cursor<'a> {
+    /// The id of `page[0]`.
+    first: SeriesId,
+    /// Empty until a page is found.
+    page: &'a [AtomicI64],
+}
+
 impl Front {
+    /// The slot of `id` through `c`, moving `c` to `id`'s page if needed.
+    #[inline]
+    fn slot_at<'a>(&'a self, c: &mut Cursor<'a>, id: SeriesId) -> Option<&'a AtomicI64> {
+        let i = id.wrapping_sub(c.first);
+        if let Some(s) = usize::try_from(i).ok().and_then(|i| c.page.get(i)) {
+            return Some(s);
+        }
+        let (k, off, i) = locate(id)?;
+        let page = self.segments[k].get()?.get(off)?.get()?;
+        *c = Cursor {
+            first: id - i as u64,
+            page,
+        };
+        page.get(i)
+    }
+
+    /// [`get`](Self::get) through a cursor.
+    #[inline]
+    pub(crate) fn get_at<'a>(&'a self, c: &mut Cursor<'a>, id: SeriesId) -> i64 {
+        self.slot_at(c, id)
+            .map_or(ASK, |s| s.load(Ordering::Acquire))
+    }
+
+    /// [`set`](Self::set) through a cursor.
+    #[inline]
+    pub(crate) fn set_at<'a>(&'a self, c: &mut Cursor<'a>, id: SeriesId, newest: Option<i64>) {
+        let v = newest.unwrap_or(EMPTY);
+        if let Some(s) = self.slot_at(c, id) {
+            s.store(v, Ordering::Release);
+            return;
+        }
+        self.set_new(id, v);
+    }
+
     /// The slot of `id`, if its page exists.
     #[inline]
     fn slot(&self, id: SeriesId) -> Option<&AtomicI64> {
@@ -70,8 +115,8 @@ impl Front {
     }
 
     /// What the table says about `id`: [`ASK`], [`EMPTY`] or the series'
-    /// newest timestamp.
-    #[inline]
+    /// newest timestamp (the head asks through [`get_at`](Self::get_at)).
+    #[cfg(test)]
     pub(crate) fn get(&self, id: SeriesId) -> i64 {
         self.slot(id).map_or(ASK, |s| s.load(Ordering::Acquire))
     }
@@ -127,6 +172,27 @@ impl Front {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_answers_as_the_table() {
+        let f = Front::default();
+        for id in (0..3000u64).step_by(7) {
+            f.set(id, Some(id as i64 * 3));
+        }
+        let mut c = Cursor::default();
+        // Forward, backward and across pages; ids never set ask.
+        for id in (0..3100u64)
+            .chain((0..3100u64).rev())
+            .chain([5, 2999, 0, 1 << 50])
+        {
+            assert_eq!(f.get_at(&mut c, id), f.get(id), "id {id}");
+        }
+        let mut c = Cursor::default();
+        for id in [10u64, 300, 11, 5000, 1 << 20] {
+            f.set_at(&mut c, id, Some(-1));
+            assert_eq!(f.get(id), -1);
+        }
+    }
 
     #[test]
     fn pages_cover_every_id_once() {

@@ -656,6 +656,7 @@ impl Head {
         Appender {
             head: self,
             samples: Vec::with_capacity(samples),
+            front: front::Cursor::default(),
             gc_epoch: self.gc_epoch.load(Ordering::Acquire),
         }
     }
@@ -712,6 +713,8 @@ impl State {
 pub struct Appender<'h> {
     head: &'h Head,
     samples: Vec<(SeriesId, i64, f64)>,
+    /// `front`'s page of the last id checked.
+    front: front::Cursor<'h>,
     /// `Head::gc_epoch` when the appender was made: every series it
     /// appended to existed at or after this collection.
     gc_epoch: u64,
@@ -739,7 +742,7 @@ impl Appender<'_> {
     pub fn append_ref(&mut self, id: SeriesId, t: i64, v: f64) -> Result<(), Error> {
         // Without the lock first: the same checks against front.rs's copy
         // of what the locked path reads below.
-        let last = self.head.front.get(id);
+        let last = self.head.front.get_at(&mut self.front, id);
         if last != front::ASK {
             let min_valid = self.head.min_valid.load(Ordering::Acquire);
             if t < min_valid {
@@ -849,6 +852,7 @@ impl Appender<'_> {
             st.unlogged.remove(&id);
         }
         let mut first_err = None;
+        let mut cursor = front::Cursor::default();
         for &(id, t, v) in &self.samples {
             let min_valid = st.min_valid;
             let Some(s) = st.series.get_mut(id) else {
@@ -865,7 +869,7 @@ impl Appender<'_> {
                 s.append(t, v, &opts.chunk_policy, window)
             };
             if matches!(stored, Ok(true)) {
-                self.head.front.set(id, s.max_time());
+                self.head.front.set_at(&mut cursor, id, s.max_time());
             }
             match stored {
                 Ok(true) => summary.appended += 1,
