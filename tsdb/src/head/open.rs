@@ -91,8 +91,9 @@ impl OpenChunk {
         if self.wide { WIDE } else { NARROW }
     }
 
-    /// Appends a sample after the last one.
-    #[inline]
+    /// Appends a sample after the last one (inlined into the head's
+    /// append: it runs once a sample).
+    #[inline(always)]
     pub(crate) fn append(&mut self, t: i64, v: f64) -> Result<(), Error> {
         if self.count == 0 {
             self.start(t);
