@@ -25,7 +25,7 @@ use foldhash::fast::RandomState;
 use std::path::Path;
 
 use parking_lot::RwLock;
-use vigil_wal::Wal;
+use vigil_wal::{SyncPolicy, Wal};
 
 use crate::Error;
 use crate::chunk::ChunkPolicy;
@@ -49,6 +49,14 @@ pub struct HeadOptions {
     /// appending thread's CPU, which another core can take. Turn it off
     /// where there is no other core to take it.
     pub seal_in_background: bool,
+    /// Under `SyncPolicy::Batch`, the most bytes of committed records the
+    /// WAL may hold that are not yet durable: a commit that passes it waits
+    /// for the WAL's fsync (`Wal::sync`). `Batch` acknowledges a record once
+    /// it is queued, and while the disk stalls the WAL's queue may grow to
+    /// 64 MiB or more, all of it resident (README, "Ingest after
+    /// midnight"). Default 16 MiB; 0 leaves the queue to the WAL. Other
+    /// sync policies ignore it.
+    pub wal_lag_bytes: usize,
 }
 
 impl Default for HeadOptions {
@@ -58,6 +66,7 @@ impl Default for HeadOptions {
             out_of_order_window_ms: 0,
             wal: vigil_wal::Options::default(),
             seal_in_background: true,
+            wal_lag_bytes: 16 << 20,
         }
     }
 }
@@ -279,6 +288,47 @@ impl HeadMemory {
     }
 }
 
+/// Committed WAL bytes not yet seen durable, for
+/// [`HeadOptions::wal_lag_bytes`]: each commit's end and the running total
+/// of bytes written at it.
+#[derive(Default)]
+struct WalLag {
+    total: u64,
+    durable: u64,
+    marks: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl WalLag {
+    /// Notes a commit's records (ending before LSN `end`, `bytes` long)
+    /// and waits for the WAL's fsync if more than `limit` bytes are not
+    /// durable (0: no limit).
+    fn wrote(&mut self, wal: &Wal, end: u64, bytes: u64, limit: usize) -> Result<(), Error> {
+        if limit == 0 {
+            return Ok(());
+        }
+        self.total += bytes;
+        self.marks.push_back((end, self.total));
+        if self.total - self.durable <= limit as u64 {
+            return Ok(());
+        }
+        // Records at or below `durable_lsn` are durable.
+        let durable = wal.durable_lsn();
+        while let Some(&(e, t)) = self.marks.front() {
+            if e > durable.saturating_add(1) {
+                break;
+            }
+            self.durable = t;
+            self.marks.pop_front();
+        }
+        if self.total - self.durable > limit as u64 {
+            wal.sync()?;
+            self.durable = self.total;
+            self.marks.clear();
+        }
+        Ok(())
+    }
+}
+
 /// The in-memory head of the store, durable through its WAL.
 ///
 /// ```
@@ -309,7 +359,8 @@ pub struct Head {
     state: RwLock<State>,
     /// Held from a commit's WAL write until its samples are applied, and by
     /// a checkpoint, so that a checkpoint's state and WAL position agree.
-    commit: parking_lot::Mutex<()>,
+    /// It guards what commits have written and not seen durable yet.
+    commit: parking_lot::Mutex<WalLag>,
     /// Series collections so far ([`Head::gc_series`]): a commit whose
     /// appends all came after the last one need not look for collected
     /// series.
@@ -355,7 +406,7 @@ impl Head {
             opts,
             min_valid: AtomicI64::new(state.min_valid),
             state: RwLock::new(state),
-            commit: parking_lot::Mutex::new(()),
+            commit: parking_lot::Mutex::new(WalLag::default()),
             gc_epoch: AtomicU64::new(0),
             front: front::Front::default(),
         };
@@ -785,7 +836,7 @@ impl Appender<'_> {
         if self.head.wal.is_some() && !self.samples.is_empty() {
             record::encode_samples(&self.samples, &mut samples_rec);
         }
-        let _commit = self.head.commit.lock();
+        let mut lag = self.head.commit.lock();
         let mut summary = CommitSummary::default();
         // The commit lock keeps series collection out until the batch is
         // applied; a series collected since its append_ref is left out of
@@ -834,7 +885,11 @@ impl Appender<'_> {
                 recs.push(&samples_rec);
             }
             if !recs.is_empty() {
-                wal.append_batch(&recs)?;
+                let lsns = wal.append_batch(&recs)?;
+                if let SyncPolicy::Batch { .. } = self.head.opts.wal.sync {
+                    let bytes = recs.iter().map(|r| r.len() as u64).sum();
+                    lag.wrote(wal, lsns.end, bytes, self.head.opts.wal_lag_bytes)?;
+                }
             }
             logged = series.into_iter().map(|(id, _)| id).collect();
         }
@@ -1105,5 +1160,50 @@ impl Iterator for SeriesSamples<'_> {
                 late.map(Ok)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Under a batch policy that would not write for an hour, commits past
+    /// the bound wait for the fsync: what is not durable never exceeds it
+    /// by more than one commit, and below the bound nothing is forced.
+    #[test]
+    fn a_commit_past_the_lag_bound_waits_for_the_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = vigil_wal::Options::default().sync(SyncPolicy::Batch {
+            max_delay: Duration::from_secs(3600),
+            max_bytes: 1 << 30,
+        });
+        let wal = Wal::open(dir.path(), opts).unwrap();
+        let mut lag = WalLag::default();
+        let rec = vec![7u8; 1000];
+        let mut sizes = Vec::new();
+        for i in 0..40u64 {
+            let lsns = wal.append_batch(&[&rec]).unwrap();
+            lag.wrote(&wal, lsns.end, 1000, 10_000).unwrap();
+            sizes.push(lsns.end);
+            let durable = wal.durable_lsn();
+            // Records above `durable` are the ones not on disk.
+            let open = sizes.iter().filter(|&&e| e > durable + 1).count() as u64;
+            assert!(
+                open * 1000 <= 10_000,
+                "commit {i}: {open} records not durable"
+            );
+            if i < 10 {
+                assert!(open == i + 1, "commit {i}: forced a sync below the bound");
+            }
+        }
+        // Without a bound, nothing is forced.
+        let mut free = WalLag::default();
+        let before = wal.durable_lsn();
+        for _ in 0..40 {
+            let lsns = wal.append_batch(&[&rec]).unwrap();
+            free.wrote(&wal, lsns.end, 1000, 0).unwrap();
+        }
+        assert_eq!(wal.durable_lsn(), before);
     }
 }
