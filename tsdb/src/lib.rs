@@ -12,9 +12,9 @@
 //!   and lazily decoded queries over blocks and head.
 //!
 //! `unsafe` is denied everywhere but in `block/mapped.rs`, which maps block
-//! files (`memmap2`), and one cache prefetch hint in `head/open.rs` (a
-//! measured 10–25 % of ingest CPU); their safety arguments are written
-//! there.
+//! files (`memmap2`), and one cache prefetch hint in `head/open.rs`
+//! (about a tenth of the ingest's CPU in alternating runs, README "Ingest
+//! after midnight"); their safety arguments are written there.
 //!
 //! A series' samples `(timestamp_ms: i64, value: f64)` live in compressed
 //! chunks. [`chunk::ChunkWriter`] appends samples in time order into an open
