@@ -195,14 +195,14 @@ struct State {
 /// A chunk in the sealer's hands, in its raw form (`open.rs`).
 struct Pending {
     maxt: i64,
-    /// The commit's cut chunks, shared with the sealer.
-    bytes: Arc<Vec<u8>>,
-    at: std::ops::Range<usize>,
+    /// The commit's cut chunks, shared with the sealer, and which is this.
+    bufs: Arc<Vec<Vec<u8>>>,
+    i: usize,
 }
 
 impl Pending {
     fn bytes(&self) -> &[u8] {
-        self.bytes.get(self.at.clone()).unwrap_or_default()
+        self.bufs.get(self.i).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -596,7 +596,7 @@ impl Head {
         };
         // Chunks in the sealer's hands count as sealed ones, at their open
         // size.
-        m.sealed_chunks += st.pending.values().map(|p| p.at.len()).sum::<usize>();
+        m.sealed_chunks += st.pending.values().map(|p| p.bytes().len()).sum::<usize>();
         for (_, s) in st.series.iter() {
             let (sealed, open, ooo) = s.heap_bytes();
             m.sealed_chunks += sealed;
@@ -934,14 +934,18 @@ impl Appender<'_> {
                 }
             }
         }
+        let spare = std::mem::take(&mut seals.spare);
+        if let (Some(sealer), false) = (self.head.sealer(), spare.is_empty()) {
+            sealer.give_spare(spare);
+        }
         if !seals.jobs.is_empty() {
             // Readable from here on, under the same lock as the samples.
-            let bytes = Arc::new(seals.bytes);
+            let bufs = Arc::new(seals.bufs);
             for job in &seals.jobs {
                 let p = Pending {
                     maxt: job.maxt,
-                    bytes: bytes.clone(),
-                    at: job.at.clone(),
+                    bufs: bufs.clone(),
+                    i: job.at.start,
                 };
                 st.pending.insert((job.id, job.mint), p);
             }
@@ -949,7 +953,7 @@ impl Appender<'_> {
             let sealer = self.head.sealer.get_or_init(sealer::Sealer::start);
             if let Some(sealer) = sealer {
                 // If its thread is gone, they wait for `settle_seals`.
-                let _ = sealer.send(bytes, seals.jobs);
+                let _ = sealer.send(bufs, seals.jobs);
             }
             // If it could not start, they wait for `settle_seals` too, and
             // later commits seal in place.

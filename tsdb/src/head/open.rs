@@ -229,6 +229,21 @@ impl OpenChunk {
         self.wide = false;
     }
 
+    /// Empties the chunk and hands its buffer over (the chunk, whole, for
+    /// the sealer); the next chunk starts in `spare`, made large enough for
+    /// a chunk as long as this one. Copying the full chunk out instead was
+    /// about 3 % of ingest CPU (README, "Ingest after midnight").
+    pub(crate) fn take(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        let used = self.buf.len();
+        spare.clear();
+        if spare.capacity() < used {
+            spare.reserve_exact(used + used / 32);
+        }
+        self.count = 0;
+        self.wide = false;
+        std::mem::replace(&mut self.buf, spare)
+    }
+
     /// The samples, oldest first.
     pub(crate) fn samples(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
         let rec = self.record();

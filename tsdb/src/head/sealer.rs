@@ -48,7 +48,14 @@ struct Shared {
     /// samples, for the same heap bytes).
     spare_jobs: Mutex<Vec<SealJobs>>,
     spare_out: Mutex<Vec<Vec<u8>>>,
+    /// Raw chunk buffers back from sealed chunks, for the open chunks that
+    /// follow the next cuts (`OpenChunk::take`).
+    spare_bufs: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Raw chunk buffers kept for reuse: about the chunks in flight at once
+/// (2 MB of 1.5 KB buffers at most).
+const SPARE_BUFS: usize = MAX_IN_FLIGHT + 256;
 
 /// Spare buffers kept, of each kind.
 const SPARE: usize = 16;
@@ -59,7 +66,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A commit's cut chunks as the sealer gets them: the shared bytes and
 /// the jobs.
-type Batch = (Arc<Vec<u8>>, Vec<SealJob>);
+type Batch = (Arc<Vec<Vec<u8>>>, Vec<SealJob>);
 
 /// The sealer thread and its queues.
 pub(crate) struct Sealer {
@@ -100,7 +107,7 @@ impl Sealer {
     /// Hands `jobs` (whose bytes are in `bytes`) to the thread; false if
     /// it is gone (the caller's pending chunks then wait for
     /// `Head::settle_seals`, which seals them in place).
-    pub(crate) fn send(&self, bytes: Arc<Vec<u8>>, jobs: Vec<SealJob>) -> bool {
+    pub(crate) fn send(&self, bytes: Arc<Vec<Vec<u8>>>, jobs: Vec<SealJob>) -> bool {
         let n = jobs.len();
         self.shared.in_flight.fetch_add(n, Ordering::AcqRel);
         let sent = self
@@ -113,9 +120,25 @@ impl Sealer {
         sent
     }
 
-    /// Empty buffers for a commit's cut chunks.
+    /// Empty buffers for a commit's cut chunks, with spare raw buffers
+    /// for the open chunks after them.
     pub(crate) fn jobs(&self) -> SealJobs {
-        lock(&self.shared.spare_jobs).pop().unwrap_or_default()
+        let mut jobs = lock(&self.shared.spare_jobs).pop().unwrap_or_default();
+        // All of them, in one move: on scrape-aligned series one commit
+        // cuts every series of its batch at once.
+        std::mem::swap(&mut jobs.spare, &mut *lock(&self.shared.spare_bufs));
+        jobs
+    }
+
+    /// Takes back raw buffers a commit did not use.
+    pub(crate) fn give_spare(&self, mut spare: Vec<Vec<u8>>) {
+        let mut bufs = lock(&self.shared.spare_bufs);
+        if bufs.is_empty() {
+            std::mem::swap(&mut *bufs, &mut spare);
+        } else {
+            let room = SPARE_BUFS.saturating_sub(bufs.len());
+            bufs.extend(spare.into_iter().take(room));
+        }
     }
 
     /// Takes back a batch's buffers once its chunks are swapped in.
@@ -132,14 +155,20 @@ impl Sealer {
             out.push(bytes);
         }
         drop(out);
-        // Pending copies of its chunks may still hold the open bytes.
+        // Pending entries of its chunks may still hold the raw buffers.
         if let Ok(mut open) = Arc::try_unwrap(open) {
+            {
+                let mut bufs = lock(&self.shared.spare_bufs);
+                let room = SPARE_BUFS.saturating_sub(bufs.len());
+                bufs.extend(open.drain(..).take(room));
+            }
             open.clear();
             let mut spare = lock(&self.shared.spare_jobs);
             if spare.len() < SPARE {
                 spare.push(SealJobs {
-                    bytes: open,
+                    bufs: open,
                     jobs: chunks,
+                    spare: Vec::new(),
                 });
             }
         }
@@ -168,7 +197,7 @@ impl Drop for Sealer {
 pub(crate) struct Sealed {
     bytes: Vec<u8>,
     chunks: Vec<SealJob>,
-    open: Arc<Vec<u8>>,
+    open: Arc<Vec<Vec<u8>>>,
 }
 
 impl Sealed {
@@ -212,7 +241,7 @@ fn run(rx: &mpsc::Receiver<Batch>, shared: &Shared) {
         let mut out = lock(&shared.spare_out).pop().unwrap_or_default();
         for job in &mut jobs {
             let start = out.len();
-            let bytes = open.get(job.at.clone()).unwrap_or_default();
+            let bytes = open.get(job.at.start).map_or(&[][..], Vec::as_slice);
             seal(&mut enc, &mut samples, bytes, &mut out);
             job.at = start..out.len();
         }
@@ -257,7 +286,7 @@ mod tests {
         let sealer = Sealer::start().unwrap();
         // Two batches, as two commits would send them.
         let second = jobs.jobs.split_off(2);
-        let bytes = Arc::new(jobs.bytes);
+        let bytes = Arc::new(jobs.bufs);
         assert!(sealer.send(bytes.clone(), jobs.jobs));
         assert!(sealer.send(bytes, second));
         while sealer.in_flight() > 0 {
@@ -274,6 +303,45 @@ mod tests {
         assert_eq!(n, 5);
         assert_eq!(here.sealed.raw(), there.sealed.raw(), "byte for byte");
         assert_eq!(here.open.bytes(), there.open.bytes());
+    }
+
+    /// Open chunks started in reused buffers (dirty, too small, large)
+    /// hold what appending to a fresh one holds, and the buffers handed
+    /// over are the full chunks.
+    #[test]
+    fn reused_buffers_start_clean() {
+        let policy = ChunkPolicy {
+            max_samples: 40,
+            max_span_ms: i64::MAX,
+        };
+        let (mut here, mut there) = (MemSeries::default(), MemSeries::default());
+        let mut jobs = SealJobs {
+            spare: vec![
+                vec![0xAA; 700],
+                vec![1; 3],
+                Vec::with_capacity(9000),
+                vec![0x80; 20],
+            ],
+            ..SealJobs::default()
+        };
+        for i in 0..200i64 {
+            let v = (i % 13) as f64 * 1.5;
+            here.append(i * 15_000, v, &policy, 0).unwrap();
+            there
+                .append_deferring(3, i * 15_000, v, &policy, 0, &mut jobs)
+                .unwrap();
+            assert_eq!(here.open.bytes(), there.open.bytes(), "sample {i}");
+        }
+        assert_eq!(jobs.jobs.len(), 4);
+        assert!(jobs.spare.is_empty(), "every spare buffer used");
+        let mut enc = Encoder::new();
+        let mut samples = Vec::new();
+        for job in &jobs.jobs {
+            let mut out = Vec::new();
+            seal(&mut enc, &mut samples, &jobs.bufs[job.at.start], &mut out);
+            there.sealed.push(job.mint, job.maxt, &out);
+        }
+        assert_eq!(here.sealed.raw(), there.sealed.raw());
     }
 
     #[test]

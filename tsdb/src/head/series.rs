@@ -362,17 +362,18 @@ impl MemSeries {
     /// empties it (keeping its buffer, as [`cut`](Self::cut)).
     fn cut_deferred(&mut self, id: u64, seals: &mut SealJobs) {
         if let (Some(mint), Some(maxt)) = (self.open.first_time(), self.open.last_time()) {
-            let bytes = self.open.bytes();
-            let start = seals.bytes.len();
-            seals.bytes.extend_from_slice(bytes);
+            let spare = seals.spare.pop().unwrap_or_default();
+            let i = seals.bufs.len();
+            seals.bufs.push(self.open.take(spare));
             seals.jobs.push(SealJob {
                 id,
                 mint,
                 maxt,
-                at: start..seals.bytes.len(),
+                at: i..i + 1,
             });
+        } else {
+            self.open.clear();
         }
-        self.open.clear();
     }
 
     /// Seals the open chunk into the sealed buffer.
@@ -527,17 +528,19 @@ impl SealedChunks {
 }
 
 /// Full chunks a commit cut and left to the background sealer
-/// (`head/sealer.rs`): their raw bytes (`open.rs`) back to back, and which
-/// series and range each is, in the order they were cut.
+/// (`head/sealer.rs`): each one's raw buffer (`open.rs`), handed over
+/// whole, and which series and range each is, in the order they were cut;
+/// and empty buffers for the open chunks that follow them.
 #[derive(Default)]
 pub(crate) struct SealJobs {
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bufs: Vec<Vec<u8>>,
     pub(crate) jobs: Vec<SealJob>,
+    pub(crate) spare: Vec<Vec<u8>>,
 }
 
-/// One chunk to seal: series `id`'s chunk `[mint, maxt]`, whose raw
-/// encoding is `bytes[at]` of its [`SealJobs`] (or, in a result, whose
-/// sealed encoding is).
+/// One chunk to seal: series `id`'s chunk `[mint, maxt]`, whose raw bytes
+/// are the one buffer `bufs[at]` of its [`SealJobs`] (or, in a result,
+/// whose sealed encoding is the bytes `at`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SealJob {
     pub(crate) id: u64,
