@@ -143,6 +143,9 @@ impl OpenChunk {
                 }
             }
         }
+        // Elsewhere there is no stable prefetch hint; the append just waits.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = rec;
     }
 
     /// Appends `samples` (strictly increasing, after the last sample, at
