@@ -260,6 +260,17 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
 }
 
+/// Every segment file of the log on `disk`, oldest first, parsed.
+fn parse_segments(disk: &Disk) -> Vec<Seg> {
+    disk.segment_names()
+        .into_iter()
+        .map(|n| {
+            let bytes = disk.read(&n);
+            parse_segment(n, bytes)
+        })
+        .collect()
+}
+
 /// Parse a segment written by the log, checking it against the format
 /// description and the expected payloads.
 fn parse_segment(name: String, bytes: Vec<u8>) -> Seg {
@@ -344,14 +355,7 @@ fn build(disk: Disk) -> Base {
         next += n;
     }
     wal.close().expect("close");
-    let segs: Vec<Seg> = disk
-        .segment_names()
-        .into_iter()
-        .map(|n| {
-            let bytes = disk.read(&n);
-            parse_segment(n, bytes)
-        })
-        .collect();
+    let segs = parse_segments(&disk);
     // The cases below are only meaningful on a log with this shape.
     assert!(segs.len() >= 6, "only {} segments", segs.len());
     let (newest, sealed) = segs.split_last().expect("segments");
@@ -1356,14 +1360,7 @@ fn a_reader_checks_large_sealed_segments_window_by_window() {
         next += n;
     }
     wal.close().expect("close");
-    let segs: Vec<Seg> = disk
-        .segment_names()
-        .into_iter()
-        .map(|n| {
-            let bytes = disk.read(&n);
-            parse_segment(n, bytes)
-        })
-        .collect();
+    let segs = parse_segments(&disk);
     assert!(segs.len() >= 3, "only {} segments", segs.len());
     let base = Base { disk, segs };
     let sealed = base.segs.len() - 1;
