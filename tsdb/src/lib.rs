@@ -22,7 +22,10 @@
 //! it into the smallest of several per-chunk encodings (timestamps on a grid,
 //! values as scaled decimals, constants, bit-packed, tiered or sparse integer
 //! streams). [`chunk::Chunk`] reads either form back, bit-exactly, and never
-//! panics on damaged bytes. `FORMAT.md` gives the bytes.
+//! panics on damaged bytes. `FORMAT.md` gives the bytes. The [`head`] keeps
+//! its own open chunks uncompressed instead (faster appends, more memory
+//! per active series: its module docs say how much) and seals them with
+//! the same encoder.
 //!
 //! ```
 //! use vigil_tsdb::chunk::{Chunk, ChunkWriter};
